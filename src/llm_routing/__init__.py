@@ -3,7 +3,7 @@
 Public names only; everything else lives in a module of its own.
 """
 
-from llm_routing.catalog.spec import Limits, ModelSpec, Price
+from llm_routing.catalog import Catalog, Limits, ModelSpec, Price, default_catalog
 from llm_routing.errors import (
     FALLBACK_ERRORS,
     AllModelsFailedError,
@@ -25,6 +25,7 @@ __all__ = [
     "FALLBACK_ERRORS",
     "AllModelsFailedError",
     "BudgetExceededError",
+    "Catalog",
     "ContextLengthExceededError",
     "ErrorKind",
     "LLMRoutingError",
@@ -37,5 +38,6 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "classify",
+    "default_catalog",
     "retry_after",
 ]

@@ -160,7 +160,8 @@ class ModelSpec:
     ``"cl100k_base"``) for exact counts, or ``"estimate:<family>"`` (``estimate:anthropic``,
     ``estimate:gemini``, ``estimate:mistral``) for a calibrated estimate.
     ``rate_limits`` maps a tier name (``"tier1"``, ``"free"``, ``"build"``…) to its limits.
-    ``source`` and ``as_of`` say where the figures come from and when they were read.
+    ``source`` and ``as_of`` say where the figures come from and when they were read; ``notes``
+    says which figures could not be confirmed.
     """
 
     provider: str
@@ -174,6 +175,7 @@ class ModelSpec:
     source: str | None = None
     as_of: str | None = None
     deprecated: bool = False
+    notes: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.provider, str) or not self.provider:

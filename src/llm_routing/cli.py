@@ -1,0 +1,244 @@
+"""The ``llm-routing`` command line: one subparser per subcommand, ``main(argv) -> exit code``.
+
+It owns argument parsing and printing. The work itself (catalogue, simulator, counting) lives in
+the packages it calls; a subcommand here is a thin shell over one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, TextIO
+
+from llm_routing.catalog import Catalog, Limits, ModelSpec, default_catalog
+
+__all__ = ["build_parser", "main"]
+
+_UNKNOWN = "—"
+_EXIT_USAGE = 2
+_Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+class _UsageError(Exception):
+    """A bad value the parser could not check itself (unknown provider, tier); exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand stores its handler in ``args.handler``."""
+    parser = argparse.ArgumentParser(
+        prog="llm-routing",
+        description="Resilient, fast and cheap LLM calls in LangChain.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_models(sub)
+    return parser
+
+
+def _add_models(sub: Any) -> None:
+    models = sub.add_parser(
+        "models",
+        help="list the model catalogue: windows, prices and rate limits",
+        description=(
+            "List the shipped model catalogue. Prices are USD per 1M tokens; limits are the "
+            "published defaults of one tier (TPM, or input/output TPM for Anthropic)."
+        ),
+    )
+    models.add_argument("--provider", help="only this provider (openai, anthropic, google, …)")
+    models.add_argument(
+        "--tier", default=None, help="the rate-limit tier to show (default: tier1)"
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.add_argument(
+        "--plain", action="store_true", help="plain aligned text even when rich is installed"
+    )
+    models.set_defaults(handler=_cmd_models)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 ok, 2 bad usage)."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    handler: _Handler = args.handler
+    try:
+        return handler(args, sys.stdout)
+    except _UsageError as exc:
+        print(f"llm-routing {args.command}: error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except BrokenPipeError:
+        # `llm-routing models | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = default_catalog()
+    specs = _select(catalog, args.provider)
+    tier = args.tier or "tier1"
+    if args.tier is not None:
+        known = sorted({t for s in specs for t in s.tiers})
+        if args.tier not in known:
+            raise _UsageError(
+                f"unknown tier {args.tier!r}; valid tiers: {', '.join(known) or 'none'}"
+            )
+    if args.json:
+        json.dump([_spec_json(s, args.tier) for s in specs], out, indent=2)
+        out.write("\n")
+        return 0
+    header = [
+        "model", "context", "max out", "$ in", "$ cached", "$ out", "RPM", "TPM (in/out)", "RPD",
+    ]
+    rows = [_row(s, tier) for s in specs]
+    title = f"{len(specs)} models · limits: {tier} · prices: USD per 1M tokens"
+    if args.plain or not _print_rich(header, rows, title, out):
+        _print_plain(header, rows, title, out)
+    return 0
+
+
+def _select(catalog: Catalog, provider: str | None) -> list[ModelSpec]:
+    if provider is None:
+        return catalog.models()
+    try:
+        return catalog.models(provider)
+    except ValueError:
+        raise _UsageError(
+            f"unknown provider {provider!r}; valid providers: {', '.join(catalog.providers())}"
+        ) from None
+
+
+def _row(spec: ModelSpec, tier: str) -> list[str]:
+    price = spec.price
+    limits = spec.rate_limits.get(tier)
+    return [
+        spec.key + (" (deprecated)" if spec.deprecated else ""),
+        _fmt_count(spec.context_window),
+        _fmt_count(spec.max_output_tokens),
+        _fmt_price(price.input if price else None),
+        _fmt_price(price.cached_input if price else None),
+        _fmt_price(price.output if price else None),
+        _fmt_int(limits.rpm if limits else None),
+        _fmt_tokens_limit(limits),
+        _fmt_int(limits.rpd if limits else None),
+    ]
+
+
+def _fmt_count(n: int | None) -> str:
+    """Round token counts compactly (128k, 4M); others exactly (1,048,576), never rounded."""
+    if n is None:
+        return _UNKNOWN
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return f"{n:,}"
+
+
+def _fmt_int(n: int | None) -> str:
+    return _UNKNOWN if n is None else f"{n:,}"
+
+
+def _fmt_price(value: Decimal | None) -> str:
+    if value is None:
+        return _UNKNOWN
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+        whole, _, frac = text.partition(".")
+        text = f"{whole}.{frac.ljust(2, '0')}"
+    else:
+        text = f"{text}.00"
+    return f"${text}"
+
+
+def _fmt_tokens_limit(limits: Limits | None) -> str:
+    if limits is None:
+        return _UNKNOWN
+    if limits.tpm is not None:
+        return _fmt_count(limits.tpm)
+    if limits.itpm is not None or limits.otpm is not None:
+        return f"{_fmt_count(limits.itpm)}/{_fmt_count(limits.otpm)}"
+    return _UNKNOWN
+
+
+def _spec_json(spec: ModelSpec, tier: str | None) -> dict[str, Any]:
+    def price_json(price: Any) -> dict[str, Any] | None:
+        if price is None:
+            return None
+        return {
+            "input": _dec(price.input),
+            "cached_input": _dec(price.cached_input),
+            "cache_write": _dec(price.cache_write),
+            "output": _dec(price.output),
+            "reasoning": _dec(price.reasoning),
+            "long_context_threshold": price.long_context_threshold,
+            "long_context": price_json(price.long_context),
+        }
+
+    if tier is None:
+        tiers = dict(spec.rate_limits)
+    else:
+        tiers = {tier: spec.rate_limits[tier]} if tier in spec.rate_limits else {}
+    return {
+        "key": spec.key,
+        "provider": spec.provider,
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "context_window": spec.context_window,
+        "max_output_tokens": spec.max_output_tokens,
+        "tokenizer": spec.tokenizer,
+        "price": price_json(spec.price),
+        "rate_limits": {t: _limits_json(lim) for t, lim in tiers.items()},
+        "source": spec.source,
+        "as_of": spec.as_of,
+        "deprecated": spec.deprecated,
+    }
+
+
+def _dec(value: Decimal | None) -> str | None:
+    # Strings keep 0.075 exact; floats would not.
+    return None if value is None else f"{value:f}"
+
+
+def _limits_json(limits: Limits) -> dict[str, int]:
+    names = ("rpm", "tpm", "rpd", "itpm", "otpm", "tpd", "max_concurrency")
+    return {n: v for n in names if (v := getattr(limits, n)) is not None}
+
+
+def _print_rich(header: list[str], rows: list[list[str]], title: str, out: TextIO) -> bool:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        return False
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    Console(file=out, width=max(160, sum(len(h) for h in header)), highlight=False).print(table)
+    return True
+
+
+def _print_plain(header: list[str], rows: list[list[str]], title: str, out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    out.write(title + "\n")
+    out.write(line(header) + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in rows:
+        out.write(line(row) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
