@@ -18,6 +18,7 @@ from llm_routing.errors import (
     classify,
     retry_after,
 )
+from llm_routing.tokens import count_tokens, fits
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,8 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "classify",
+    "count_tokens",
     "default_catalog",
+    "fits",
     "retry_after",
 ]

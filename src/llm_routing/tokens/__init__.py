@@ -1,0 +1,21 @@
+"""Offline token counting: exact for OpenAI encodings, calibrated estimates for the rest.
+
+Owns ``count_tokens``, ``fits`` and the packaged tiktoken encodings; context windows and what
+to do when an input is too big belong to ``guard``.
+"""
+
+from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding
+from llm_routing.tokens.counting import count_tokens, count_tokens_upto, fits, tokenizer_for
+from llm_routing.tokens.estimate import Calibration, estimate_text_tokens, get_calibration
+
+__all__ = [
+    "ENCODING_NAMES",
+    "Calibration",
+    "count_tokens",
+    "count_tokens_upto",
+    "estimate_text_tokens",
+    "fits",
+    "get_calibration",
+    "get_encoding",
+    "tokenizer_for",
+]

@@ -1,0 +1,98 @@
+r"""Deciding "at most N tokens?" without tokenising what cannot matter.
+
+Owns the proven bounds and the early-exit chunked count; which encoding or estimate applies is
+decided in ``counting``. Every answer here is exact or a proven bound, never a guess.
+
+Why a cut is safe. tiktoken splits text with a regex into pieces and BPE-encodes each piece on
+its own, so ``count(a + b) == count(a) + count(b)`` whenever the split point is a piece
+boundary that neither half's regex matching can see past. Both shipped patterns (o200k_base and
+cl100k_base) end a piece, without lookahead that differs between "end of text" and the next
+character, at:
+
+* ``\n`` followed by a letter: no alternative that can contain ``\n`` (``\s*[\r\n]+``,
+  ``\s++$``, `` ?[^\s\p{L}\p{N}]+[\r\n/]*``, ``\s+``) can consume a letter, and a word
+  piece's optional prefix excludes ``\r\n``;
+* letter, separator, letter (separator one of `` ,.，。``): the word piece before stops at the
+  separator (not a letter, mark or apostrophe, so no contraction suffix either), and the
+  separator starts the next word piece as its optional prefix character.
+
+"Letter" here is only ASCII letters, CJK unified ideographs and Hangul syllables, whose
+Unicode categories are stable, so Python's and the Rust regex engine's tables agree. A
+hypothesis property in tests/property/test_tokens_props.py checks the additivity on random text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import tiktoken
+
+__all__ = ["count_upto", "safe_cut", "utf8_len"]
+
+_LETTER = "A-Za-z\u4e00-\u9fff\uac00-\ud7a3"
+_CUT = re.compile(rf"\n(?=[{_LETTER}])|(?<=[{_LETTER}])(?=[ ,.\u3002\uff0c][{_LETTER}])")
+
+# Chunks below this size cost more in per-call overhead than an early exit can save.
+_MIN_CHUNK_CHARS = 64 * 1024
+_CUT_WINDOW_CHARS = 4096
+
+
+def utf8_len(text: str) -> int:
+    """UTF-8 length as tiktoken sees it (a lone surrogate becomes U+FFFD, 3 bytes)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def safe_cut(text: str, start: int) -> int:
+    """The first safe cut at or after ``start`` (see module docstring), else ``len(text)``."""
+    if start >= len(text):
+        return len(text)
+    match = _CUT.search(text, start, start + _CUT_WINDOW_CHARS) or _CUT.search(text, start)
+    if match is None:
+        return len(text)
+    return match.end()
+
+
+def count_upto(
+    encoding: tiktoken.Encoding, longest_token: int, text: str, limit: int, size: int | None = None
+) -> int:
+    """The exact token count when it is ``<= limit``; otherwise some number in (limit, exact].
+
+    ``longest_token`` is the encoding's longest token in bytes; ``size`` the text's UTF-8 length
+    if the caller has it. Order of work: a token is at least one byte, so ``size <= limit``
+    means the exact count is cheap and certainly within the limit; ``size / longest_token >
+    limit`` proves "over" with no encoding; otherwise count chunk by chunk at safe cuts and stop
+    as soon as the running total passes the limit.
+    """
+    if not text:
+        return 0
+    chars = len(text)
+    if size is None and chars <= limit:
+        size = utf8_len(text)
+    if size is not None and size <= limit:
+        return len(encoding.encode_ordinary(text))
+    # Here the UTF-8 size is > limit. Measuring it (about 1 ms per MB) only pays when it can
+    # prove "over" where the character count (a lower bound on the size) cannot.
+    lower = -(-chars // longest_token)
+    if size is None and lower <= limit < -(-4 * chars // longest_token):
+        size = utf8_len(text)
+    if size is not None:
+        lower = -(-size // longest_token)
+    if lower > limit:
+        return lower
+    total = 0
+    pos = 0
+    end_of_text = len(text)
+    chars_per_token = 2.0
+    while pos < end_of_text:
+        want = max(_MIN_CHUNK_CHARS, int((limit - total + 1) * chars_per_token * 1.1))
+        end = safe_cut(text, pos + want)
+        chunk_tokens = len(encoding.encode_ordinary(text[pos:end]))
+        if chunk_tokens:
+            chars_per_token = (end - pos) / chunk_tokens
+        total += chunk_tokens
+        pos = end
+        if total > limit:
+            return total
+    return total

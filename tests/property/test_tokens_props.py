@@ -1,0 +1,87 @@
+"""Invariants of counting: bounds, exact additivity at safe cuts, and fits == (count <= limit)."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llm_routing import ModelSpec
+from llm_routing.tokens import count_tokens, count_tokens_upto, fits, get_encoding
+from llm_routing.tokens._fast import count_upto, safe_cut
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ENCODINGS = ["o200k_base", "cl100k_base"]
+MODELS = [
+    ModelSpec(provider="openai", name="p-4o", context_window=1000),
+    ModelSpec(provider="openai", name="p-4", context_window=1000, tokenizer="cl100k_base"),
+    ModelSpec(
+        provider="anthropic", name="p-c", context_window=1000, tokenizer="estimate:anthropic"
+    ),
+    ModelSpec(provider="google", name="p-g", context_window=1000, tokenizer="estimate:gemini"),
+]
+
+# Fragments chosen to hit the regex alternatives: words, contractions, digits, punctuation,
+# whitespace runs, newlines, CJK, Hangul, emoji, combining marks and separators.
+FRAGMENTS = [
+    *"aZ .,'’-/\n\t\r1中文한😀é\u0301。，",
+    "'s",
+    "  ",
+    "\r\n",
+    "123456",
+    "<|endoftext|>",
+]
+texty = st.one_of(
+    st.lists(st.sampled_from(FRAGMENTS), max_size=60).map("".join),
+    st.text(max_size=80),
+)
+
+
+def enc_count(name, text):
+    return len(get_encoding(name).encode_ordinary(text))
+
+
+@SETTINGS
+@given(texty, st.sampled_from(ENCODINGS))
+def test_count_is_between_byte_bounds(text, name):
+    size = len(text.encode("utf-8", "surrogatepass"))
+    assert -(-size // 128) <= enc_count(name, text) <= size
+
+
+@SETTINGS
+@given(texty, texty, texty, st.sampled_from(ENCODINGS))
+def test_count_is_exactly_additive_at_safe_cuts(left, middle, right, name):
+    text = left + middle + right
+    cut = safe_cut(text, len(left))
+    assert enc_count(name, text) == enc_count(name, text[:cut]) + enc_count(name, text[cut:])
+
+
+@SETTINGS
+@given(texty, st.sampled_from(MODELS))
+def test_count_is_non_negative_and_estimates_never_below_o200k(text, model):
+    count = count_tokens(text, model)
+    assert count >= 0
+    if model.tokenizer.startswith("estimate:"):
+        assert count >= enc_count("o200k_base", text)
+
+
+@SETTINGS
+@given(st.lists(texty, max_size=4), st.sampled_from(MODELS), st.integers(-2, 120))
+def test_fits_agrees_with_exact_count(parts, model, limit):
+    messages = [("user", p) for p in parts]
+    assert fits(messages, model, limit) == (count_tokens(messages, model) <= limit)
+    text = "".join(parts)
+    assert fits(text, model, limit) == (count_tokens(text, model) <= limit)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(texty, min_size=1, max_size=8), st.sampled_from(ENCODINGS), st.data())
+def test_chunked_count_is_exact_or_a_lower_bound_above_the_limit(parts, name, data):
+    # Long enough to take the chunked path (chunks are >= 64k chars).
+    text = "".join(parts) * (200_000 // max(1, len("".join(parts))) + 1)
+    exact = enc_count(name, text)
+    limit = data.draw(st.integers(0, exact + 10))
+    encoding = get_encoding(name)
+    got = count_upto(encoding, 128, text, limit)
+    if exact <= limit:
+        assert got == exact
+    else:
+        assert limit < got <= exact
+    assert count_tokens_upto(text, name, limit) == got
