@@ -35,7 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_models(sub)
+    _add_count(sub)
     return parser
+
+
+def _add_count(sub: Any) -> None:
+    count = sub.add_parser(
+        "count",
+        help="count the tokens of a file (or stdin) for a model, offline",
+        description=(
+            "Count tokens the way the context guard does: exact for OpenAI encodings, a "
+            "calibrated upper-biased estimate for other providers. Nothing is downloaded."
+        ),
+    )
+    count.add_argument("model", help="a model name, e.g. openai:gpt-4o-mini or claude-haiku-4-5")
+    count.add_argument(
+        "file", nargs="?", default="-", help="the text file to count (default: stdin)"
+    )
+    count.add_argument(
+        "--as-message",
+        action="store_true",
+        help="count the text as one user message (adds the chat format's overhead)",
+    )
+    count.set_defaults(handler=_cmd_count)
 
 
 def _add_models(sub: Any) -> None:
@@ -48,9 +70,7 @@ def _add_models(sub: Any) -> None:
         ),
     )
     models.add_argument("--provider", help="only this provider (openai, anthropic, google, …)")
-    models.add_argument(
-        "--tier", default=None, help="the rate-limit tier to show (default: tier1)"
-    )
+    models.add_argument("--tier", default=None, help="the rate-limit tier to show (default: tier1)")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.add_argument(
         "--plain", action="store_true", help="plain aligned text even when rich is installed"
@@ -74,6 +94,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+# -- count ------------------------------------------------------------------------------------
+
+
+def _cmd_count(args: argparse.Namespace, out: TextIO) -> int:
+    from llm_routing.errors import UnknownModelError
+    from llm_routing.tokens import count_tokens
+
+    try:
+        spec = default_catalog().get(args.model)
+    except (UnknownModelError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise _UsageError(f"cannot read {args.file!r}: {exc.strerror}") from None
+    payload: Any = [("user", text)] if args.as_message else text
+    tokens = count_tokens(payload, spec)
+    exact = not spec.tokenizer.startswith("estimate:")
+    window = spec.context_window
+    out.write(
+        f"{tokens:,} tokens for {spec.key} ({'exact, ' if exact else 'estimate, '}"
+        f"{spec.tokenizer}); context window {window:,} ({tokens / window:.1%} used)\n"
+    )
+    return 0
+
+
 # -- models -----------------------------------------------------------------------------------
 
 
@@ -92,7 +142,15 @@ def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         return 0
     header = [
-        "model", "context", "max out", "$ in", "$ cached", "$ out", "RPM", "TPM (in/out)", "RPD",
+        "model",
+        "context",
+        "max out",
+        "$ in",
+        "$ cached",
+        "$ out",
+        "RPM",
+        "TPM (in/out)",
+        "RPD",
     ]
     rows = [_row(s, tier) for s in specs]
     title = f"{len(specs)} models · limits: {tier} · prices: USD per 1M tokens"
