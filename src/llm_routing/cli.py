@@ -34,9 +34,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_demo_and_sim(sub)
     _add_models(sub)
     _add_count(sub)
     return parser
+
+
+def _add_demo_and_sim(sub: Any) -> None:
+    # Their options live with the simulator (llm_routing.sim.cli); everything after the
+    # subcommand, --help included, is handed over unparsed.
+    demo = sub.add_parser(
+        "demo",
+        add_help=False,
+        help="run a mixed workload against simulated providers and report (no API key needed)",
+    )
+    demo.add_argument("args", nargs=argparse.REMAINDER)
+    demo.set_defaults(handler=_cmd_demo)
+    sim = sub.add_parser(
+        "sim",
+        add_help=False,
+        help="the simulated OpenAI-compatible provider: `llm-routing sim serve --port 8000`",
+    )
+    sim.add_argument("args", nargs=argparse.REMAINDER)
+    sim.set_defaults(handler=_cmd_sim)
+
+
+def _sim_missing(exc: ImportError) -> _UsageError:
+    return _UsageError(
+        f"the simulator needs the 'sim' extra ({exc.name} is missing): "
+        'pip install "llm-routing[sim]"'
+    )
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from llm_routing.sim.demo import demo_main
+    except ImportError as exc:
+        raise _sim_missing(exc) from None
+    return demo_main(args.args)
+
+
+def _cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from llm_routing.sim.cli import main as sim_main
+    except ImportError as exc:
+        raise _sim_missing(exc) from None
+    return sim_main(args.args)
+
+
+_PASSTHROUGH: dict[str, _Handler] = {"demo": _cmd_demo, "sim": _cmd_sim}
 
 
 def _add_count(sub: Any) -> None:
@@ -80,8 +126,13 @@ def _add_models(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 2 bad usage)."""
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in _PASSTHROUGH:
+        # argparse's REMAINDER cannot start with an option (`demo --seed 3`), so these
+        # subcommands get their words directly; the subparsers above only document them.
+        args = argparse.Namespace(command=words[0], args=words[1:], handler=_PASSTHROUGH[words[0]])
+    else:
+        args = build_parser().parse_args(words)
     handler: _Handler = args.handler
     try:
         return handler(args, sys.stdout)

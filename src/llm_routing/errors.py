@@ -354,6 +354,9 @@ _TRANSIENT_CLASS_NAMES = frozenset(
         "DeadlineExceeded",
         "InternalServerError",
         "ServerError",
+        # A response body that is not valid JSON is a provider fault; the next try may be fine.
+        "JSONDecodeError",
+        "APIResponseValidationError",
     }
 )
 _TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 520, 522, 524, 529})

@@ -405,3 +405,11 @@ class TestTaxonomy:
         ):
             assert isinstance(exc, FALLBACK_ERRORS), type(exc)
         assert not isinstance(ValueError("bad"), FALLBACK_ERRORS)
+
+
+def test_malformed_provider_json_is_transient():
+    import json
+
+    with pytest.raises(json.JSONDecodeError) as info:
+        json.loads("{not json")
+    assert classify(info.value) is ErrorKind.TRANSIENT

@@ -1,0 +1,36 @@
+"""A simulated OpenAI-compatible provider: real HTTP, real limits, faults on demand.
+
+Owns the simulator (``SimulatedProvider``, its models, limiter, faults, latency and demo); it
+does not route, schedule or price anything, it is what those pieces are tested against.
+
+HTTP stack: Starlette on uvicorn (the ``sim`` extra). ASGI gives streaming SSE responses and
+raw access to the connection for faults; uvicorn's asyncio server holds thousands of concurrent
+connections in one thread and runs in a background thread with its own event loop (no nested
+loop tricks, no signal handlers), so tests drive it with real clients such as ``ChatOpenAI``.
+
+```python
+with SimulatedProvider([SimModel(name="gpt-4o-mini", rpm=3, tpm=10_000)], seed=0) as sim:
+    llm = ChatOpenAI(model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0)
+    llm.invoke("hi")
+    sim.stats()["models"]["gpt-4o-mini"]["requests_served"]  # 1
+```
+"""
+
+from llm_routing.sim.config import SimModel
+from llm_routing.sim.faults import FAULT_KINDS, FaultPlan
+from llm_routing.sim.latency import Latency
+from llm_routing.sim.limiter import Decision, SlidingWindowLimiter
+from llm_routing.sim.schema_gen import sample_from_schema
+from llm_routing.sim.server import SimulatedProvider, default_models
+
+__all__ = [
+    "FAULT_KINDS",
+    "Decision",
+    "FaultPlan",
+    "Latency",
+    "SimModel",
+    "SimulatedProvider",
+    "SlidingWindowLimiter",
+    "default_models",
+    "sample_from_schema",
+]

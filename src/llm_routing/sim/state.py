@@ -1,0 +1,561 @@
+"""The simulator's shared state: per-model limiters, quotas, fault plans, counters, timelines.
+
+Owns every decision about a request that has been parsed (admit, 429, quota, fault, what to
+answer) and the statistics; knows nothing about HTTP framing, which is ``sim.app``.
+All mutation happens under one lock, so ``stats()``/``reset()`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_routing.sim import _tokens
+from llm_routing.sim.config import SimModel
+from llm_routing.sim.faults import FaultKind, FaultPlan
+from llm_routing.sim.limiter import Decision, SlidingWindowLimiter, WindowState
+from llm_routing.sim.schema_gen import sample_from_schema
+
+__all__ = [
+    "Admission",
+    "ChatRequest",
+    "Completion",
+    "Rejection",
+    "SimState",
+    "ToolCall",
+    "error_body",
+    "format_duration",
+]
+
+_RATE_LIMIT_DOCS = "Visit https://platform.openai.com/account/rate-limits to learn more."
+_QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+
+
+def error_body(
+    message: str, type_: str = "invalid_request_error", *, param: str | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """An OpenAI-shaped error body."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def format_duration(seconds: float) -> str:
+    """Format like OpenAI's ``x-ratelimit-reset-*`` headers (Go durations): ``1s``, ``6m0s``.
+
+    Rounded to the millisecond: ``0s``, ``120ms``, ``17.28s``, ``1m26.4s``, ``2h0m0s``.
+    """
+    ms = max(0, math.ceil(seconds * 1000 - 1e-6))
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+class Rejection(Exception):
+    """A request answered with an HTTP error (raised inside the simulator, sent by the app)."""
+
+    def __init__(
+        self, status: int, body: Mapping[str, Any], headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+        self.headers = list(headers)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated ``/v1/chat/completions`` body (only what the simulator acts on)."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The one tool call a simulated answer makes."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A complete answer, composed before any byte is sent (so usage is known up front)."""
+
+    id: str
+    created: int
+    model: str
+    content: str | None
+    tool_call: ToolCall | None
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    pieces: list[str]
+
+    def usage(self) -> dict[str, Any]:
+        """Usage in the OpenAI shape."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted request: what to answer, how slowly, and whether to fail it on purpose."""
+
+    completion: Completion
+    fault: FaultKind | None
+    drop_after: int
+    hang: float | None
+    ttft: float
+    per_token: float
+    headers: list[tuple[str, str]]
+
+
+def _empty_counters() -> dict[str, Any]:
+    return {
+        "requests_received": 0,
+        "requests_served": 0,
+        "rate_limited": {"requests": 0, "tokens": 0},
+        "insufficient_quota": 0,
+        "context_length_exceeded": 0,
+        "bad_requests": 0,
+        "faults": {},
+        "tokens_admitted": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+    }
+
+
+class _ModelRuntime:
+    """Mutable per-model state (guarded by ``SimState``'s lock)."""
+
+    def __init__(self, model: SimModel, seed: int, clock: Callable[[], float]) -> None:
+        self.model = model
+        self.limiter = SlidingWindowLimiter(clock=clock, **model.limits())
+        base = seed * 1_000_003 + zlib.crc32(model.name.encode())
+        self.fault_rng = random.Random(base)
+        self.latency_rng = random.Random(base + 1)
+        self.content_rng = random.Random(base + 2)
+        self.faults = model.faults
+        self.fault_counter = 0
+        self.spent_tokens = 0
+        self.spent_requests = 0
+        self.counters = _empty_counters()
+        self.timeline: list[tuple[float, str, int]] = []
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        self.faults = plan
+        self.fault_counter = 0
+
+
+class SimState:
+    """Everything the server decides and counts, for a fixed set of models.
+
+    ``clock`` drives the rate windows and the timelines (virtual time in tests); the latency
+    model always sleeps in real time.
+    """
+
+    def __init__(
+        self,
+        models: Iterable[SimModel],
+        *,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._models = tuple(models)
+        if not self._models:
+            raise ValueError("SimState needs at least one SimModel (models=[SimModel(name=...)])")
+        self._lookup: dict[str, str] = {}
+        for model in self._models:
+            if not isinstance(model, SimModel):
+                raise TypeError(f"models must be SimModel instances, got {model!r}")
+            for alias in (model.name, *model.aliases):
+                owner = self._lookup.get(alias)
+                if owner is not None and owner != model.name:
+                    raise ValueError(
+                        f"model name or alias {alias!r} is used by both {owner!r} and "
+                        f"{model.name!r}; give each simulated model distinct names"
+                    )
+                self._lookup[alias] = model.name
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        self.seed = seed
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._ids = 0
+        self._reset_locked()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the state at construction: empty windows, quotas, counters, initial faults."""
+        with self._lock:
+            self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        self._runtimes = {m.name: _ModelRuntime(m, self.seed, self.clock) for m in self._models}
+        self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
+        self._t0 = self.clock()
+
+    def set_faults(self, model: str, faults: FaultPlan | Mapping[int, str | int] | None) -> None:
+        """Replace a model's fault plan (``None`` clears it); its request numbering restarts."""
+        if faults is None:
+            plan = FaultPlan()
+        elif isinstance(faults, FaultPlan):
+            plan = faults
+        elif isinstance(faults, Mapping):
+            plan = FaultPlan(schedule={n: str(k) for n, k in faults.items()})
+        else:
+            raise TypeError(
+                f"faults must be a FaultPlan, a {{request number: kind}} mapping or None, "
+                f"got {faults!r}"
+            )
+        with self._lock:
+            self._runtime(model).set_faults(plan)
+
+    def warm_up(self) -> None:
+        """Load every tokenizer the models need now, not inside the first request.
+
+        Loading an encoding takes a few hundred milliseconds of CPU; done lazily it would stall
+        the event loop while a burst of clients is connecting (their SYNs then get dropped and
+        retried seconds later).
+        """
+        probe = [{"role": "user", "content": "warm up"}]
+        for model in self._models:
+            _tokens.output_encoding(model.tokenizer)
+            _tokens.count_prompt(probe, None, model)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    @property
+    def models(self) -> tuple[SimModel, ...]:
+        """The simulated models, in construction order."""
+        return self._models
+
+    def resolve(self, name: str) -> SimModel | None:
+        """The model a request's ``model`` field names (by name or alias), if any."""
+        canonical = self._lookup.get(name)
+        return None if canonical is None else self._runtimes[canonical].model
+
+    def _runtime(self, name: str) -> _ModelRuntime:
+        canonical = self._lookup.get(name)
+        if canonical is None:
+            known = ", ".join(m.name for m in self._models)
+            raise ValueError(f"unknown simulated model {name!r}; known: {known}")
+        return self._runtimes[canonical]
+
+    # -- counting ------------------------------------------------------------------------
+
+    def _event(self, rt: _ModelRuntime, event: str, tokens: int) -> None:
+        rt.timeline.append((round(self.clock() - self._t0, 6), event, tokens))
+
+    def note_received(self, model: str | None = None) -> None:
+        """Count an incoming request (and, once its model is known, against that model)."""
+        with self._lock:
+            if model is None:
+                self._global["requests_received"] += 1
+            else:
+                self._runtime(model).counters["requests_received"] += 1
+
+    def note_bad_request(self, model: str | None) -> None:
+        """Count a 400 that is not a context overflow."""
+        with self._lock:
+            self._global["bad_requests"] += 1
+            if model is not None:
+                rt = self._runtime(model)
+                rt.counters["bad_requests"] += 1
+                self._event(rt, "bad_request", 0)
+
+    def note_not_found(self) -> None:
+        """Count a request for a model the simulator does not serve."""
+        with self._lock:
+            self._global["not_found"] += 1
+
+    def note_served(self, completion: Completion) -> None:
+        """Count a fully answered request."""
+        with self._lock:
+            rt = self._runtime(completion.model)
+            rt.counters["requests_served"] += 1
+            rt.counters["prompt_tokens"] += completion.prompt_tokens
+            rt.counters["completion_tokens"] += completion.completion_tokens
+            self._event(
+                rt, "served", completion.prompt_tokens + completion.completion_tokens
+            )
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def check_context(self, request: ChatRequest, prompt_tokens: int) -> None:
+        """Raise the 400 ``context_length_exceeded`` OpenAI sends when the window is too small."""
+        rt = self._runtime(request.model)
+        model = rt.model
+        window = model.context_window
+        completion = request.max_tokens or 0
+        if prompt_tokens + completion <= window:
+            return
+        if request.max_tokens is None:
+            message = (
+                f"This model's maximum context length is {window} tokens. However, your "
+                f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+                "messages."
+            )
+        else:
+            message = (
+                f"This model's maximum context length is {window} tokens. However, you requested "
+                f"{prompt_tokens + completion} tokens ({prompt_tokens} in the messages, "
+                f"{completion} in the completion). Please reduce the length of the messages or "
+                "completion."
+            )
+        # OpenAI's current wording too: langchain-openai (with openai>=2) recognises only it,
+        # because the SDK no longer puts the error code into the exception text.
+        message += f" Input tokens exceed the configured limit of {window} tokens."
+        with self._lock:
+            rt.counters["context_length_exceeded"] += 1
+            self._event(rt, "context_length_exceeded", prompt_tokens + completion)
+            headers = _ratelimit_headers(rt.limiter.state())
+        raise Rejection(
+            400,
+            error_body(message, param="messages", code="context_length_exceeded"),
+            headers,
+        )
+
+    def admit(self, request: ChatRequest, prompt_tokens: int) -> Admission:
+        """Quota, then rate limits, then faults; compose the answer of an admitted request.
+
+        Raises ``Rejection`` (429) when the quota is spent or a window is full.
+        """
+        with self._lock:
+            rt = self._runtime(request.model)
+            model = rt.model
+            reserve = request.max_tokens
+            if reserve is None:
+                reserve = model.default_output_reserve
+            if self._quota_spent(rt):
+                rt.counters["insufficient_quota"] += 1
+                self._event(rt, "insufficient_quota", prompt_tokens + reserve)
+                raise Rejection(
+                    429,
+                    error_body(_QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"),
+                    _ratelimit_headers(rt.limiter.state()),
+                )
+            decision = rt.limiter.acquire(prompt_tokens, reserve)
+            headers = _ratelimit_headers(decision.windows)
+            if not decision.admitted:
+                raise self._rate_limited(rt, decision, headers)
+            completion = self._compose(rt, request, prompt_tokens)
+            rt.counters["tokens_admitted"] += prompt_tokens + reserve
+            rt.spent_requests += 1
+            rt.spent_tokens += completion.prompt_tokens + completion.completion_tokens
+            rt.fault_counter += 1
+            fault = rt.faults.draw(rt.fault_counter, rt.fault_rng)
+            if fault is not None:
+                faults = rt.counters["faults"]
+                faults[fault] = faults.get(fault, 0) + 1
+                self._event(rt, f"fault:{fault}", prompt_tokens + reserve)
+            ttft, per_token = model.latency.sample(rt.latency_rng)
+            return Admission(
+                completion=completion,
+                fault=fault,
+                drop_after=rt.faults.drop_after,
+                hang=rt.faults.hang,
+                ttft=ttft,
+                per_token=per_token,
+                headers=headers,
+            )
+
+    @staticmethod
+    def _quota_spent(rt: _ModelRuntime) -> bool:
+        # Like a prepaid balance: checked before the call, charged with the real usage after,
+        # so the last admitted request may overdraw it.
+        model = rt.model
+        if model.quota_requests is not None and rt.spent_requests >= model.quota_requests:
+            return True
+        return model.quota_tokens is not None and rt.spent_tokens >= model.quota_tokens
+
+    def _rate_limited(
+        self, rt: _ModelRuntime, decision: Decision, headers: list[tuple[str, str]]
+    ) -> Rejection:
+        binding = decision.binding
+        assert binding is not None  # a refused decision always names its window
+        rt.counters["rate_limited"][binding.kind] += 1
+        self._event(rt, f"rate_limited:{binding.kind}", binding.requested)
+        where = f"{rt.model.name} in organization org-sim on {binding.label}"
+        if math.isinf(decision.retry_after):
+            message = (
+                f"Request too large for {where}: Limit {binding.limit}, Requested "
+                f"{binding.requested}. The input or output tokens must be reduced in order to "
+                f"run successfully. {_RATE_LIMIT_DOCS}"
+            )
+        else:
+            wait = decision.retry_after
+            message = (
+                f"Rate limit reached for {where}: Limit {binding.limit}, Used {binding.used}, "
+                f"Requested {binding.requested}. Please try again in {format_duration(wait)}. "
+                f"{_RATE_LIMIT_DOCS}"
+            )
+            headers = [
+                ("retry-after", str(max(1, math.ceil(wait - 1e-9)))),
+                ("retry-after-ms", str(max(1, math.ceil(wait * 1000 - 1e-6)))),
+                *headers,
+            ]
+        return Rejection(
+            429,
+            error_body(message, binding.kind, code="rate_limit_exceeded"),
+            headers,
+        )
+
+    def _compose(self, rt: _ModelRuntime, request: ChatRequest, prompt_tokens: int) -> Completion:
+        model = rt.model
+        rng = rt.content_rng
+        encoding = _tokens.output_encoding(model.tokenizer)
+        self._ids += 1
+        cap = max(0, model.context_window - prompt_tokens)
+        if model.max_output_tokens is not None:
+            cap = min(cap, model.max_output_tokens)
+        if request.max_tokens is not None:
+            cap = min(cap, request.max_tokens)
+
+        tool = _chosen_tool(request)
+        if tool is not None:
+            name, parameters, forced = tool
+            arguments = json.dumps(sample_from_schema(parameters, rng=rng))
+            arguments, used, cut = _tokens.truncate(arguments, cap, encoding)
+            return Completion(
+                id=f"chatcmpl-sim{self._ids}",
+                created=int(time.time()),
+                model=model.name,
+                content=None,
+                tool_call=ToolCall(f"call_sim{self._ids}", name, arguments),
+                finish_reason="length" if cut else ("stop" if forced else "tool_calls"),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=used,
+                pieces=_tokens.split_tokens(arguments, encoding),
+            )
+
+        text = self._content(rng, request, model)
+        text, used, cut = _tokens.truncate(text, cap, encoding)
+        finish = "length" if cut else "stop"
+        if request.stop and request.response_format is None:
+            hits = [i for i in (text.find(s) for s in request.stop if s) if i >= 0]
+            if hits:
+                text = text[: min(hits)]
+                used = len(encoding.encode(text, disallowed_special=()))
+                finish = "stop"
+        return Completion(
+            id=f"chatcmpl-sim{self._ids}",
+            created=int(time.time()),
+            model=model.name,
+            content=text,
+            tool_call=None,
+            finish_reason=finish,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=used,
+            pieces=_tokens.split_tokens(text, encoding),
+        )
+
+    @staticmethod
+    def _content(rng: random.Random, request: ChatRequest, model: SimModel) -> str:
+        fmt = request.response_format or {}
+        if fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema") or {}
+            return json.dumps(sample_from_schema(schema, rng=rng))
+        if fmt.get("type") == "json_object":
+            return json.dumps({"answer": _tokens.reply_text(rng, model.reply_tokens)})
+        return _tokens.reply_text(rng, model.reply_tokens)
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """A JSON-ready snapshot: totals, then ``models[name]`` with counters and timeline."""
+        with self._lock:
+            models: dict[str, Any] = {}
+            totals = _empty_counters()
+            totals.update(self._global)
+            for name, rt in self._runtimes.items():
+                counters = json.loads(json.dumps(rt.counters))
+                models[name] = {
+                    **counters,
+                    "limits": {k: v for k, v in rt.model.limits().items() if v is not None},
+                    "context_window": rt.model.context_window,
+                    "quota_spent": {"tokens": rt.spent_tokens, "requests": rt.spent_requests},
+                    "timeline": [list(e) for e in rt.timeline],
+                }
+                for key in ("requests_served", "insufficient_quota", "context_length_exceeded",
+                            "tokens_admitted", "prompt_tokens", "completion_tokens"):
+                    totals[key] += counters[key]
+                for kind, count in counters["rate_limited"].items():
+                    totals["rate_limited"][kind] += count
+                for kind, count in counters["faults"].items():
+                    totals["faults"][kind] = totals["faults"].get(kind, 0) + count
+            totals["uptime"] = round(self.clock() - self._t0, 6)
+            totals["models"] = models
+            return totals
+
+
+def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any], bool] | None:
+    """The tool the simulated model calls: the forced one, else the first; or none."""
+    if not request.tools or request.tool_choice == "none":
+        return None
+    by_name = {t["function"]["name"]: t["function"] for t in request.tools}
+    choice = request.tool_choice
+    if isinstance(choice, dict):
+        name = choice["function"]["name"]
+        return name, by_name[name].get("parameters") or {}, True
+    last_role = request.messages[-1].get("role")
+    if choice != "required" and last_role == "tool":
+        return None  # "auto" after a tool result: answer in text, as an agent loop expects
+    first = request.tools[0]["function"]
+    return first["name"], first.get("parameters") or {}, False
+
+
+def _ratelimit_headers(windows: Mapping[str, WindowState]) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for window, suffix in (("rpm", "requests"), ("tpm", "tokens")):
+        state = windows.get(window)
+        if state is None:
+            continue
+        headers += [
+            (f"x-ratelimit-limit-{suffix}", str(state.limit)),
+            (f"x-ratelimit-remaining-{suffix}", str(state.remaining)),
+            (f"x-ratelimit-reset-{suffix}", format_duration(state.reset_after)),
+        ]
+    return headers
