@@ -18,6 +18,8 @@ from llm_routing.errors import (
     classify,
     retry_after,
 )
+from llm_routing.guard import ContextGuard
+from llm_routing.router import Router, build_router, create_auto_picker_llm
 from llm_routing.tokens import count_tokens, fits
 
 __version__ = "0.1.0"
@@ -27,6 +29,7 @@ __all__ = [
     "AllModelsFailedError",
     "BudgetExceededError",
     "Catalog",
+    "ContextGuard",
     "ContextLengthExceededError",
     "ErrorKind",
     "LLMRoutingError",
@@ -36,10 +39,13 @@ __all__ = [
     "ProviderUnavailableError",
     "QuotaExceededError",
     "RateLimitExhaustedError",
+    "Router",
     "UnknownModelError",
     "__version__",
+    "build_router",
     "classify",
     "count_tokens",
+    "create_auto_picker_llm",
     "default_catalog",
     "fits",
     "retry_after",

@@ -1,0 +1,322 @@
+"""The context guard: refuse an input that cannot fit a model's window, before any network call.
+
+Owns the fit check (input + tool schemas + reserved output against ``window × safety``), the
+mapping of providers' own context-overflow errors, and the seed's ``ContextStrategy`` questions.
+Counting belongs to ``tokens``, window sizes to ``catalog``, choosing the next model to the router.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.runnables import Runnable
+
+from llm_routing._decorator import Call, Decorator
+from llm_routing.catalog import Catalog, ModelSpec, default_catalog
+from llm_routing.errors import (
+    ContextLengthExceededError,
+    ErrorKind,
+    UnknownModelError,
+    classify,
+)
+from llm_routing.tokens import count_tokens, fits
+
+__all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
+
+DEFAULT_OUTPUT_RESERVE = 4096
+"""Output tokens reserved when neither the call nor the model sets ``max_tokens``.
+
+Capped at the model's own output limit and at a quarter of its window. Providers reserve
+nothing for output when no cap is sent, so this is headroom for the answer rather than a
+provider rule; raise it (or set ``max_tokens`` on the model) when answers are long.
+"""
+
+_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_SPEC_CACHE_SIZE = 256
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _model_max_tokens(model: Any) -> int | None:
+    """The output cap a model sends on every request (``ChatOpenAI(max_tokens=…)`` and kin)."""
+    for attr in _MAX_TOKENS_KEYS:
+        try:
+            value = getattr(model, attr, None)
+        except Exception:  # an odd model property must not break the guard
+            value = None
+        found = _positive_int(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _as_messages(input: Any) -> Any:
+    """What the chat model will see: a string becomes one user message (with its overhead)."""
+    if isinstance(input, str):
+        return [("user", input)]
+    if isinstance(input, list | tuple) and not input:
+        raise ValueError(
+            "input is an empty list of messages; a chat model needs at least one message, "
+            'e.g. [("user", "Hello")] or a plain string'
+        )
+    return input
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+class _Resolved:
+    """A model's spec and the output cap it sends, looked up once per model object."""
+
+    __slots__ = ("model", "model_max_tokens", "spec")
+
+    def __init__(self, model: Any, spec: ModelSpec, model_max_tokens: int | None) -> None:
+        self.model = model  # held so the id() key cannot be reused while cached
+        self.spec = spec
+        self.model_max_tokens = model_max_tokens
+
+
+class ContextGuard(Decorator):
+    """Refuse an input that cannot fit the wrapped model, so a fallback chain moves on at once.
+
+    For every call it counts the input as the model will see it (messages, bound tool
+    schemas, images), adds the output it reserves, and checks
+    ``tokens + reserved_output <= context_window × safety``. Too big: it raises
+    `ContextLengthExceededError` with the numbers, no network call is made, and ``with_fallbacks``
+    (or the router) tries the next model. The estimate travels as ``llm_routing.input_tokens``
+    and ``llm_routing.context_window`` metadata on the model's run.
+
+    Reserved output: the call's or the model's ``max_tokens`` (``max_completion_tokens``,
+    ``max_output_tokens``) when set, because the provider holds that much of the window; else
+    ``reserve_output``, or by default ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens,
+    context_window // 4)``.
+
+    Windows come from ``catalog`` (default: the shared `default_catalog`), with the model's
+    ``profile`` taking precedence. One guard can wrap any number of models.
+    """
+
+    def __init__(
+        self,
+        safety: float = 0.9,
+        reserve_output: int | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        if isinstance(safety, bool) or not isinstance(safety, int | float):
+            raise TypeError(
+                f"ContextGuard(safety=…) must be a number in (0, 1], got {type(safety).__name__}"
+            )
+        if not 0 < safety <= 1:
+            raise ValueError(
+                f"ContextGuard(safety=…) must be in (0, 1] (the share of the window to use, "
+                f"0.9 keeps 10% headroom for counting differences), got {safety!r}"
+            )
+        if reserve_output is not None and (
+            isinstance(reserve_output, bool) or not isinstance(reserve_output, int)
+        ):
+            raise TypeError(
+                "ContextGuard(reserve_output=…) must be an int number of tokens or None, "
+                f"got {type(reserve_output).__name__}"
+            )
+        if reserve_output is not None and reserve_output < 0:
+            raise ValueError(
+                f"ContextGuard(reserve_output=…) must be >= 0 tokens or None (use the model's "
+                f"max_tokens, else a default), got {reserve_output}"
+            )
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise TypeError(
+                f"ContextGuard(catalog=…) must be a Catalog or None, got {type(catalog).__name__}"
+            )
+        self.safety = float(safety)
+        self.reserve_output = reserve_output
+        self._catalog = catalog
+        self._specs: dict[int, _Resolved] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalogue windows come from (the shared default unless one was given)."""
+        return self._catalog if self._catalog is not None else default_catalog()
+
+    def __repr__(self) -> str:
+        return f"ContextGuard(safety={self.safety}, reserve_output={self.reserve_output})"
+
+    # --- per model -------------------------------------------------------------------------
+
+    def spec_for(self, model: Any) -> ModelSpec:
+        """The spec the guard checks ``model`` against (cached per model object).
+
+        An unknown model raises `UnknownModelError` (a ``ValueError``) saying how to register it.
+        """
+        return self._resolve(model).spec
+
+    def _resolve(self, model: Any) -> _Resolved:
+        key = id(model)
+        entry = self._specs.get(key)
+        if entry is not None and entry.model is model:
+            return entry
+        try:
+            spec = self.catalog.for_model(model)
+        except UnknownModelError as exc:
+            raise UnknownModelError(
+                f"ContextGuard cannot check {type(model).__name__}: {exc.message} Alternatively "
+                "give the model a profile={'max_input_tokens': N}.",
+                model=exc.model,
+            ) from None
+        except TypeError as exc:
+            raise TypeError(
+                f"ContextGuard cannot find the context window of {type(model).__name__}: {exc} "
+                "Or give the model a profile={'max_input_tokens': N}."
+            ) from None
+        entry = _Resolved(model, spec, _model_max_tokens(model))
+        with self._lock:
+            if len(self._specs) >= _SPEC_CACHE_SIZE:
+                self._specs.clear()
+            self._specs[key] = entry
+        return entry
+
+    def limit_for(self, spec: ModelSpec) -> int:
+        """The tokens (input plus reserved output) the guard lets through to ``spec``'s model."""
+        return int(spec.context_window * self.safety)
+
+    def _reserved(self, resolved: _Resolved, invocation_kwargs: Mapping[str, Any]) -> int:
+        for key in _MAX_TOKENS_KEYS:
+            found = _positive_int(invocation_kwargs.get(key))
+            if found is not None:
+                return found
+        if resolved.model_max_tokens is not None:
+            return resolved.model_max_tokens
+        return self._default_reserve(resolved.spec)
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def before(self, call: Call) -> None:
+        """Count the input for ``call.model`` and refuse it when it cannot fit."""
+        resolved = self._resolve(call.model)
+        spec = resolved.spec
+        kwargs = call.invocation_kwargs
+        tools = kwargs.get("tools") or None
+        reserved = self._reserved(resolved, kwargs)
+        limit = self.limit_for(spec)
+        messages = _as_messages(call.input)
+        room = limit - reserved
+        # ``fits`` decides from sizes alone for small inputs and stops early for huge ones;
+        # the exact count is then needed only for the metadata or the error's numbers.
+        if room < 0 or not fits(messages, spec, room, tools=tools):
+            tokens = count_tokens(messages, spec, tools=tools)
+            call.state = tokens
+            raise self._too_big(spec, tokens, reserved, limit)
+        tokens = count_tokens(messages, spec, tools=tools)
+        call.state = tokens
+        call.metadata["llm_routing.input_tokens"] = tokens
+        call.metadata["llm_routing.reserved_output_tokens"] = reserved
+        call.metadata["llm_routing.context_window"] = spec.context_window
+
+    def _too_big(
+        self, spec: ModelSpec, tokens: int, reserved: int, limit: int
+    ) -> ContextLengthExceededError:
+        message = (
+            f"input needs {_fmt(tokens)} tokens + {_fmt(reserved)} reserved for output; "
+            f"{spec.key} accepts {_fmt(limit)} ({_fmt(spec.context_window)} × {self.safety:g}). "
+            "Shorten the input, lower max_tokens, or route it to a larger-context model "
+            "(add one to the fallbacks or large_context of the router)"
+        )
+        return ContextLengthExceededError(
+            message, required_tokens=tokens + reserved, max_tokens=limit, model=spec.key
+        )
+
+    def on_error(self, call: Call, error: Exception) -> Exception | None:
+        """Map a provider's own context overflow to `ContextLengthExceededError`."""
+        if (
+            isinstance(error, ContextLengthExceededError)
+            or classify(error) is not ErrorKind.CONTEXT
+        ):
+            return None
+        try:
+            spec: ModelSpec | None = self._resolve(call.model).spec
+        except (TypeError, ValueError):
+            spec = None
+        key = spec.key if spec is not None else type(call.model).__name__
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        tokens = call.state if isinstance(call.state, int) else None
+        return ContextLengthExceededError(
+            f"{key} rejected the input as too long for its context window "
+            f"(the guard estimated {_fmt(tokens) if tokens is not None else 'unknown'} input "
+            f"tokens): {first}",
+            required_tokens=tokens,
+            max_tokens=spec.context_window if spec is not None else None,
+            model=key,
+        )
+
+    # --- the seed's ContextStrategy questions ---------------------------------------------
+
+    def estimate_tokens(self, input: Any, model_name: str | ModelSpec | Runnable[Any, Any]) -> int:
+        """Tokens ``input`` costs the named model, as a chat model would see it (no tools)."""
+        spec = self._spec_of(model_name)
+        return count_tokens(_as_messages(input), spec)
+
+    def check_fits(
+        self, input: Any, model_name: str | ModelSpec | Runnable[Any, Any]
+    ) -> tuple[bool, int, int]:
+        """``(fits, estimated_tokens, max_context)`` for the named model.
+
+        ``max_context`` is what the guard admits (``window × safety``); ``fits`` also accounts
+        for the default output reserve, exactly as a guarded call would.
+        """
+        spec = self._spec_of(model_name)
+        tokens = count_tokens(_as_messages(input), spec)
+        limit = self.limit_for(spec)
+        reserved = self._default_reserve(spec)
+        return tokens + reserved <= limit, tokens, limit
+
+    def larger_context_models(self, required_tokens: int) -> list[str]:
+        """Catalogue models (``provider:name``) that admit ``required_tokens``, smallest first.
+
+        Deprecated models are left out. Ties keep the catalogue's (alphabetical) order.
+        """
+        if isinstance(required_tokens, bool) or not isinstance(required_tokens, int):
+            raise TypeError(
+                "larger_context_models(required_tokens) needs an int, "
+                f"got {type(required_tokens).__name__}"
+            )
+        if required_tokens < 0:
+            raise ValueError(
+                f"larger_context_models(required_tokens) must be >= 0, got {required_tokens}"
+            )
+        candidates = [
+            s
+            for s in self.catalog.models()
+            if not s.deprecated and self.limit_for(s) >= required_tokens
+        ]
+        candidates.sort(key=lambda s: s.context_window)
+        return [s.key for s in candidates]
+
+    get_larger_context_models = larger_context_models
+    """The seed's name for `larger_context_models`."""
+
+    def _default_reserve(self, spec: ModelSpec) -> int:
+        if self.reserve_output is not None:
+            return self.reserve_output
+        # A quarter of the window at most, so a small-window model is not refused by a
+        # reserve meant for large ones.
+        default = min(DEFAULT_OUTPUT_RESERVE, spec.context_window // 4)
+        cap = spec.max_output_tokens
+        return default if cap is None else min(cap, default)
+
+    def _spec_of(self, model: str | ModelSpec | Runnable[Any, Any]) -> ModelSpec:
+        if isinstance(model, ModelSpec):
+            return model
+        if isinstance(model, str):
+            return self.catalog.get(model)
+        if isinstance(model, Runnable):
+            return self.spec_for(model)
+        raise TypeError(
+            "model_name must be a model name such as 'openai:gpt-4o-mini', a ModelSpec or a "
+            f"chat model; got {type(model).__name__}"
+        )
