@@ -1,0 +1,140 @@
+"""Per-call overhead of the guard and the router over a bare chat model, without any network.
+
+Run from the repository root: ``python -m benchmarks.overhead``. Prints a table and writes
+benchmarks/results/overhead.json. Every number is the median of interleaved rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import langchain_core
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from llm_routing.guard import ContextGuard
+from llm_routing.router import build_router
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "overhead.json"
+ROUNDS = 15
+CALLS_PER_ROUND = 300
+GOAL_ROUTER_RATIO = 2.0
+PROMPT = [("system", "You are terse."), ("user", "Say hello in one word.")]
+
+
+class FixedChatModel(BaseChatModel):
+    """Answers every call with the same message: no network, reusable for any number of calls."""
+
+    model_name: str = "bench-fixed"
+
+    @property
+    def _llm_type(self) -> str:
+        return "fixed"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = AIMessage(
+            content="Hello.",
+            usage_metadata={"input_tokens": 20, "output_tokens": 2, "total_tokens": 22},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def fixed(name: str) -> FixedChatModel:
+    """A fixed model whose profile gives the guard a window, so no catalogue entry is needed."""
+    return FixedChatModel(model_name=name, profile={"max_input_tokens": 128_000})
+
+
+def per_call(fn: Callable[[], Any], calls: int = CALLS_PER_ROUND) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int = ROUNDS) -> dict[str, float]:
+    """Median seconds per call for each function, rounds interleaved so drift hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(per_call(fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def litellm_row() -> Callable[[], Any] | None:
+    """LiteLLM's Router with a mocked response, when litellm happens to be installed."""
+    try:
+        from litellm import Router as LiteRouter  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    deployments = [
+        {"model_name": "bench", "litellm_params": {"model": f"openai/bench-{i}", "api_key": "x"}}
+        for i in range(3)
+    ]
+    lite = LiteRouter(model_list=deployments, fallbacks=[{"bench": ["bench"]}])
+    messages = [{"role": role, "content": text} for role, text in PROMPT]
+    return lambda: lite.completion(model="bench", messages=messages, mock_response="Hello.")
+
+
+def main() -> None:
+    bare = fixed("bench-a")
+    guarded = ContextGuard() | fixed("bench-a")
+    router = build_router(fixed("bench-a"), fallbacks=[fixed("bench-b"), fixed("bench-c")])
+    answer = router.invoke(PROMPT)
+    assert answer.response_metadata["llm_routing.model"].endswith("bench-a")
+    assert guarded.invoke(PROMPT).content == bare.invoke(PROMPT).content == "Hello."
+
+    fns: dict[str, Callable[[], Any]] = {
+        "bare": lambda: bare.invoke(PROMPT),
+        "guard": lambda: guarded.invoke(PROMPT),
+        "router_3_models": lambda: router.invoke(PROMPT),
+    }
+    lite = litellm_row()
+    if lite is not None:
+        fns["litellm_router_mock"] = lite
+    for fn in fns.values():  # warm caches (encodings, spec lookups, pydantic)
+        per_call(fn, 50)
+    t = interleaved(fns)
+
+    base = t["bare"]
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "processor": platform.machine()},
+        "langchain_core": langchain_core.__version__,
+        "rounds": ROUNDS,
+        "calls_per_round": CALLS_PER_ROUND,
+        "us_per_call": {name: seconds * 1e6 for name, seconds in t.items()},
+        "ratio_vs_bare": {name: seconds / base for name, seconds in t.items()},
+        "added_us": {name: (seconds - base) * 1e6 for name, seconds in t.items()},
+        "goal_router_ratio": GOAL_ROUTER_RATIO,
+        "litellm": "measured" if lite is not None else "not installed",
+    }
+    notes = {"router_3_models": f"goal <= {GOAL_ROUTER_RATIO:.1f}x"}
+    width = max(len(name) for name in t)
+    print(f"{'path':<{width}}  {'us/call':>9}  {'vs bare':>8}  {'added':>9}  note")
+    for name, seconds in t.items():
+        print(
+            f"{name:<{width}}  {seconds * 1e6:>9.1f}  {seconds / base:>7.2f}x  "
+            f"{(seconds - base) * 1e6:>7.1f}us  {notes.get(name, '')}"
+        )
+    if lite is None:
+        print("litellm not installed: no LiteLLM row")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
