@@ -4,6 +4,7 @@ Public names only; everything else lives in a module of its own.
 """
 
 from llm_routing.catalog import Catalog, Limits, ModelSpec, Price, default_catalog
+from llm_routing.config import from_config
 from llm_routing.errors import (
     FALLBACK_ERRORS,
     AllModelsFailedError,
@@ -48,5 +49,6 @@ __all__ = [
     "create_auto_picker_llm",
     "default_catalog",
     "fits",
+    "from_config",
     "retry_after",
 ]
