@@ -61,7 +61,10 @@ class Call:
     Langfuse show it on the generation. ``state`` is the decorator's private per-call slot
     (a reservation id, a start time). ``model`` is the innermost runnable (the chat model under
     every binding) and ``invocation_kwargs`` what it will be called with (bound tools, ``stop``,
-    ``max_tokens``…), both needed to count tokens and to look up limits.
+    ``max_tokens``…), both needed to count tokens and to look up limits. ``upstream`` is the
+    metadata the outer decorators of the same stack set before this one ran (read-only), so
+    the scheduler and the tracker reuse the guard's ``llm_routing.input_tokens`` instead of
+    counting the input again.
     """
 
     __slots__ = (
@@ -73,6 +76,7 @@ class Call:
         "model",
         "state",
         "streaming",
+        "upstream",
     )
 
     def __init__(
@@ -83,8 +87,10 @@ class Call:
         model: Runnable[Any, Any],
         bound_kwargs: Mapping[str, Any],
         streaming: bool,
+        upstream: Mapping[str, Any] | None = None,
     ) -> None:
         self.input = input
+        self.upstream: Mapping[str, Any] = upstream if upstream is not None else {}
         self.config = config
         self.kwargs = kwargs
         self.model = model
@@ -505,9 +511,14 @@ class Decorated(Runnable[Input, Output]):
         return ensure_config(merge_configs(self.config, config) if self.config else config)
 
     def _call(
-        self, input: Any, config: RunnableConfig, kwargs: dict[str, Any], streaming: bool
+        self,
+        input: Any,
+        config: RunnableConfig,
+        kwargs: dict[str, Any],
+        streaming: bool,
+        upstream: Mapping[str, Any] | None = None,
     ) -> Call:
-        return Call(input, config, kwargs, self._model, self._bound_kwargs, streaming)
+        return Call(input, config, kwargs, self._model, self._bound_kwargs, streaming, upstream)
 
     @staticmethod
     def _inner_config(
@@ -592,7 +603,7 @@ class Decorated(Runnable[Input, Output]):
         if index == len(self.decorators):
             return self.bound.invoke(input, self._inner_config(config, metadata, run_id), **kwargs)
         decorator = self.decorators[index]
-        call = self._call(input, config, kwargs, False)
+        call = self._call(input, config, kwargs, False, metadata)
         decorator.before(call)
         try:
             output = decorator.around(
@@ -633,7 +644,7 @@ class Decorated(Runnable[Input, Output]):
                 input, self._inner_config(config, metadata, run_id), **kwargs
             )
         decorator = self.decorators[index]
-        call = self._call(input, config, kwargs, False)
+        call = self._call(input, config, kwargs, False, metadata)
         await decorator.abefore(call)
         try:
             output = await decorator.aaround(
@@ -703,7 +714,7 @@ class Decorated(Runnable[Input, Output]):
             )
             return _Opened(iterator, next(iterator, _NOTHING), [])
         decorator = self.decorators[index]
-        call = self._call(input, config, kwargs, True)
+        call = self._call(input, config, kwargs, True, metadata)
         decorator.before(call)
         try:
             opened = decorator.around(
@@ -769,7 +780,7 @@ class Decorated(Runnable[Input, Output]):
             )
             return _Opened(iterator, await anext(iterator, _NOTHING), [])
         decorator = self.decorators[index]
-        call = self._call(input, config, kwargs, True)
+        call = self._call(input, config, kwargs, True, metadata)
         await decorator.abefore(call)
         try:
             opened = await decorator.aaround(
@@ -857,7 +868,7 @@ class Decorated(Runnable[Input, Output]):
         calls: list[Call] = []
         metadata: dict[str, Any] = {}
         for decorator in self.decorators:
-            call = self._call(input, config, kwargs, True)
+            call = self._call(input, config, kwargs, True, dict(metadata))
             try:
                 decorator.before(call)
             except Exception as exc:
@@ -878,7 +889,7 @@ class Decorated(Runnable[Input, Output]):
         calls: list[Call] = []
         metadata: dict[str, Any] = {}
         for decorator in self.decorators:
-            call = self._call(input, config, kwargs, True)
+            call = self._call(input, config, kwargs, True, dict(metadata))
             try:
                 await decorator.abefore(call)
             except Exception as exc:

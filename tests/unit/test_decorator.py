@@ -609,3 +609,38 @@ def test_with_fallbacks_falls_back_through_decorators():
         ("b", "before"),
         ("b", "after"),
     ]
+
+
+class _Tagger(Decorator):
+    def before(self, call: Call) -> None:
+        call.metadata["llm_routing.input_tokens"] = 42
+
+
+class _Reader(Decorator):
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def before(self, call: Call) -> None:
+        self.seen.append(dict(call.upstream))
+
+
+def test_inner_decorator_sees_what_outer_ones_learned_for_the_same_call():
+    reader = _Reader()
+    model = (_Tagger() | reader) | GenericFakeChatModel(messages=iter(["a", "b"]))
+    model.invoke("hi")
+    list(model.stream("hi"))
+    assert reader.seen == [{"llm_routing.input_tokens": 42}] * 2
+
+
+async def test_inner_decorator_sees_upstream_metadata_in_async_paths():
+    reader = _Reader()
+    model = (_Tagger() | reader) | GenericFakeChatModel(messages=iter(["a", "b"]))
+    await model.ainvoke("hi")
+    [c async for c in model.astream("hi")]
+    assert reader.seen == [{"llm_routing.input_tokens": 42}] * 2
+
+
+def test_outermost_decorator_has_no_upstream():
+    reader = _Reader()
+    (reader | _Tagger() | GenericFakeChatModel(messages=iter(["a"]))).invoke("hi")
+    assert reader.seen == [{}]
