@@ -23,15 +23,22 @@ async def test_a_thousand_concurrent_requests_complete_or_get_429s(busy_sim):
     # Ten clients of 100 connections each: one httpx pool of 1,000 connections spends most of
     # the run in its own bookkeeping (quadratic in the pool size), not in the server.
     clients = [
-        httpx.AsyncClient(base_url=busy_sim.base_url, timeout=60,
-                          limits=httpx.Limits(max_connections=CONCURRENT // 10))
+        httpx.AsyncClient(
+            base_url=busy_sim.base_url,
+            timeout=60,
+            limits=httpx.Limits(max_connections=CONCURRENT // 10),
+        )
         for _ in range(10)
     ]
 
     async def one(i):
         model = "narrow" if i % 2 else "wide"
-        body = {"model": model, "messages": [{"role": "user", "content": f"request {i}"}],
-                "max_tokens": 20, "stream": i % 4 == 0}
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": f"request {i}"}],
+            "max_tokens": 20,
+            "stream": i % 4 == 0,
+        }
         return await clients[i % 10].post("/chat/completions", json=body)
 
     try:

@@ -17,7 +17,7 @@ def post(sim, body, **kwargs):
 
 
 def sse_events(text):
-    return [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
 
 
 def test_base_url_is_loopback_and_ends_in_v1(sim):
@@ -47,16 +47,28 @@ def test_prompt_tokens_are_counted_with_the_project_tokenizer(sim):
     spec_model = sim.state.resolve("gpt-4o-mini")
     from llm_routing.catalog.spec import ModelSpec
 
-    spec = ModelSpec(provider="openai", name="gpt-4o-mini", context_window=spec_model.context_window)
+    spec = ModelSpec(
+        provider="openai", name="gpt-4o-mini", context_window=spec_model.context_window
+    )
     assert r.json()["usage"]["prompt_tokens"] == count_tokens(messages, spec)
 
 
 def test_tools_count_towards_prompt_tokens(sim):
-    tool = {"type": "function", "function": {"name": "lookup", "parameters": {
-        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {
+                "type": "object",
+                "properties": {"q": {"type": "string"}},
+                "required": ["q"],
+            },
+        },
+    }
     plain = post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["usage"]["prompt_tokens"]
-    with_tool = post(sim, {"model": "gpt-4o-mini", "messages": USER, "tools": [tool],
-                           "tool_choice": "none"}).json()["usage"]["prompt_tokens"]
+    with_tool = post(
+        sim, {"model": "gpt-4o-mini", "messages": USER, "tools": [tool], "tool_choice": "none"}
+    ).json()["usage"]["prompt_tokens"]
     assert with_tool > plain
 
 
@@ -148,7 +160,9 @@ def test_context_overflow_with_max_tokens_names_both_parts(sim):
 
 
 def test_context_overflow_without_max_tokens_counts_messages_only(sim):
-    r = post(sim, {"model": "tiny-window", "messages": [{"role": "user", "content": "word " * 400}]})
+    r = post(
+        sim, {"model": "tiny-window", "messages": [{"role": "user", "content": "word " * 400}]}
+    )
     assert r.status_code == 400
     assert "However, your messages resulted in" in r.json()["error"]["message"]
 
@@ -174,7 +188,9 @@ def test_max_tokens_cuts_the_reply_with_finish_reason_length(sim):
 
 
 def test_stop_sequence_ends_the_reply_before_it(sim):
-    text = post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["choices"][0]["message"]["content"]
+    text = post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["choices"][0]["message"][
+        "content"
+    ]
     stop_word = text.split()[3]
     sim.reset()
     r = post(sim, {"model": "gpt-4o-mini", "messages": USER, "stop": [f" {stop_word}"]})
@@ -184,17 +200,28 @@ def test_stop_sequence_ends_the_reply_before_it(sim):
 
 
 def test_same_seed_gives_the_same_answers_after_reset(sim):
-    first = [post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["choices"][0]["message"]
-             for _ in range(3)]
+    first = [
+        post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["choices"][0]["message"]
+        for _ in range(3)
+    ]
     sim.reset()
-    again = [post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["choices"][0]["message"]
-             for _ in range(3)]
+    again = [
+        post(sim, {"model": "gpt-4o-mini", "messages": USER}).json()["choices"][0]["message"]
+        for _ in range(3)
+    ]
     assert first == again
 
 
 def test_stream_sends_chunks_usage_and_done(sim):
-    r = post(sim, {"model": "gpt-4o-mini", "messages": USER, "stream": True,
-                   "stream_options": {"include_usage": True}})
+    r = post(
+        sim,
+        {
+            "model": "gpt-4o-mini",
+            "messages": USER,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     events = sse_events(r.text)
     assert events[-1] == "[DONE]"
@@ -218,11 +245,21 @@ def test_stream_without_include_usage_has_no_usage_chunk(sim):
 
 def test_tool_call_uses_the_first_tool_and_its_schema(sim):
     tools = [
-        {"type": "function", "function": {"name": "get_weather", "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]},
-                           "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-            "required": ["city", "unit", "days"]}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string"},
+                        "unit": {"enum": ["c", "f"]},
+                        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                    },
+                    "required": ["city", "unit", "days"],
+                },
+            },
+        },
         {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}},
     ]
     r = post(sim, {"model": "gpt-4o-mini", "messages": USER, "tools": tools})
@@ -240,8 +277,13 @@ def test_auto_tool_choice_after_a_tool_result_answers_in_text(sim):
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     messages = [
         *USER,
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "42"},
     ]
     r = post(sim, {"model": "gpt-4o-mini", "messages": messages, "tools": tools})
@@ -251,11 +293,26 @@ def test_auto_tool_choice_after_a_tool_result_answers_in_text(sim):
 
 
 def test_json_schema_response_format_returns_a_conforming_document(sim):
-    schema = {"type": "object", "properties": {"title": {"type": "string"},
-                                               "tags": {"type": "array", "items": {"type": "string"}}},
-              "required": ["title", "tags"], "additionalProperties": False}
-    r = post(sim, {"model": "gpt-4o-mini", "messages": USER, "response_format": {
-        "type": "json_schema", "json_schema": {"name": "doc", "schema": schema, "strict": True}}})
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["title", "tags"],
+        "additionalProperties": False,
+    }
+    r = post(
+        sim,
+        {
+            "model": "gpt-4o-mini",
+            "messages": USER,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "doc", "schema": schema, "strict": True},
+            },
+        },
+    )
     document = json.loads(r.json()["choices"][0]["message"]["content"])
     assert set(document) == {"title", "tags"}
     assert all(isinstance(t, str) for t in document["tags"])
@@ -296,13 +353,20 @@ def test_stats_count_each_outcome(sim):
     assert stats["bad_requests"] == 1
     assert stats["not_found"] == 1
     two = stats["models"]["two-rpm"]
-    assert [event for _, event, _ in two["timeline"]] == ["served", "served", "rate_limited:requests"]
+    assert [event for _, event, _ in two["timeline"]] == [
+        "served",
+        "served",
+        "rate_limited:requests",
+    ]
     assert two["tokens_admitted"] == two["prompt_tokens"]
 
 
 def test_authorization_header_is_accepted_and_optional(sim):
-    with_key = post(sim, {"model": "gpt-4o-mini", "messages": USER},
-                    headers={"Authorization": "Bearer sk-anything"})
+    with_key = post(
+        sim,
+        {"model": "gpt-4o-mini", "messages": USER},
+        headers={"Authorization": "Bearer sk-anything"},
+    )
     without = post(sim, {"model": "gpt-4o-mini", "messages": USER})
     assert with_key.status_code == without.status_code == 200
 
@@ -315,21 +379,39 @@ def test_authorization_header_is_accepted_and_optional(sim):
         ({"model": "gpt-4o-mini"}, "messages", "missing_required_parameter"),
         ({"model": "gpt-4o-mini", "messages": []}, "messages", "empty_array"),
         ({"model": "gpt-4o-mini", "messages": "hi"}, "messages", "invalid_type"),
-        ({"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]},
-         "messages[0].role", "invalid_value"),
-        ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]},
-         "messages[0].content", "invalid_type"),
+        (
+            {"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+            "invalid_value",
+        ),
+        (
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]},
+            "messages[0].content",
+            "invalid_type",
+        ),
         ({"model": "gpt-4o-mini", "messages": USER, "n": 2}, "n", "invalid_value"),
-        ({"model": "gpt-4o-mini", "messages": USER, "max_tokens": 0}, "max_tokens",
-         "integer_below_min_value"),
-        ({"model": "gpt-4o-mini", "messages": USER, "max_tokens": "many"}, "max_tokens",
-         "invalid_type"),
+        (
+            {"model": "gpt-4o-mini", "messages": USER, "max_tokens": 0},
+            "max_tokens",
+            "integer_below_min_value",
+        ),
+        (
+            {"model": "gpt-4o-mini", "messages": USER, "max_tokens": "many"},
+            "max_tokens",
+            "invalid_type",
+        ),
         ({"model": "gpt-4o-mini", "messages": USER, "stream": "yes"}, "stream", "invalid_type"),
         ({"model": "gpt-4o-mini", "messages": USER, "stop": [1]}, "stop", "invalid_type"),
-        ({"model": "gpt-4o-mini", "messages": USER, "tool_choice": "auto"}, "tool_choice",
-         "invalid_value"),
-        ({"model": "gpt-4o-mini", "messages": USER, "stream_options": {"include_usage": True}},
-         "stream_options", "invalid_value"),
+        (
+            {"model": "gpt-4o-mini", "messages": USER, "tool_choice": "auto"},
+            "tool_choice",
+            "invalid_value",
+        ),
+        (
+            {"model": "gpt-4o-mini", "messages": USER, "stream_options": {"include_usage": True}},
+            "stream_options",
+            "invalid_value",
+        ),
     ],
 )
 def test_bad_requests_get_openai_shaped_400s(sim, body, param, code):
@@ -343,8 +425,11 @@ def test_bad_requests_get_openai_shaped_400s(sim, body, param, code):
 
 
 def test_invalid_json_body_is_a_400(sim):
-    r = httpx.post(f"{sim.base_url}/chat/completions", content=b"{not json",
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{sim.base_url}/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
     assert "could not parse the JSON body" in r.json()["error"]["message"]
 

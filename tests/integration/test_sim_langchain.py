@@ -187,7 +187,8 @@ def test_529_carries_an_anthropic_overloaded_body(sim):
     with pytest.raises(ModelAPIError) as info:
         chat(sim, model="faulty").invoke("hi")
     assert info.value.response.json() == {
-        "type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"},
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
     }
 
 

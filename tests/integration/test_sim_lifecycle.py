@@ -27,12 +27,18 @@ def test_start_and_stop_free_the_port():
 
 
 def test_two_simulators_get_different_ports():
-    with SimulatedProvider([SimModel(name="a")]) as one, SimulatedProvider([SimModel(name="b")]) as two:
+    with (
+        SimulatedProvider([SimModel(name="a")]) as one,
+        SimulatedProvider([SimModel(name="b")]) as two,
+    ):
         assert one.port != two.port
 
 
 def test_starting_twice_is_an_error():
-    with SimulatedProvider([SimModel(name="m")]) as sim, pytest.raises(RuntimeError, match="already running"):
+    with (
+        SimulatedProvider([SimModel(name="m")]) as sim,
+        pytest.raises(RuntimeError, match="already running"),
+    ):
         sim.start()
 
 
@@ -41,8 +47,11 @@ def test_stop_closes_requests_that_are_held_open():
 
     def call(url):
         try:
-            httpx.post(f"{url}/chat/completions", timeout=60,
-                       json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+            httpx.post(
+                f"{url}/chat/completions",
+                timeout=60,
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            )
         except httpx.HTTPError as exc:
             failures.append(exc)
 
@@ -62,9 +71,15 @@ def test_stop_closes_requests_that_are_held_open():
 
 def test_hang_with_a_limit_closes_the_connection_after_it():
     plan = FaultPlan.always("timeout", hang=0.2)
-    with SimulatedProvider([SimModel(name="m", faults=plan)]) as sim, pytest.raises(httpx.HTTPError):
-        httpx.post(f"{sim.base_url}/chat/completions", timeout=30,
-                   json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    with (
+        SimulatedProvider([SimModel(name="m", faults=plan)]) as sim,
+        pytest.raises(httpx.HTTPError),
+    ):
+        httpx.post(
+            f"{sim.base_url}/chat/completions",
+            timeout=30,
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
 
 
 def test_duplicate_model_names_are_rejected():
@@ -86,16 +101,29 @@ def test_serve_main_rejects_faults_for_unknown_models(capsys):
 def test_module_serve_runs_until_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_routing.sim", "serve", "--port", "0",
-         "--faults", "sim-mini=503@1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "llm_routing.sim",
+            "serve",
+            "--port",
+            "0",
+            "--faults",
+            "sim-mini=503@1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         first = proc.stdout.readline()
         base_url = first.strip().rsplit(" ", 1)[-1]
         assert base_url.endswith("/v1")
-        r = httpx.post(f"{base_url}/chat/completions",
-                       json={"model": "sim-mini", "messages": [{"role": "user", "content": "x"}]})
+        r = httpx.post(
+            f"{base_url}/chat/completions",
+            json={"model": "sim-mini", "messages": [{"role": "user", "content": "x"}]},
+        )
         assert r.status_code == 503
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -84,8 +84,11 @@ def test_retry_at_is_the_first_instant_the_refused_request_fits(schedule, caps):
 
         def fits_at(t, past=past, tokens=tokens):
             minute = live(past, t, MINUTE)
-            return (len(minute) + 1 <= rpm and sum(x for _, x in minute) + tokens <= tpm
-                    and len(live(past, t, DAY)) + 1 <= rpd)
+            return (
+                len(minute) + 1 <= rpm
+                and sum(x for _, x in minute) + tokens <= tpm
+                and len(live(past, t, DAY)) + 1 <= rpd
+            )
 
         assert fits_at(decision.retry_at)
         assert not fits_at(decision.retry_at - 1e-6)

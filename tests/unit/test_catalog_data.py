@@ -77,17 +77,26 @@ def test_long_context_prices_not_below_base(row):
     long_ctx = price.get("long_context")
     if long_ctx is not None:
         assert long_ctx["input"] >= price["input"]
-        assert price["long_context_threshold"] < row["context_window"] or row["provider"] == "anthropic"
+        assert (
+            price["long_context_threshold"] < row["context_window"]
+            or row["provider"] == "anthropic"
+        )
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r["provider"] == "openai"],
-                         ids=[i for i in IDS if i.startswith("openai:")])
+@pytest.mark.parametrize(
+    "row",
+    [r for r in ROWS if r["provider"] == "openai"],
+    ids=[i for i in IDS if i.startswith("openai:")],
+)
 def test_every_openai_row_has_tier1_to_tier5(row):
     assert {f"tier{i}" for i in range(1, 6)} <= set(row["rate_limits"])
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r["provider"] == "anthropic"],
-                         ids=[i for i in IDS if i.startswith("anthropic:")])
+@pytest.mark.parametrize(
+    "row",
+    [r for r in ROWS if r["provider"] == "anthropic"],
+    ids=[i for i in IDS if i.startswith("anthropic:")],
+)
 def test_anthropic_rows_use_separate_input_output_limits(row):
     assert {f"tier{i}" for i in range(1, 5)} <= set(row["rate_limits"])
     for limits in row["rate_limits"].values():

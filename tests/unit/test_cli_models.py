@@ -18,8 +18,12 @@ def _run(capsys, *argv):
 def test_models_table_lists_every_provider(capsys):
     code, out, _ = _run(capsys, "models")
     assert code == 0
-    for key in ("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5", "google:gemini-2.5-flash",
-                "mistral:mistral-small"):
+    for key in (
+        "openai:gpt-4o-mini",
+        "anthropic:claude-haiku-4-5",
+        "google:gemini-2.5-flash",
+        "mistral:mistral-small",
+    ):
         assert key in out
 
 
@@ -87,7 +91,10 @@ def test_parser_uses_subcommands():
 def test_module_runs_as_a_script():
     proc = subprocess.run(
         [sys.executable, "-m", "llm_routing.cli", "models", "--plain", "--provider", "mistral"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "mistral:mistral-large" in proc.stdout

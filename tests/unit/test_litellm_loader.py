@@ -88,8 +88,14 @@ def test_load_with_override_replaces_shipped_figures_but_keeps_limits():
 def test_override_never_merges_a_snapshot_entry_into_its_family():
     catalog = default_catalog().copy()
     catalog.load_litellm(
-        {"gpt-4o-2024-11-20": {"litellm_provider": "openai", "mode": "chat",
-                               "max_input_tokens": 1, "input_cost_per_token": 1}},
+        {
+            "gpt-4o-2024-11-20": {
+                "litellm_provider": "openai",
+                "mode": "chat",
+                "max_input_tokens": 1,
+                "input_cost_per_token": 1,
+            }
+        },
         override=True,
     )
     assert catalog.get("gpt-4o").context_window == 128_000

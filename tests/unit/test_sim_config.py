@@ -9,8 +9,14 @@ from llm_routing.sim.state import format_duration
 
 def test_plain_sim_model_needs_no_catalogue():
     model = SimModel(name="m", context_window=8_000, rpm=3, tpm=1_000, rpd=50)
-    assert model.limits() == {"rpm": 3, "tpm": 1_000, "rpd": 50, "itpm": None, "otpm": None,
-                              "tpd": None}
+    assert model.limits() == {
+        "rpm": 3,
+        "tpm": 1_000,
+        "rpd": 50,
+        "itpm": None,
+        "otpm": None,
+        "tpd": None,
+    }
 
 
 def test_from_spec_takes_window_tokenizer_and_tier_limits():
@@ -41,14 +47,17 @@ def test_from_spec_unknown_tier_names_the_known_ones():
         SimModel.from_spec(default_catalog().get("gpt-4o-mini"), tier="tier99")
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"name": ""}, ValueError, "name"),
-    ({"name": "m", "context_window": 0}, ValueError, "context_window"),
-    ({"name": "m", "rpm": -1}, ValueError, "rpm"),
-    ({"name": "m", "tpm": 2.5}, TypeError, "tpm"),
-    ({"name": "m", "faults": {3: 503}}, TypeError, "FaultPlan"),
-    ({"name": "m", "latency": 0.3}, TypeError, "Latency"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": ""}, ValueError, "name"),
+        ({"name": "m", "context_window": 0}, ValueError, "context_window"),
+        ({"name": "m", "rpm": -1}, ValueError, "rpm"),
+        ({"name": "m", "tpm": 2.5}, TypeError, "tpm"),
+        ({"name": "m", "faults": {3: 503}}, TypeError, "FaultPlan"),
+        ({"name": "m", "latency": 0.3}, TypeError, "Latency"),
+    ],
+)
 def test_bad_fields_are_rejected_naming_the_field(kwargs, error, match):
     with pytest.raises(error, match=match):
         SimModel(**kwargs)
@@ -70,10 +79,19 @@ def test_fast_latency_is_instant():
     assert Latency.fast().sample(random.Random(0)) == (0.0, 0.0)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (0.12, "120ms"), (1, "1s"), (17.28, "17.28s"), (86.4, "1m26.4s"),
-    (360, "6m0s"), (7200, "2h0m0s"), (59.9651, "59.966s"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.12, "120ms"),
+        (1, "1s"),
+        (17.28, "17.28s"),
+        (86.4, "1m26.4s"),
+        (360, "6m0s"),
+        (7200, "2h0m0s"),
+        (59.9651, "59.966s"),
+    ],
+)
 def test_reset_durations_are_formatted_like_openai(seconds, text):
     assert format_duration(seconds) == text
 

@@ -43,14 +43,17 @@ def test_parse_reads_rates_and_schedule():
     assert dict(plan.schedule) == {3: "500"}
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"rates": {"418": 0.1}}, "unknown fault kind"),
-    ({"rates": {"503": 1.5}}, "probability"),
-    ({"rates": {"503": 0.6, "500": 0.6}}, "sum to at most 1"),
-    ({"schedule": {0: "503"}}, "1-based"),
-    ({"drop_after": -1}, "drop_after"),
-    ({"hang": -2}, "hang"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rates": {"418": 0.1}}, "unknown fault kind"),
+        ({"rates": {"503": 1.5}}, "probability"),
+        ({"rates": {"503": 0.6, "500": 0.6}}, "sum to at most 1"),
+        ({"schedule": {0: "503"}}, "1-based"),
+        ({"drop_after": -1}, "drop_after"),
+        ({"hang": -2}, "hang"),
+    ],
+)
 def test_bad_plans_are_rejected_with_a_clear_message(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FaultPlan(**kwargs)

@@ -100,10 +100,15 @@ def test_clock_going_backwards_is_treated_as_standing_still():
     assert limiter.acquire(1).now == 1000.0
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"rpm": -1}, ValueError), ({"tpm": 1.5}, TypeError), ({"rpd": True}, TypeError),
-    ({"clock": 3}, TypeError),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"rpm": -1}, ValueError),
+        ({"tpm": 1.5}, TypeError),
+        ({"rpd": True}, TypeError),
+        ({"clock": 3}, TypeError),
+    ],
+)
 def test_bad_limits_are_rejected_with_the_argument_named(kwargs, error):
     with pytest.raises(error, match=next(iter(kwargs))):
         SlidingWindowLimiter(**kwargs)

@@ -46,7 +46,8 @@ def test_sample_validates_against_the_pydantic_model(model):
 def test_same_rng_state_gives_the_same_sample():
     schema = Order.model_json_schema()
     assert sample_from_schema(schema, rng=random.Random(5)) == sample_from_schema(
-        schema, rng=random.Random(5))
+        schema, rng=random.Random(5)
+    )
 
 
 def test_recursive_schema_terminates():
@@ -59,8 +60,12 @@ def test_recursive_schema_terminates():
 
 
 def test_all_of_merges_properties():
-    schema = {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}},
-                        {"properties": {"b": {"const": "x"}}}]}
+    schema = {
+        "allOf": [
+            {"type": "object", "properties": {"a": {"type": "integer"}}},
+            {"properties": {"b": {"const": "x"}}},
+        ]
+    }
     value = sample_from_schema(schema)
     assert isinstance(value["a"], int)
     assert value["b"] == "x"

@@ -43,13 +43,21 @@ _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 _LATEST_SUFFIX = "-latest"
 _ROW_KEYS = frozenset(
     {
-        "provider", "name", "aliases", "context_window", "max_output_tokens", "tokenizer",
-        "price", "rate_limits", "source", "as_of", "deprecated", "notes",
+        "provider",
+        "name",
+        "aliases",
+        "context_window",
+        "max_output_tokens",
+        "tokenizer",
+        "price",
+        "rate_limits",
+        "source",
+        "as_of",
+        "deprecated",
+        "notes",
     }
 )
-_REGISTER_HINT = (
-    'catalog.register(ModelSpec(provider="...", name="...", context_window=...))'
-)
+_REGISTER_HINT = 'catalog.register(ModelSpec(provider="...", name="...", context_window=...))'
 
 
 def normalize_provider(provider: str) -> str:
@@ -229,20 +237,14 @@ class Catalog:
         providers = [provider] if provider is not None else self.providers()
         for candidate in _candidate_names(name.lower()):
             keys = sorted(
-                {
-                    self._index[(p, candidate)]
-                    for p in providers
-                    if (p, candidate) in self._index
-                }
+                {self._index[(p, candidate)] for p in providers if (p, candidate) in self._index}
             )
             if keys:
                 return keys
         return []
 
     def _unknown(self, model: str, provider: str | None, name: str) -> UnknownModelError:
-        pool = [
-            n for (p, n) in self._index if provider is None or p == provider
-        ]
+        pool = [n for (p, n) in self._index if provider is None or p == provider]
         close = difflib.get_close_matches(name.lower(), pool, n=3, cutoff=0.6)
         suggestions = sorted({self._index_key_for(n, provider) for n in close})
         hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""

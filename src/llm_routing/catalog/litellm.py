@@ -150,9 +150,11 @@ def _entry_to_spec(key: str, entry: Mapping[str, Any], origin: str) -> ModelSpec
 
 def _strip_prefix(key: str, raw_provider: str, provider: str) -> str:
     head, sep, tail = key.partition("/")
-    if sep and tail and head in {raw_provider, provider} | {
-        k for k, v in _PROVIDERS.items() if v == provider
-    }:
+    if (
+        sep
+        and tail
+        and head in {raw_provider, provider} | {k for k, v in _PROVIDERS.items() if v == provider}
+    ):
         return tail
     return key
 

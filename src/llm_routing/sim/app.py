@@ -136,8 +136,15 @@ def _not_found_body(name: str) -> dict[str, Any]:
 
 
 class _BadRequest(Rejection):
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 model: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        model: str | None = None,
+        status: int = 400,
+    ) -> None:
         super().__init__(status, error_body(message, param=param, code=code))
         self.model = model
 
@@ -161,7 +168,9 @@ def _json_type(value: Any) -> str:
 def _invalid_type(param: str, expected: str, value: Any, model: str | None) -> _BadRequest:
     return _BadRequest(
         f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param=param, code="invalid_type", model=model,
+        param=param,
+        code="invalid_type",
+        model=model,
     )
 
 
@@ -171,14 +180,19 @@ def parse_chat_request(data: Any, state: SimState) -> ChatRequest:
         raise _invalid_type("body", "an object", data, None)
     name = data.get("model")
     if name is None:
-        raise _BadRequest("you must provide a model parameter", param="model",
-                          code="missing_required_parameter")
+        raise _BadRequest(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
     if not isinstance(name, str):
         raise _invalid_type("model", "a string", name, None)
     model = state.resolve(name)
     if model is None:
-        raise _BadRequest(_not_found_body(name)["error"]["message"], param="model",
-                          code="model_not_found", status=404)
+        raise _BadRequest(
+            _not_found_body(name)["error"]["message"],
+            param="model",
+            code="model_not_found",
+            status=404,
+        )
     m = model.name
     state.note_received(m)
     messages = _messages(data.get("messages", _MISSING), m)
@@ -196,7 +210,10 @@ def parse_chat_request(data: Any, state: SimState) -> ChatRequest:
         if not stream:
             raise _BadRequest(
                 "Invalid value for 'stream_options': Setting stream_options is only allowed when "
-                "'stream' is enabled.", param="stream_options", code="invalid_value", model=m,
+                "'stream' is enabled.",
+                param="stream_options",
+                code="invalid_value",
+                model=m,
             )
         include_usage = bool(options.get("include_usage", False))
 
@@ -208,7 +225,10 @@ def parse_chat_request(data: Any, state: SimState) -> ChatRequest:
         if n != 1:
             raise _BadRequest(
                 f"Invalid value for 'n': the simulator serves one choice per request (n=1), got "
-                f"n={n}. Send separate requests instead.", param="n", code="invalid_value", model=m,
+                f"n={n}. Send separate requests instead.",
+                param="n",
+                code="invalid_value",
+                model=m,
             )
     stop = _stop(data.get("stop"), m)
     tools = _tools(data.get("tools"), m)
@@ -232,14 +252,21 @@ _MISSING: Any = object()
 
 def _messages(value: Any, m: str) -> list[dict[str, Any]]:
     if value is _MISSING or value is None:
-        raise _BadRequest("Missing required parameter: 'messages'.", param="messages",
-                          code="missing_required_parameter", model=m)
+        raise _BadRequest(
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+            model=m,
+        )
     if not isinstance(value, list):
         raise _invalid_type("messages", "an array", value, m)
     if not value:
         raise _BadRequest(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
-            "an empty array instead.", param="messages", code="empty_array", model=m,
+            "an empty array instead.",
+            param="messages",
+            code="empty_array",
+            model=m,
         )
     for i, message in enumerate(value):
         where = f"messages[{i}]"
@@ -249,12 +276,19 @@ def _messages(value: Any, m: str) -> list[dict[str, Any]]:
         if role not in _ROLES:
             raise _BadRequest(
                 f"Invalid value for '{where}.role': expected one of {', '.join(sorted(_ROLES))}, "
-                f"got {role!r}.", param=f"{where}.role", code="invalid_value", model=m,
+                f"got {role!r}.",
+                param=f"{where}.role",
+                code="invalid_value",
+                model=m,
             )
         content = message.get("content")
         if content is None and role not in ("assistant", "function"):
-            raise _BadRequest(f"Missing required parameter: '{where}.content'.",
-                              param=f"{where}.content", code="missing_required_parameter", model=m)
+            raise _BadRequest(
+                f"Missing required parameter: '{where}.content'.",
+                param=f"{where}.content",
+                code="missing_required_parameter",
+                model=m,
+            )
         if content is not None and not isinstance(content, str | list):
             raise _invalid_type(f"{where}.content", "a string or array", content, m)
         if isinstance(content, list):
@@ -262,9 +296,12 @@ def _messages(value: Any, m: str) -> list[dict[str, Any]]:
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                     raise _invalid_type(f"{where}.content[{j}]", "an object with a 'type'", part, m)
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            raise _BadRequest(f"Missing required parameter: '{where}.tool_call_id'.",
-                              param=f"{where}.tool_call_id", code="missing_required_parameter",
-                              model=m)
+            raise _BadRequest(
+                f"Missing required parameter: '{where}.tool_call_id'.",
+                param=f"{where}.tool_call_id",
+                code="missing_required_parameter",
+                model=m,
+            )
         calls = message.get("tool_calls")
         if calls is not None and not isinstance(calls, list):
             raise _invalid_type(f"{where}.tool_calls", "an array", calls, m)
@@ -276,7 +313,9 @@ def _max_tokens(data: Mapping[str, Any], cap: int | None, m: str) -> int | None:
     if len(given) == 2:
         raise _BadRequest(
             "max_tokens and max_completion_tokens cannot both be set; use max_completion_tokens.",
-            param="max_tokens", code="invalid_value", model=m,
+            param="max_tokens",
+            code="invalid_value",
+            model=m,
         )
     if not given:
         return None
@@ -286,12 +325,18 @@ def _max_tokens(data: Mapping[str, Any], cap: int | None, m: str) -> int | None:
     if value < 1:
         raise _BadRequest(
             f"Invalid '{param}': integer below minimum value. Expected a value >= 1, but got "
-            f"{value} instead.", param=param, code="integer_below_min_value", model=m,
+            f"{value} instead.",
+            param=param,
+            code="integer_below_min_value",
+            model=m,
         )
     if cap is not None and value > cap:
         raise _BadRequest(
             f"{param} is too large: {value}. This model supports at most {cap} completion "
-            f"tokens, whereas you provided {value}.", param=param, code="invalid_value", model=m,
+            f"tokens, whereas you provided {value}.",
+            param=param,
+            code="invalid_value",
+            model=m,
         )
     return value
 
@@ -306,8 +351,10 @@ def _stop(value: Any, m: str) -> tuple[str, ...]:
     if len(value) > 4:
         raise _BadRequest(
             f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got "
-            f"an array with length {len(value)} instead.", param="stop",
-            code="array_above_max_length", model=m,
+            f"an array with length {len(value)} instead.",
+            param="stop",
+            code="array_above_max_length",
+            model=m,
         )
     return tuple(value)
 
@@ -320,14 +367,21 @@ def _tools(value: Any, m: str) -> list[dict[str, Any]]:
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise _BadRequest(f"Invalid value for '{where}': expected a function tool "
-                              "({'type': 'function', 'function': {...}}).", param=where,
-                              code="invalid_value", model=m)
+            raise _BadRequest(
+                f"Invalid value for '{where}': expected a function tool "
+                "({'type': 'function', 'function': {...}}).",
+                param=where,
+                code="invalid_value",
+                model=m,
+            )
         function = tool.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise _BadRequest(f"Missing required parameter: '{where}.function.name'.",
-                              param=f"{where}.function.name", code="missing_required_parameter",
-                              model=m)
+            raise _BadRequest(
+                f"Missing required parameter: '{where}.function.name'.",
+                param=f"{where}.function.name",
+                code="missing_required_parameter",
+                model=m,
+            )
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise _invalid_type(f"{where}.function.parameters", "an object", parameters, m)
@@ -340,20 +394,32 @@ def _tool_choice(
     if value is None:
         return None
     if not tools:
-        raise _BadRequest("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
-                          "'tools' are specified.", param="tool_choice", code="invalid_value",
-                          model=m)
+        raise _BadRequest(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+            "'tools' are specified.",
+            param="tool_choice",
+            code="invalid_value",
+            model=m,
+        )
     if value in ("none", "auto", "required"):
         return str(value)
     if isinstance(value, dict) and isinstance(value.get("function"), dict):
         name = value["function"].get("name")
         if name in {t["function"]["name"] for t in tools}:
             return value
-        raise _BadRequest(f"Invalid value for 'tool_choice': function {name!r} not found in "
-                          "'tools'.", param="tool_choice", code="invalid_value", model=m)
-    raise _BadRequest("Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
-                      "{'type': 'function', 'function': {'name': ...}}.", param="tool_choice",
-                      code="invalid_value", model=m)
+        raise _BadRequest(
+            f"Invalid value for 'tool_choice': function {name!r} not found in 'tools'.",
+            param="tool_choice",
+            code="invalid_value",
+            model=m,
+        )
+    raise _BadRequest(
+        "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
+        "{'type': 'function', 'function': {'name': ...}}.",
+        param="tool_choice",
+        code="invalid_value",
+        model=m,
+    )
 
 
 def _response_format(value: Any, m: str) -> dict[str, Any] | None:
@@ -369,13 +435,20 @@ def _response_format(value: Any, m: str) -> dict[str, Any] | None:
     if kind == "json_schema":
         spec = value.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
-            raise _BadRequest("Missing required parameter: 'response_format.json_schema'.",
-                              param="response_format.json_schema",
-                              code="missing_required_parameter", model=m)
+            raise _BadRequest(
+                "Missing required parameter: 'response_format.json_schema'.",
+                param="response_format.json_schema",
+                code="missing_required_parameter",
+                model=m,
+            )
         return value
-    raise _BadRequest(f"Invalid value for 'response_format.type': {kind!r}; expected 'text', "
-                      "'json_object' or 'json_schema'.", param="response_format.type",
-                      code="invalid_value", model=m)
+    raise _BadRequest(
+        f"Invalid value for 'response_format.type': {kind!r}; expected 'text', "
+        "'json_object' or 'json_schema'.",
+        param="response_format.type",
+        code="invalid_value",
+        model=m,
+    )
 
 
 # -- the endpoint ---------------------------------------------------------------------------
@@ -481,8 +554,13 @@ class _ChatCompletions:
             return
         if admission.fault == "drop":
             await _start(send, 200, admission.headers, length=len(payload))
-            await send({"type": "http.response.body", "body": payload[: len(payload) // 2],
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": payload[: len(payload) // 2],
+                    "more_body": True,
+                }
+            )
             await _abort(receive)
             return
         self.state.note_served(completion)
@@ -543,11 +621,13 @@ def _message(completion: Completion) -> dict[str, Any]:
     }
     call = completion.tool_call
     if call is not None:
-        message["tool_calls"] = [{
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments},
-        }]
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+        ]
     return message
 
 
@@ -557,12 +637,14 @@ def _completion_body(completion: Completion) -> dict[str, Any]:
         "object": "chat.completion",
         "created": completion.created,
         "model": completion.model,
-        "choices": [{
-            "index": 0,
-            "message": _message(completion),
-            "logprobs": None,
-            "finish_reason": completion.finish_reason,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": _message(completion),
+                "logprobs": None,
+                "finish_reason": completion.finish_reason,
+            }
+        ],
         "usage": completion.usage(),
         "service_tier": "default",
         "system_fingerprint": "fp_sim",
@@ -591,12 +673,22 @@ def _stream_frames(completion: Completion, *, include_usage: bool) -> list[bytes
         frames = [frame({"role": "assistant", "content": "", "refusal": None})]
         frames += [frame({"content": piece}) for piece in completion.pieces]
     else:
-        frames = [frame({
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"index": 0, "id": call.id, "type": "function",
-                            "function": {"name": call.name, "arguments": ""}}],
-        })]
+        frames = [
+            frame(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": ""},
+                        }
+                    ],
+                }
+            )
+        ]
         frames += [
             frame({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
             for piece in completion.pieces
@@ -630,11 +722,13 @@ async def _start(
     content_type: str = "application/json",
     length: int | None = None,
 ) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": _encode_headers(headers, content_type, length),
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _encode_headers(headers, content_type, length),
+        }
+    )
 
 
 async def _send_bytes(

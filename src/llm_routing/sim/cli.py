@@ -29,19 +29,26 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     parser.add_argument(
-        "--models", default=None,
+        "--models",
+        default=None,
         help="comma-separated catalogue models to simulate with their published limits "
         "(e.g. gpt-4o-mini,claude-haiku-4-5); default: the demo's sim-mini, sim-standard, "
         "sim-long",
     )
     parser.add_argument("--tier", default="tier1", help="rate-limit tier for --models")
     parser.add_argument("--seed", type=int, default=0, help="seed for faults, jitter, answers")
-    parser.add_argument("--latency", choices=("fast", "realistic"), default="fast",
-                        help="latency model (default fast: no delay)")
     parser.add_argument(
-        "--faults", action="append", default=[], metavar="MODEL=SPEC",
-        help="inject faults, e.g. gpt-4o-mini=503:0.1,timeout:0.02 or sim-mini=500@3 "
-        "(repeatable)",
+        "--latency",
+        choices=("fast", "realistic"),
+        default="fast",
+        help="latency model (default fast: no delay)",
+    )
+    parser.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="MODEL=SPEC",
+        help="inject faults, e.g. gpt-4o-mini=503:0.1,timeout:0.02 or sim-mini=500@3 (repeatable)",
     )
     return parser
 
@@ -110,8 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m llm_routing.sim {serve,demo} ...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("serve", "demo"):
-        print("usage: python -m llm_routing.sim {serve,demo} [options]  (-h after a command "
-              "for its options)", file=sys.stderr)
+        print(
+            "usage: python -m llm_routing.sim {serve,demo} [options]  (-h after a command "
+            "for its options)",
+            file=sys.stderr,
+        )
         return 2
     if args[0] == "serve":
         return serve_main(args[1:])

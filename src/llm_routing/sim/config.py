@@ -90,8 +90,9 @@ class SimModel:
         if tier is not None:
             lim = spec.limits(tier)
             limits = {name: getattr(lim, name) for name in _LIMIT_FIELDS}
-        aliases = tuple(a for a in (spec.key, f"{spec.provider}/{spec.name}", *spec.aliases)
-                        if a != spec.name)
+        aliases = tuple(
+            a for a in (spec.key, f"{spec.provider}/{spec.name}", *spec.aliases) if a != spec.name
+        )
         base = cls(
             name=spec.name,
             context_window=spec.context_window,

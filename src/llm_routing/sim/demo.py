@@ -112,11 +112,22 @@ class DemoReport:
             rows.append([name, *_cells(m)])
         total = ModelReport()
         for m in self.models.values():
-            for attr in ("requests", "successes", "rate_limited_requests", "rate_limited_tokens",
-                         "context_overflows", "other_errors", "input_tokens", "output_tokens"):
+            for attr in (
+                "requests",
+                "successes",
+                "rate_limited_requests",
+                "rate_limited_tokens",
+                "context_overflows",
+                "other_errors",
+                "input_tokens",
+                "output_tokens",
+            ):
                 setattr(total, attr, getattr(total, attr) + getattr(m, attr))
-            total.cost_usd = (None if total.cost_usd is None or m.cost_usd is None
-                              else total.cost_usd + m.cost_usd)
+            total.cost_usd = (
+                None
+                if total.cost_usd is None or m.cost_usd is None
+                else total.cost_usd + m.cost_usd
+            )
         rows.append(["total", *_cells(total)])
         return rows
 
@@ -137,8 +148,10 @@ class DemoReport:
         table = [header, *self.rows()]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         lines = [
-            "  ".join(cell.rjust(w) if i else cell.ljust(w)
-                      for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
             for row in table
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -169,8 +182,15 @@ _HEADERS = ("sent", "ok", "429 req", "429 tok", "too long", "other", "cost $")
 
 def _cells(m: ModelReport) -> list[str]:
     cost = "unknown" if m.cost_usd is None else f"{m.cost_usd:.4f}"
-    return [str(m.requests), str(m.successes), str(m.rate_limited_requests),
-            str(m.rate_limited_tokens), str(m.context_overflows), str(m.other_errors), cost]
+    return [
+        str(m.requests),
+        str(m.successes),
+        str(m.rate_limited_requests),
+        str(m.rate_limited_tokens),
+        str(m.context_overflows),
+        str(m.other_errors),
+        cost,
+    ]
 
 
 def run_demo(
@@ -196,9 +216,12 @@ def run_demo(
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             with Progress(
-                TextColumn("[bold]sending workload"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[bold]sending workload"),
+                BarColumn(),
+                MofNCompleteColumn(),
                 TextColumn("{task.description}"),
-                console=console or Console(stderr=True), transient=True,
+                console=console or Console(stderr=True),
+                transient=True,
             ) as bar:
                 task = bar.add_task("", total=total)
 
@@ -226,8 +249,13 @@ async def _run(
     from langchain_openai import ChatOpenAI
 
     clients = {
-        name: ChatOpenAI(model=name, base_url=base_url, api_key="sim",  # type: ignore[arg-type]
-                         max_retries=0, timeout=30)
+        name: ChatOpenAI(
+            model=name,
+            base_url=base_url,
+            api_key="sim",  # type: ignore[arg-type]
+            max_retries=0,
+            timeout=30,
+        )
         for name in report.models
     }
     for wave in waves:

@@ -22,7 +22,14 @@ FaultKind = Literal["500", "502", "503", "529", "timeout", "reset", "drop", "mal
 #: response. ``drop``: start the response, then cut the connection after ``drop_after`` chunks.
 #: ``malformed``: a 200 whose JSON (or one SSE frame) is cut short.
 FAULT_KINDS: tuple[FaultKind, ...] = (
-    "500", "502", "503", "529", "timeout", "reset", "drop", "malformed",
+    "500",
+    "502",
+    "503",
+    "529",
+    "timeout",
+    "reset",
+    "drop",
+    "malformed",
 )
 
 
@@ -100,8 +107,9 @@ class FaultPlan:
         cls, schedule: Mapping[int, str | int], *, drop_after: int = 2, hang: float | None = None
     ) -> FaultPlan:
         """A plan that fails exactly the listed request numbers: ``FaultPlan.at({3: 503})``."""
-        return cls(schedule={n: str(k) for n, k in schedule.items()}, drop_after=drop_after,
-                   hang=hang)
+        return cls(
+            schedule={n: str(k) for n, k in schedule.items()}, drop_after=drop_after, hang=hang
+        )
 
     @classmethod
     def always(

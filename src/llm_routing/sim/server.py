@@ -30,12 +30,33 @@ def default_models() -> list[SimModel]:
     from llm_routing.catalog.spec import Price
 
     return [
-        SimModel(name="sim-mini", context_window=16_000, max_output_tokens=4_096, rpm=60,
-                 tpm=40_000, rpd=10_000, price=Price(Decimal("0.15"), Decimal("0.60"))),
-        SimModel(name="sim-standard", context_window=128_000, max_output_tokens=16_384, rpm=20,
-                 tpm=60_000, rpd=2_000, price=Price(Decimal("2.50"), Decimal("10.00"))),
-        SimModel(name="sim-long", context_window=1_000_000, max_output_tokens=32_768, rpm=5,
-                 tpm=2_000_000, rpd=500, price=Price(Decimal("1.25"), Decimal("5.00"))),
+        SimModel(
+            name="sim-mini",
+            context_window=16_000,
+            max_output_tokens=4_096,
+            rpm=60,
+            tpm=40_000,
+            rpd=10_000,
+            price=Price(Decimal("0.15"), Decimal("0.60")),
+        ),
+        SimModel(
+            name="sim-standard",
+            context_window=128_000,
+            max_output_tokens=16_384,
+            rpm=20,
+            tpm=60_000,
+            rpd=2_000,
+            price=Price(Decimal("2.50"), Decimal("10.00")),
+        ),
+        SimModel(
+            name="sim-long",
+            context_window=1_000_000,
+            max_output_tokens=32_768,
+            rpm=5,
+            tpm=2_000_000,
+            rpd=500,
+            price=Price(Decimal("1.25"), Decimal("5.00")),
+        ),
     ]
 
 
@@ -57,8 +78,9 @@ class SimulatedProvider:
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.state = SimState(default_models() if models is None else models, seed=seed,
-                              clock=clock)
+        self.state = SimState(
+            default_models() if models is None else models, seed=seed, clock=clock
+        )
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535 (0 picks a free port), got {port!r}")
         self._host = host
@@ -113,8 +135,9 @@ class SimulatedProvider:
             finally:
                 sock.close()
 
-        self._thread = threading.Thread(target=run, name=f"llm-routing-sim:{self._bound_port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=run, name=f"llm-routing-sim:{self._bound_port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + _START_TIMEOUT
         while not server.started:

@@ -43,7 +43,10 @@ _QUOTA_MESSAGE = (
 
 
 def error_body(
-    message: str, type_: str = "invalid_request_error", *, param: str | None = None,
+    message: str,
+    type_: str = "invalid_request_error",
+    *,
+    param: str | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:
     """An OpenAI-shaped error body."""
@@ -318,9 +321,7 @@ class SimState:
             rt.counters["requests_served"] += 1
             rt.counters["prompt_tokens"] += completion.prompt_tokens
             rt.counters["completion_tokens"] += completion.completion_tokens
-            self._event(
-                rt, "served", completion.prompt_tokens + completion.completion_tokens
-            )
+            self._event(rt, "served", completion.prompt_tokens + completion.completion_tokens)
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -519,8 +520,14 @@ class SimState:
                     "quota_spent": {"tokens": rt.spent_tokens, "requests": rt.spent_requests},
                     "timeline": [list(e) for e in rt.timeline],
                 }
-                for key in ("requests_served", "insufficient_quota", "context_length_exceeded",
-                            "tokens_admitted", "prompt_tokens", "completion_tokens"):
+                for key in (
+                    "requests_served",
+                    "insufficient_quota",
+                    "context_length_exceeded",
+                    "tokens_admitted",
+                    "prompt_tokens",
+                    "completion_tokens",
+                ):
                     totals[key] += counters[key]
                 for kind, count in counters["rate_limited"].items():
                     totals["rate_limited"][kind] += count
