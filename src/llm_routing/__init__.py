@@ -20,7 +20,7 @@ from llm_routing.errors import (
     retry_after,
 )
 from llm_routing.guard import ContextGuard
-from llm_routing.router import Router, build_router, create_auto_picker_llm
+from llm_routing.router import Router, build_router, create_auto_picker_llm, init_model
 from llm_routing.tokens import count_tokens, fits
 
 __version__ = "0.1.0"
@@ -50,5 +50,6 @@ __all__ = [
     "default_catalog",
     "fits",
     "from_config",
+    "init_model",
     "retry_after",
 ]

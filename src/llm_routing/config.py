@@ -358,13 +358,13 @@ def _builder(
     """Turns a model with its own ``[models.*]`` table into an instance; others stay names.
 
     `build_router` takes one ``init_kwargs`` for every name, so a model with its own kwargs is
-    built here, with the same defaults (``max_retries=0``) the router would use.
+    built here with `init_model`, the same defaults (``max_retries=0``) the router would use.
     """
-    from llm_routing.router import _init_model
+    from llm_routing.router import init_model
 
     def build(item: Any) -> Any:
         if isinstance(item, str) and item in per_model:
-            return _init_model(item, {**init, **per_model[item], **explicit})
+            return init_model(item, **{**init, **per_model[item], **explicit})
         return item
 
     return build

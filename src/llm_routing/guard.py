@@ -21,7 +21,7 @@ from llm_routing.errors import (
     UnknownModelError,
     classify,
 )
-from llm_routing.tokens import count_tokens, fits
+from llm_routing.tokens import count_tokens, count_tokens_within
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
@@ -206,14 +206,12 @@ class ContextGuard(Decorator):
         limit = self.limit_for(spec)
         messages = _as_messages(call.input)
         room = limit - reserved
-        # ``fits`` decides from sizes alone for small inputs and stops early for huge ones;
-        # the exact count is then needed only for the metadata or the error's numbers.
-        if room < 0 or not fits(messages, spec, room, tools=tools):
-            tokens = count_tokens(messages, spec, tools=tools)
-            call.state = tokens
-            raise self._too_big(spec, tokens, reserved, limit)
-        tokens = count_tokens(messages, spec, tools=tools)
+        # One pass: exact when the input fits, a lower bound (found after tokenising just
+        # past the limit) when it does not, so a huge input is refused in milliseconds.
+        tokens = count_tokens_within(messages, spec, max(room, 0), tools=tools)
         call.state = tokens
+        if tokens > room:
+            raise self._too_big(spec, tokens, reserved, limit)
         call.metadata["llm_routing.input_tokens"] = tokens
         call.metadata["llm_routing.reserved_output_tokens"] = reserved
         call.metadata["llm_routing.context_window"] = spec.context_window
@@ -221,8 +219,11 @@ class ContextGuard(Decorator):
     def _too_big(
         self, spec: ModelSpec, tokens: int, reserved: int, limit: int
     ) -> ContextLengthExceededError:
+        # ``tokens`` is exact when the reserve alone overflows, else a lower bound: counting
+        # stops once the input is known not to fit.
+        needs = f"at least {_fmt(tokens)}" if tokens > max(limit - reserved, 0) else _fmt(tokens)
         message = (
-            f"input needs {_fmt(tokens)} tokens + {_fmt(reserved)} reserved for output; "
+            f"input needs {needs} tokens + {_fmt(reserved)} reserved for output; "
             f"{spec.key} accepts {_fmt(limit)} ({_fmt(spec.context_window)} × {self.safety:g}). "
             "Shorten the input, lower max_tokens, or route it to a larger-context model "
             "(add one to the fallbacks or large_context of the router)"

@@ -26,7 +26,7 @@ from llm_routing.errors import (
 )
 from llm_routing.guard import ContextGuard
 
-__all__ = ["Router", "build_router", "create_auto_picker_llm"]
+__all__ = ["Router", "build_router", "create_auto_picker_llm", "init_model"]
 
 _EXTRA_HINT = "pip install 'llm-routing[models]' (or: pip install langchain)"
 # The seed wrote ``provider/model`` with its own provider names; LangChain wants these.
@@ -357,6 +357,22 @@ def _known_langchain_providers() -> frozenset[str]:
     except ImportError:
         return frozenset(_SEED_PROVIDERS.values()) | {"openai", "anthropic"}
     return frozenset(getattr(base, "_BUILTIN_PROVIDERS", ())) | {"openai", "anthropic"}
+
+
+def init_model(name: str, **kwargs: Any) -> Runnable[Any, Any]:
+    """Build the chat model ``name`` (``"openai:gpt-4o-mini"``) as `build_router` would.
+
+    Uses LangChain's ``init_chat_model`` with the SDK's own retries off (``max_retries=0``,
+    unless ``kwargs`` says otherwise): retries belong to the scheduler, and an SDK that
+    retries on its own delays the fallback and multiplies the scheduler's retries. Use it to
+    give one model of a router its own kwargs (a different ``base_url`` or key), then pass
+    the instance to `build_router`.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(
+            f"init_model(name=…) needs a model name such as 'openai:gpt-4o-mini', got {name!r}"
+        )
+    return _init_model(name, kwargs)
 
 
 def _init_model(text: str, init_kwargs: Mapping[str, Any]) -> Runnable[Any, Any]:

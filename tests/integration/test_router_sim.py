@@ -182,3 +182,82 @@ async def test_abatch_with_mixed_sizes_routes_each_input(sim):
         "openai:gpt-4o-mini",
     ]
     assert served(sim, "gpt-5-mini") == served(sim, "gpt-4o-mini") == 1
+
+
+# --- bad input: a clear error, no request sent, nothing counted as served ---------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (None, TypeError, "input must be"),
+        (42, TypeError, "input must be"),
+        ([], ValueError, "empty list of messages"),
+        ({"text": "hi"}, TypeError, 'without a "messages" key'),
+        ([("robot", "hi")], TypeError, "could not read a message"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_any_request(sim, bad, error, match):
+    router = router_for(sim)
+    with pytest.raises(error, match=match):
+        router.invoke(bad)
+    assert sum(received(sim, m.name) for m in MODELS) == 0
+    assert router.stats()["total_requests"] == 0
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_bad_input_is_the_same_clear_error_async(sim):
+    with pytest.raises(TypeError, match="input must be"):
+        await router_for(sim).ainvoke(None)
+    assert sum(received(sim, m.name) for m in MODELS) == 0
+
+
+def test_twenty_megabyte_string_is_refused_by_every_guard_without_a_request(sim):
+    huge = "lorem ipsum dolor sit amet " * 780_000  # about 21 MB
+    router = router_for(sim)
+    with pytest.raises(AllModelsFailedError) as info:
+        router.invoke(huge)
+    assert [a.model for a in info.value.attempts] == list(router.names)
+    assert all(isinstance(a.error, ContextLengthExceededError) for a in info.value.attempts)
+    # Counting stopped past each limit: the numbers are lower bounds, said as such.
+    first = info.value.attempts[0].error
+    assert "at least" in str(first)
+    assert first.required_tokens > first.max_tokens
+    assert sum(received(sim, m.name) for m in MODELS) == 0
+
+
+def test_unknown_model_name_is_a_clear_error_naming_how_to_add_it(sim):
+    with pytest.raises(ValueError, match=r"fallbacks\[0\].*gpt-9-ultra") as info:
+        build_router(
+            "openai:gpt-4o-mini",
+            ["openai:gpt-9-ultra"],
+            init_kwargs={"base_url": sim.base_url, "api_key": "sim"},
+        )
+    assert "register" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"router": {"fallbacks": ["openai:gpt-4o"]}}, r"router\.primary"),
+        ({"router": {"primary": "openai:gpt-4o-mini", "max_wait": -1}}, r"router\.max_wait"),
+        ({"router": {"primary": "openai:gpt-4o-mini", "tier": 3}}, r"router\.tier"),
+        ({"router": {"primary": "openai:gpt-4o-mini", "fallback": []}}, r"router\.fallback\b"),
+    ],
+)
+def test_invalid_config_is_a_clear_error_naming_the_key(sim, config, match):
+    from llm_routing import from_config
+
+    with pytest.raises((TypeError, ValueError), match=match):
+        from_config(config, init_kwargs={"base_url": sim.base_url, "api_key": "sim"})
+
+
+def test_init_model_builds_a_model_with_its_own_kwargs_and_sdk_retries_off(sim):
+    from llm_routing import init_model
+
+    model = init_model("openai:gpt-4o-mini", base_url=sim.base_url, api_key="sim")
+    assert model.max_retries == 0
+    router = build_router(
+        model, ["openai:gpt-4o"], init_kwargs={"base_url": "http://127.0.0.1:9", "api_key": "x"}
+    )
+    assert router.invoke("hi").response_metadata["llm_routing.model"] == "openai:gpt-4o-mini"

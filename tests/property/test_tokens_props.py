@@ -4,7 +4,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_routing import ModelSpec
-from llm_routing.tokens import count_tokens, count_tokens_upto, fits, get_encoding
+from llm_routing.tokens import (
+    count_tokens,
+    count_tokens_upto,
+    count_tokens_within,
+    fits,
+    get_encoding,
+)
 from llm_routing.tokens._fast import count_upto, safe_cut
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,3 +91,22 @@ def test_chunked_count_is_exact_or_a_lower_bound_above_the_limit(parts, name, da
     else:
         assert limit < got <= exact
     assert count_tokens_upto(text, name, limit) == got
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.sampled_from(["user", "assistant", "system"]), texty), max_size=5),
+    st.sampled_from(MODELS),
+    st.integers(0, 400),
+)
+def test_count_within_is_exact_when_it_fits_else_a_lower_bound_above_the_limit(
+    messages, model, limit
+):
+    messages = messages or [("user", "x")]
+    exact = count_tokens(messages, model)
+    got = count_tokens_within(messages, model, limit)
+    if exact <= limit:
+        assert got == exact
+    else:
+        assert limit < got <= exact
+    assert fits(messages, model, limit) == (got <= limit)

@@ -5,7 +5,13 @@ to do when an input is too big belong to ``guard``.
 """
 
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding
-from llm_routing.tokens.counting import count_tokens, count_tokens_upto, fits, tokenizer_for
+from llm_routing.tokens.counting import (
+    count_tokens,
+    count_tokens_upto,
+    count_tokens_within,
+    fits,
+    tokenizer_for,
+)
 from llm_routing.tokens.estimate import Calibration, estimate_text_tokens, get_calibration
 
 __all__ = [
@@ -13,6 +19,7 @@ __all__ = [
     "Calibration",
     "count_tokens",
     "count_tokens_upto",
+    "count_tokens_within",
     "estimate_text_tokens",
     "fits",
     "get_calibration",

@@ -344,6 +344,31 @@ def fits(input: Any, model: Any, limit_tokens: int, *, tools: Sequence[Any] | No
     return True
 
 
+def count_tokens_within(
+    input: Any, model: Any, limit_tokens: int, *, tools: Sequence[Any] | None = None
+) -> int:
+    """``count_tokens(input, model, tools=tools)`` when ``<= limit_tokens``, else a larger number.
+
+    One pass answers both "does it fit?" and "how many tokens?": an input that fits is
+    counted exactly (once), an input over the limit is tokenised only until the running total
+    passes it, so a 20 MB string costs milliseconds. The number returned above the limit is a
+    proven lower bound on the exact count.
+    """
+    if isinstance(limit_tokens, bool) or not isinstance(limit_tokens, int):
+        raise TypeError(f"limit_tokens must be an int, got {type(limit_tokens).__name__}")
+    counter = _counter(tokenizer_for(model))
+    items = [input] if isinstance(input, str) and not tools else _items(input, counter, tools)
+    total = sum(item for item in items if isinstance(item, int))
+    if total > limit_tokens:
+        return total
+    for item in items:
+        if isinstance(item, str) and item:
+            total += counter.text_upto(item, max(limit_tokens - total, 0))
+            if total > limit_tokens:
+                return total
+    return total
+
+
 @lru_cache(maxsize=16)
 def _longest_token(encoding: tiktoken.Encoding) -> int:
     if encoding.name in ENCODING_NAMES and get_encoding(encoding.name) is encoding:
