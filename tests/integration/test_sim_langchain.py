@@ -182,6 +182,24 @@ def test_server_error_faults_are_transient_api_errors(sim, status):
     assert sim.stats()["faults"] == {status: 1}
 
 
+@pytest.mark.parametrize(("plan_wait", "said"), [(1.0, 1.0), (600, 600.0), (None, None)])
+def test_429_fault_is_a_rate_limit_with_the_planned_retry_after(sim, plan_wait, said):
+    sim.set_faults("faulty", FaultPlan.always("429", retry_after=plan_wait))
+    with pytest.raises(ModelRateLimitError) as info:
+        chat(sim, model="faulty").invoke("hi")
+    assert classify(info.value) is ErrorKind.RATE_LIMIT
+    assert retry_after(info.value) == said
+    assert sim.stats()["faults"] == {"429": 1}
+
+
+def test_quota_fault_is_insufficient_quota(sim):
+    sim.set_faults("faulty", FaultPlan.always("quota"))
+    with pytest.raises(ModelRateLimitError) as info:
+        chat(sim, model="faulty").invoke("hi")
+    assert info.value.body["code"] == "insufficient_quota"
+    assert classify(info.value) is ErrorKind.QUOTA
+
+
 def test_529_carries_an_anthropic_overloaded_body(sim):
     sim.set_faults("faulty", FaultPlan.always(529))
     with pytest.raises(ModelAPIError) as info:

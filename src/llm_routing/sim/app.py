@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from llm_routing.sim import _tokens
 from llm_routing.sim.config import SimModel
 from llm_routing.sim.state import (
+    QUOTA_MESSAGE,
     Admission,
     ChatRequest,
     Completion,
@@ -524,6 +526,10 @@ class _ChatCompletions:
             status, body = _server_error(fault)
             await _send_json(send, status, body, admission.headers)
             return
+        if fault in ("429", "quota"):
+            body, headers = _rate_limit_fault(fault, admission)
+            await _send_json(send, 429, body, headers)
+            return
         if request.stream:
             await self._stream(request, admission, receive, send)
         else:
@@ -597,6 +603,27 @@ def _model(state: SimState, request: ChatRequest) -> SimModel:
 
 
 # -- bodies ---------------------------------------------------------------------------------
+
+
+def _rate_limit_fault(
+    kind: str, admission: Admission
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    if kind == "quota":
+        return error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"), list(
+            admission.headers
+        )
+    headers = list(admission.headers)
+    wait = admission.retry_after
+    hint = ""
+    if wait is not None:
+        headers = [
+            ("retry-after", str(max(0, math.ceil(wait - 1e-9)))),
+            ("retry-after-ms", str(max(0, math.ceil(wait * 1000 - 1e-6)))),
+            *headers,
+        ]
+        hint = f" Please try again in {wait:g}s."
+    message = f"Rate limit reached for {admission.completion.model} (simulated fault).{hint}"
+    return error_body(message, "requests", code="rate_limit_exceeded"), headers
 
 
 def _server_error(kind: str) -> tuple[int, dict[str, Any]]:

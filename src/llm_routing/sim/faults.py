@@ -15,13 +15,20 @@ from typing import Literal, cast
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultPlan"]
 
-FaultKind = Literal["500", "502", "503", "529", "timeout", "reset", "drop", "malformed"]
+FaultKind = Literal[
+    "429", "quota", "500", "502", "503", "529", "timeout", "reset", "drop", "malformed"
+]
 
-#: ``500``/``502``/``503``: OpenAI-shaped server errors. ``529``: Anthropic's "overloaded" body.
+#: ``429``: OpenAI's ``rate_limit_exceeded`` although the windows had room (another tenant, a
+#: provider-side limit we do not know), with ``retry-after`` when the plan sets ``retry_after``.
+#: ``quota``: 429 ``insufficient_quota``. ``500``/``502``/``503``: OpenAI-shaped server errors.
+#: ``529``: Anthropic's "overloaded" body.
 #: ``timeout``: accept the request and never answer. ``reset``: close the connection without a
 #: response. ``drop``: start the response, then cut the connection after ``drop_after`` chunks.
 #: ``malformed``: a 200 whose JSON (or one SSE frame) is cut short.
 FAULT_KINDS: tuple[FaultKind, ...] = (
+    "429",
+    "quota",
     "500",
     "502",
     "503",
@@ -54,6 +61,7 @@ class FaultPlan:
 
     ``drop_after`` is how many chunks a ``drop`` delivers before cutting the connection.
     ``hang`` bounds a ``timeout``: ``None`` hangs until the client gives up or the server stops.
+    ``retry_after`` is the ``retry-after`` (seconds) a ``429`` fault sends; ``None`` sends none.
     Kinds may be given as ints for the status codes (``{3: 503}``).
     """
 
@@ -61,6 +69,7 @@ class FaultPlan:
     schedule: Mapping[int, str] = field(default_factory=dict)
     drop_after: int = 2
     hang: float | None = None
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.rates, Mapping):
@@ -99,24 +108,47 @@ class FaultPlan:
             isinstance(self.hang, bool) or not isinstance(self.hang, int | float) or self.hang < 0
         ):
             raise ValueError(f"FaultPlan.hang must be seconds >= 0 or None, got {self.hang!r}")
+        if self.retry_after is not None and (
+            isinstance(self.retry_after, bool)
+            or not isinstance(self.retry_after, int | float)
+            or not 0 <= self.retry_after < math.inf
+        ):
+            raise ValueError(
+                f"FaultPlan.retry_after must be seconds >= 0 or None, got {self.retry_after!r}"
+            )
         object.__setattr__(self, "rates", MappingProxyType(rates))
         object.__setattr__(self, "schedule", MappingProxyType(schedule))
 
     @classmethod
     def at(
-        cls, schedule: Mapping[int, str | int], *, drop_after: int = 2, hang: float | None = None
+        cls,
+        schedule: Mapping[int, str | int],
+        *,
+        drop_after: int = 2,
+        hang: float | None = None,
+        retry_after: float | None = None,
     ) -> FaultPlan:
         """A plan that fails exactly the listed request numbers: ``FaultPlan.at({3: 503})``."""
         return cls(
-            schedule={n: str(k) for n, k in schedule.items()}, drop_after=drop_after, hang=hang
+            schedule={n: str(k) for n, k in schedule.items()},
+            drop_after=drop_after,
+            hang=hang,
+            retry_after=retry_after,
         )
 
     @classmethod
     def always(
-        cls, kind: str | int, *, drop_after: int = 2, hang: float | None = None
+        cls,
+        kind: str | int,
+        *,
+        drop_after: int = 2,
+        hang: float | None = None,
+        retry_after: float | None = None,
     ) -> FaultPlan:
         """Every request fails with ``kind``."""
-        return cls(rates={str(kind): 1.0}, drop_after=drop_after, hang=hang)
+        return cls(
+            rates={str(kind): 1.0}, drop_after=drop_after, hang=hang, retry_after=retry_after
+        )
 
     @classmethod
     def parse(cls, text: str) -> FaultPlan:

@@ -24,6 +24,7 @@ from llm_routing.sim.limiter import Decision, SlidingWindowLimiter, WindowState
 from llm_routing.sim.schema_gen import sample_from_schema
 
 __all__ = [
+    "QUOTA_MESSAGE",
     "Admission",
     "ChatRequest",
     "Completion",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 _RATE_LIMIT_DOCS = "Visit https://platform.openai.com/account/rate-limits to learn more."
-_QUOTA_MESSAGE = (
+QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. For more "
     "information on this error, read the docs: "
     "https://platform.openai.com/docs/guides/error-codes/api-errors."
@@ -150,6 +151,7 @@ class Admission:
     ttft: float
     per_token: float
     headers: list[tuple[str, str]]
+    retry_after: float | None = None
 
 
 def _empty_counters() -> dict[str, Any]:
@@ -375,7 +377,7 @@ class SimState:
                 self._event(rt, "insufficient_quota", prompt_tokens + reserve)
                 raise Rejection(
                     429,
-                    error_body(_QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"),
+                    error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"),
                     _ratelimit_headers(rt.limiter.state()),
                 )
             decision = rt.limiter.acquire(prompt_tokens, reserve)
@@ -398,6 +400,7 @@ class SimState:
                 fault=fault,
                 drop_after=rt.faults.drop_after,
                 hang=rt.faults.hang,
+                retry_after=rt.faults.retry_after,
                 ttft=ttft,
                 per_token=per_token,
                 headers=headers,
