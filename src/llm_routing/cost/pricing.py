@@ -1,0 +1,330 @@
+"""Pricing one call: LangChain ``usage_metadata`` plus a ``ModelSpec`` in, an exact ``Cost`` out.
+
+Pure functions and immutable values only: no clock, no I/O, no state. Recording costs belongs to
+``cost.ledger``, budgets to ``cost.budget``, reading usage off a live call to ``cost.tracker``.
+
+How a call is priced (``usage_metadata`` is LangChain's standard field, the same for every
+provider): ``input_tokens`` includes cache reads and cache writes, ``output_tokens`` includes
+reasoning. Each token is charged once, at the price of its kind: cache reads at
+``cached_input``, cache writes at ``cache_write``, the rest of the prompt at ``input``,
+reasoning at ``reasoning`` (else ``output``), the rest of the output at ``output``. The
+long-context tier (``Price.for_prompt``) is chosen by the whole prompt, cached part included,
+as Google and Anthropic do. Amounts are ``Decimal`` computed in a private 60-digit context, so
+no sum ever drifts, whatever the caller's decimal context is.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from llm_routing.catalog.spec import ModelSpec, Price
+
+__all__ = [
+    "ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER",
+    "Cost",
+    "TokenUsage",
+    "estimate_cost",
+    "parse_usage",
+    "price",
+    "price_tokens",
+    "usage_details",
+]
+
+ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER = Decimal(2)
+"""Anthropic bills 1-hour cache writes at 2× the base input price (5-minute ones at
+``cache_write``, 1.25×); ``Price`` has one cache-write field, so the 1-hour rate is derived
+from this published rule (https://docs.anthropic.com/en/docs/about-claude/pricing)."""
+
+_SERVICE_TIER_PREFIXES = ("", "flex_", "priority_")
+_MILLION_EXP = -6
+_CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
+_ZERO = Decimal(0)
+
+# Langfuse's names for the parts of a generation's usage and cost (its OpenAI-style schema).
+_LF_INPUT = "input"
+_LF_CACHE_READ = "cache_read_input_tokens"
+_LF_CACHE_WRITE = "cache_creation_input_tokens"
+_LF_OUTPUT = "output"
+_LF_REASONING = "reasoning"
+_LF_TOTAL = "total"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """One call's tokens split into disjoint kinds, each billed at its own price.
+
+    ``input`` is the prompt minus cache reads and writes, ``output`` the answer minus
+    reasoning; every token is in exactly one field. ``cache_write_1h`` holds Anthropic's
+    1-hour cache writes (priced differently from the 5-minute ones in ``cache_write``).
+    """
+
+    input: int = 0
+    cached_input: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The whole prompt, as ``usage_metadata["input_tokens"]`` counts it."""
+        return self.input + self.cached_input + self.cache_write + self.cache_write_1h
+
+    @property
+    def completion_tokens(self) -> int:
+        """The whole answer, as ``usage_metadata["output_tokens"]`` counts it."""
+        return self.output + self.reasoning
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus answer."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """USD for one call (or a sum of calls), by kind of token.
+
+    A part is ``None`` when it has tokens but its price is unknown, and then ``total`` is
+    ``None`` too: an unknown cost is never reported as $0. A part without tokens is
+    ``Decimal(0)`` whether or not its price is known.
+    """
+
+    input: Decimal | None
+    cached_input: Decimal | None
+    cache_write: Decimal | None
+    output: Decimal | None
+    reasoning: Decimal | None
+    total: Decimal | None
+
+    @classmethod
+    def zero(cls) -> Cost:
+        """The cost of nothing, to start a sum."""
+        return cls(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO)
+
+    @classmethod
+    def unknown(cls) -> Cost:
+        """A cost nobody can compute (no spec, no price)."""
+        return cls(None, None, None, None, None, None)
+
+    @property
+    def known(self) -> bool:
+        """Whether the total is known."""
+        return self.total is not None
+
+    def __add__(self, other: Cost) -> Cost:
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost(*(_add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
+
+    def as_langfuse(self) -> dict[str, float]:
+        """Langfuse ``cost_details``: the non-zero parts and ``total``, in USD.
+
+        Empty when the total is unknown: a partial breakdown would make Langfuse show the
+        known parts as the whole cost. Keys match `usage_details`.
+        """
+        if self.total is None:
+            return {}
+        details: dict[str, float] = {}
+        for key, value in (
+            (_LF_INPUT, self.input),
+            (_LF_CACHE_READ, self.cached_input),
+            (_LF_CACHE_WRITE, self.cache_write),
+            (_LF_OUTPUT, self.output),
+            (_LF_REASONING, self.reasoning),
+        ):
+            if value:
+                details[key] = float(value)
+        details[_LF_TOTAL] = float(self.total)
+        return details
+
+
+def _add(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    if a is None or b is None:
+        return None
+    return _CONTEXT.add(a, b)
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def _count(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"usage {where} must be an int number of tokens, got {value!r}")
+    if value < 0:
+        raise ValueError(f"usage {where} must be >= 0 tokens, got {value}")
+    return value
+
+
+def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = usage.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"usage {key} must be a mapping such as {{'cache_read': 0}}, got {value!r}")
+    return value
+
+
+def _detail(details: Mapping[str, Any], name: str, where: str) -> int:
+    """A detail count, also under the service-tier names (``flex_cache_read``…).
+
+    langchain-openai prefixes the detail keys of a ``flex`` or ``priority`` request with the
+    tier; only one of the spellings is present in a given usage.
+    """
+    total = 0
+    for prefix in _SERVICE_TIER_PREFIXES:
+        key = prefix + name
+        total += _count(details.get(key), f"{where}.{key}")
+    return total
+
+
+def parse_usage(usage: Mapping[str, Any]) -> TokenUsage:
+    """Split a LangChain ``usage_metadata`` into disjoint token kinds.
+
+    ``input_tokens`` is meant to include cache reads and writes (OpenAI, Gemini, and
+    langchain-anthropic all report it so). A provider integration that reports them on top
+    instead (details larger than the total) is read that way, so no token is ever charged twice
+    nor given a negative count. Anthropic's ``ephemeral_5m_input_tokens`` /
+    ``ephemeral_1h_input_tokens`` replace the generic ``cache_creation`` when present.
+    OpenAI's service tiers (``flex_cache_read``…) are read like the plain keys; their
+    discounted rates are not modelled (``Price`` has one table per model).
+    """
+    if not isinstance(usage, Mapping):
+        raise TypeError(
+            "usage must be a mapping shaped like AIMessage.usage_metadata "
+            f"({{'input_tokens': …, 'output_tokens': …}}), got {type(usage).__name__}"
+        )
+    prompt = _count(usage.get("input_tokens"), "input_tokens")
+    completion = _count(usage.get("output_tokens"), "output_tokens")
+    inputs = _details(usage, "input_token_details")
+    outputs = _details(usage, "output_token_details")
+    cache_read = _detail(inputs, "cache_read", "input_token_details")
+    write_5m = _count(
+        inputs.get("ephemeral_5m_input_tokens"), "input_token_details.ephemeral_5m_input_tokens"
+    )
+    write_1h = _count(
+        inputs.get("ephemeral_1h_input_tokens"), "input_token_details.ephemeral_1h_input_tokens"
+    )
+    if write_5m == 0 and write_1h == 0:
+        write_5m = _detail(inputs, "cache_creation", "input_token_details")
+    reasoning = _detail(outputs, "reasoning", "output_token_details")
+
+    cached = cache_read + write_5m + write_1h
+    regular_in = prompt - cached if cached <= prompt else prompt
+    regular_out = completion - reasoning if reasoning <= completion else completion
+    return TokenUsage(
+        input=regular_in,
+        cached_input=cache_read,
+        cache_write=write_5m,
+        cache_write_1h=write_1h,
+        output=regular_out,
+        reasoning=reasoning,
+    )
+
+
+def usage_details(usage: Mapping[str, Any] | TokenUsage) -> dict[str, int]:
+    """Langfuse ``usage_details``: disjoint token counts under `Cost.as_langfuse`'s keys.
+
+    ``input`` and ``output`` are always present, the cache and reasoning keys when non-zero,
+    and ``total`` is their sum (so Langfuse's own summing agrees).
+    """
+    tokens = usage if isinstance(usage, TokenUsage) else parse_usage(usage)
+    details = {_LF_INPUT: tokens.input}
+    if tokens.cached_input:
+        details[_LF_CACHE_READ] = tokens.cached_input
+    writes = tokens.cache_write + tokens.cache_write_1h
+    if writes:
+        details[_LF_CACHE_WRITE] = writes
+    details[_LF_OUTPUT] = tokens.output
+    if tokens.reasoning:
+        details[_LF_REASONING] = tokens.reasoning
+    details[_LF_TOTAL] = tokens.total_tokens
+    return details
+
+
+# --------------------------------------------------------------------------- pricing
+
+
+def _part(tokens: int, per_million: Decimal | None) -> Decimal | None:
+    if tokens == 0:
+        return _ZERO
+    if per_million is None:
+        return None
+    return _CONTEXT.multiply(per_million, Decimal(tokens)).scaleb(_MILLION_EXP, _CONTEXT)
+
+
+def price_tokens(tokens: TokenUsage, table: Price | None, *, provider: str = "") -> Cost:
+    """The cost of ``tokens`` at ``table`` (already the right tier), part by part.
+
+    ``provider`` only matters for Anthropic's 1-hour cache writes (see
+    `ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER`); elsewhere such tokens are priced at ``cache_write``.
+    """
+    if table is None:
+        empty = TokenUsage()
+        return Cost.unknown() if tokens != empty else Cost.zero()
+    write_1h_price = table.cache_write
+    if provider == "anthropic" and table.input is not None:
+        write_1h_price = _CONTEXT.multiply(table.input, ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER)
+    parts = (
+        _part(tokens.input, table.input),
+        _part(tokens.cached_input, table.cached_input),
+        _add(
+            _part(tokens.cache_write, table.cache_write),
+            _part(tokens.cache_write_1h, write_1h_price),
+        ),
+        _part(tokens.output, table.output),
+        _part(tokens.reasoning, table.reasoning_or_output),
+    )
+    total: Decimal | None = _ZERO
+    for value in parts:
+        total = _add(total, value)
+    return Cost(*parts, total=total)
+
+
+def price(usage: Mapping[str, Any] | TokenUsage, spec: ModelSpec) -> Cost:
+    """What one call cost, from its ``usage_metadata`` and its model's spec.
+
+    ``usage`` is ``AIMessage.usage_metadata`` (or a parsed `TokenUsage`). An unknown price
+    makes the parts that need it, and the total, ``None``.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"price(usage, spec): spec must be a ModelSpec, got {type(spec).__name__}")
+    tokens = usage if isinstance(usage, TokenUsage) else parse_usage(usage)
+    table = spec.price.for_prompt(tokens.prompt_tokens) if spec.price is not None else None
+    return price_tokens(tokens, table, provider=spec.provider)
+
+
+def _max_price(*prices: Decimal | None) -> Decimal | None:
+    known = [p for p in prices if p is not None]
+    return max(known) if known else None
+
+
+def estimate_cost(spec: ModelSpec, input_tokens: int, output_tokens: int) -> Decimal | None:
+    """The most a call of this size can cost: what a budget reserves before the call.
+
+    Every input token at the dearest input rate (a cache write costs more than plain input,
+    a cache read less), every output token at the dearer of ``output`` and ``reasoning``, in
+    the tier ``input_tokens`` selects. ``None`` when the input or output price is unknown.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(
+            f"estimate_cost(spec, …): spec must be a ModelSpec, got {type(spec).__name__}"
+        )
+    prompt = _count(input_tokens, "input_tokens")
+    completion = _count(output_tokens, "output_tokens")
+    if spec.price is None:
+        return None
+    table = spec.price.for_prompt(prompt)
+    if table.input is None or table.output is None:
+        return None
+    in_rate = _max_price(table.input, table.cache_write)
+    out_rate = _max_price(table.output, table.reasoning)
+    inputs = _part(prompt, in_rate)
+    outputs = _part(completion, out_rate)
+    return _add(inputs, outputs)

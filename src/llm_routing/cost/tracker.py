@@ -1,0 +1,757 @@
+"""The cost tracker: a decorator that prices every call and keeps budgets from being overspent.
+
+Owns the per-call lifecycle (reserve the worst case before, settle to the real usage after,
+release on failure), usage estimation when a provider reports none, warnings and summaries.
+Prices come from ``cost.pricing``, money is kept by a ``cost.ledger.Ledger``, budget rules are
+``cost.budget``; routing around a spent budget is the router's job.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.messages import AIMessage, BaseMessage
+
+from llm_routing._decorator import Call, Decorator
+from llm_routing.catalog import Catalog, ModelSpec, default_catalog, normalize_provider
+from llm_routing.cost.budget import (
+    Bucket,
+    BucketChange,
+    Budget,
+    buckets_for,
+    crossings,
+    parse_budgets,
+    period_end,
+)
+from llm_routing.cost.ledger import (
+    DEFAULT_MAX_RECORDS,
+    RECORD_COLUMNS,
+    CostRecord,
+    Ledger,
+    MemoryLedger,
+    Refusal,
+    Reservation,
+)
+from llm_routing.cost.pricing import Cost, TokenUsage, estimate_cost, parse_usage, price
+from llm_routing.errors import BudgetExceededError, LLMRoutingError, UnknownModelError
+from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
+from llm_routing.tokens import count_tokens
+
+__all__ = [
+    "BudgetWarning",
+    "CostTracker",
+    "UnknownPriceError",
+    "UnknownPriceWarning",
+]
+
+logger = logging.getLogger("llm_routing.cost")
+
+_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_FALLBACK_TOKENIZER = "o200k_base"
+_SPEC_CACHE_SIZE = 256
+_ZERO = Decimal(0)
+
+
+class BudgetWarning(UserWarning):
+    """A budget's spend crossed ``warn_at`` of its limit (once per budget and period)."""
+
+
+class UnknownPriceWarning(UserWarning):
+    """A model's calls cannot be priced; they are recorded with an unknown cost."""
+
+
+class UnknownPriceError(LLMRoutingError, ValueError):
+    """``strict=True`` and the model has no known price, so the call is refused before it runs."""
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        self.model = model
+        self.message = message
+        super().__init__(message)
+
+
+def _usd(amount: Decimal | float) -> str:
+    """``$0.0123``: cents for large amounts, six decimals below a dollar, no float noise."""
+    value = Decimal(str(amount)) if isinstance(amount, float) else amount
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    text = f"{value:.6f}".rstrip("0")
+    if len(text.split(".")[1]) < 2:
+        text = f"{value:.2f}"
+    return f"${text}"
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _model_max_tokens(model: Any) -> int | None:
+    for attr in _MAX_TOKENS_KEYS:
+        try:
+            value = getattr(model, attr, None)
+        except Exception:  # an odd model property must not break pricing
+            value = None
+        found = _positive_int(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _identify(model: Any) -> tuple[str, str]:
+    """A provider and name for a model the catalogue does not know (for records and warnings)."""
+    provider: Any = None
+    name: Any = None
+    get_params = getattr(model, "_get_ls_params", None)
+    if callable(get_params):
+        try:
+            params = get_params()
+        except Exception:  # the model's own hook failing must not break pricing
+            params = {}
+        if isinstance(params, Mapping):
+            provider = params.get("ls_provider")
+            name = params.get("ls_model_name")
+    if not name:
+        for attr in ("model_name", "model"):
+            value = getattr(model, attr, None)
+            if isinstance(value, str) and value:
+                name = value
+                break
+    provider_name = normalize_provider(str(provider)) if provider else "unknown"
+    return provider_name, str(name) if name else type(model).__name__
+
+
+class _Model:
+    """What the tracker knows about one model object, looked up once."""
+
+    __slots__ = ("max_tokens", "model", "name", "priced", "provider", "spec")
+
+    def __init__(self, model: Any, spec: ModelSpec | None) -> None:
+        self.model = model  # held so the id() key cannot be reused while cached
+        self.spec = spec
+        if spec is not None:
+            self.provider, self.name = spec.provider, spec.name
+        else:
+            self.provider, self.name = _identify(model)
+        self.priced = (
+            spec is not None
+            and spec.price is not None
+            and spec.price.input is not None
+            and spec.price.output is not None
+        )
+        self.max_tokens = _model_max_tokens(model)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+    @property
+    def tokenizer(self) -> ModelSpec | str:
+        return self.spec if self.spec is not None else _FALLBACK_TOKENIZER
+
+
+@dataclass(slots=True)
+class _State:
+    """The tracker's per-call slot (``call.state``)."""
+
+    model: _Model
+    started: datetime
+    t0: float
+    input_tokens: int | None = None
+    output_reserve: int | None = None
+    estimate: Decimal | None = None
+    reservation: Reservation | None = None
+
+
+def _usage_of(output: Any) -> Mapping[str, Any] | None:
+    """The provider's usage on a message, or ``None`` when it reported none (or only zeros)."""
+    usage = getattr(output, "usage_metadata", None)
+    if not isinstance(usage, Mapping) or not usage:
+        return None
+    if not (usage.get("input_tokens") or usage.get("output_tokens")):
+        return None
+    return usage
+
+
+def _usage_from_openai(usage: Any) -> dict[str, Any] | None:
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
+    reasoning = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+    return {
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "total_tokens": prompt + completion,
+        "input_token_details": {"cache_read": cached or 0},
+        "output_token_details": {"reasoning": reasoning or 0},
+    }
+
+
+def _usage_from_error(error: BaseException) -> Mapping[str, Any] | None:
+    """Usage the provider reported before the call failed, if any.
+
+    OpenAI's ``LengthFinishReasonError`` carries its completion; mapped errors keep the
+    original as ``__cause__``, so the chain is searched.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        usage = _usage_of(current)
+        if usage is not None:
+            return usage
+        completion = getattr(current, "completion", None)
+        if completion is not None:
+            found = _usage_from_openai(getattr(completion, "usage", None))
+            if found is not None and (found["input_tokens"] or found["output_tokens"]):
+                return found
+        current = current.__cause__
+    return None
+
+
+def _output_text(output: Any) -> str:
+    """Everything the model generated, as text to count (content and tool-call arguments)."""
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, BaseMessage):
+        parts: list[str] = [str(output.text)]
+        if isinstance(output, AIMessage):
+            for call in output.tool_calls:
+                parts.append(call["name"])
+                parts.append(json.dumps(call["args"], ensure_ascii=False))
+            for bad in output.invalid_tool_calls:
+                parts.append(bad.get("name") or "")
+                parts.append(bad.get("args") or "")
+        return "".join(parts)
+    return str(output)
+
+
+def _as_messages(input: Any) -> Any:
+    return [("user", input)] if isinstance(input, str) else input
+
+
+def _run_ids(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    run_id = config.get("run_id")
+    callbacks = config.get("callbacks")
+    parent = (
+        getattr(callbacks, "parent_run_id", None)
+        if isinstance(callbacks, BaseCallbackManager)
+        else None
+    )
+    return (
+        str(run_id) if run_id is not None else None,
+        str(parent) if parent is not None else None,
+    )
+
+
+def _floats(value: Any) -> Any:
+    """The summary with ``Decimal`` amounts as floats (``None`` stays ``None``)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value
+
+
+class CostTracker(Decorator):
+    """Price every call from its real usage and refuse calls a budget cannot cover.
+
+    Before a call it holds the worst case against every budget that applies (input tokens,
+    from the guard's count when it ran, plus the reserved output: the guard's, else the call's
+    or model's ``max_tokens``, else ``reserve_output``, by default
+    ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens)``, all at this model's dearest
+    rates) and raises `BudgetExceededError` if that would pass a limit. After the call it
+    replaces the hold by the price of the reported ``usage_metadata`` (invoke, and the summed
+    chunks of a stream); a provider that reports no usage gets its tokens counted locally and
+    the record marked ``estimated``. A call that fails before the provider answered costs
+    nothing. So however many callers run at once, spend passes a budget only by the error of
+    the estimate (an answer longer than the reserve when no ``max_tokens`` is set, or an
+    estimated tokenizer's miscount).
+
+    Budgets: ``budget_usd`` (total, until ``reset()``) and ``budgets``, a ``{period: usd}``
+    mapping over calendar UTC periods (``"hour"``, ``"day"``, ``"month"``, ``"total"``) or
+    `Budget` values, which may apply to one tag only. Crossing ``warn_at`` of a budget emits one
+    `BudgetWarning` (``warnings`` and the ``llm_routing.cost`` logger) per budget and period.
+
+    A model without a known price has its calls recorded with cost ``None`` (one
+    `UnknownPriceWarning` per model, counted as ``unpriced_calls``; budgets cannot hold them);
+    ``strict=True`` refuses such calls with `UnknownPriceError` instead.
+
+    ``backend``: ``None`` or ``"memory"`` (this process), or a `Ledger` instance. Each call adds
+    ``llm_routing.estimated_cost_usd`` to the model run's metadata when a hold was computed.
+    """
+
+    def __init__(
+        self,
+        budget_usd: float | Decimal | None = None,
+        budgets: Mapping[str, Any] | Iterable[Budget] | Budget | None = None,
+        warn_at: float = 0.8,
+        catalog: Catalog | None = None,
+        strict: bool = False,
+        backend: Any = None,
+        *,
+        reserve_output: int | None = None,
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.budgets: tuple[Budget, ...] = parse_budgets(budget_usd, budgets)
+        if isinstance(warn_at, bool) or not isinstance(warn_at, int | float):
+            raise TypeError(f"CostTracker(warn_at=…) must be a number in (0, 1], got {warn_at!r}")
+        if not (math.isfinite(warn_at) and 0 < warn_at <= 1):
+            raise ValueError(
+                "CostTracker(warn_at=…) must be in (0, 1] (the share of a budget at which to "
+                f"warn, 0.8 warns at 80%), got {warn_at!r}"
+            )
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise TypeError(
+                f"CostTracker(catalog=…) must be a Catalog or None, got {type(catalog).__name__}"
+            )
+        if not isinstance(strict, bool):
+            raise TypeError(f"CostTracker(strict=…) must be True or False, got {strict!r}")
+        if reserve_output is not None and (
+            isinstance(reserve_output, bool) or not isinstance(reserve_output, int)
+        ):
+            raise TypeError(
+                "CostTracker(reserve_output=…) must be an int number of tokens or None, "
+                f"got {reserve_output!r}"
+            )
+        if reserve_output is not None and reserve_output < 0:
+            raise ValueError(
+                f"CostTracker(reserve_output=…) must be >= 0 tokens or None, got {reserve_output}"
+            )
+        if clock is not None and not callable(clock):
+            raise TypeError(
+                f"CostTracker(clock=…) must be a callable returning epoch seconds, got {clock!r}"
+            )
+        self.warn_at = float(warn_at)
+        self.strict = strict
+        self.reserve_output = reserve_output
+        self._catalog = catalog
+        self._clock: Callable[[], float] = clock if clock is not None else time.time
+        self.ledger: Ledger = self._ledger_for(backend, max_records)
+        self._models: dict[int, _Model] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _ledger_for(backend: Any, max_records: int | None) -> Ledger:
+        if backend is None or backend == "memory":
+            return MemoryLedger(max_records)
+        if isinstance(backend, Ledger):
+            return backend
+        if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
+            raise NotImplementedError(
+                "CostTracker(backend='redis://…'): a shared Redis ledger is not available in this "
+                "version; use backend=None (in-memory, this process) or pass a Ledger instance"
+            )
+        raise TypeError(
+            "CostTracker(backend=…) must be None or 'memory' (in-process) or a "
+            f"llm_routing.cost.Ledger instance; got {backend!r}"
+        )
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalogue prices come from (the shared default unless one was given)."""
+        return self._catalog if self._catalog is not None else default_catalog()
+
+    def __repr__(self) -> str:
+        budgets = ", ".join(f"{b.name}={_usd(b.limit_usd)}" for b in self.budgets) or "none"
+        return f"CostTracker(budgets: {budgets}, warn_at={self.warn_at:g}, strict={self.strict})"
+
+    # --- per model -------------------------------------------------------------------------
+
+    def _resolve(self, model: Any) -> _Model:
+        key = id(model)
+        entry = self._models.get(key)
+        if entry is not None and entry.model is model:
+            return entry
+        try:
+            spec: ModelSpec | None = self.catalog.for_model(model)
+        except (UnknownModelError, TypeError):
+            spec = None
+        entry = _Model(model, spec)
+        with self._lock:
+            if len(self._models) >= _SPEC_CACHE_SIZE:
+                self._models.clear()
+            self._models[key] = entry
+        return entry
+
+    def _warn_once(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message)
+        warnings.warn(message, UnknownPriceWarning, stacklevel=3)
+
+    def _unpriced(self, info: _Model) -> None:
+        hint = (
+            "register its price: default_catalog().register(spec.with_overrides("
+            "price=Price(input=…, output=…)), replace=True)"
+            if info.spec is not None
+            else "register it: default_catalog().register(ModelSpec(provider=…, name=…, "
+            "context_window=…, price=Price(input=…, output=…)))"
+        )
+        if self.strict:
+            raise UnknownPriceError(
+                f"CostTracker(strict=True) refuses calls to {info.key}: its price is unknown, so "
+                f"their cost could not be recorded or held against a budget. To use it, {hint}; "
+                "or pass strict=False to record its calls with an unknown cost.",
+                model=info.key,
+            )
+        budget_note = " and no budget can hold them" if self.budgets else ""
+        self._warn_once(
+            info.key,
+            f"llm_routing: no price known for {info.key}; its calls are recorded with an unknown "
+            f"cost (summary()['unpriced_calls']){budget_note}. To price them, {hint}.",
+        )
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def before(self, call: Call) -> None:
+        """Hold the call's worst-case cost against every budget, or refuse it."""
+        info = self._resolve(call.model)
+        if not info.priced:
+            self._unpriced(info)
+        now = self._clock()
+        state = _State(info, datetime.fromtimestamp(now, UTC), time.monotonic())
+        buckets = buckets_for(self.budgets, state.started, call.config.get("tags") or ())
+        upstream = call.upstream.get("llm_routing.input_tokens")
+        if isinstance(upstream, int) and not isinstance(upstream, bool) and upstream >= 0:
+            state.input_tokens = upstream
+        if info.priced and info.spec is not None and (buckets or state.input_tokens is not None):
+            if state.input_tokens is None:
+                state.input_tokens = self._count_input(call, info)
+            state.output_reserve = self._reserved_output(call, info)
+            state.estimate = estimate_cost(info.spec, state.input_tokens, state.output_reserve)
+            if state.estimate is not None:
+                call.metadata["llm_routing.estimated_cost_usd"] = float(state.estimate)
+        if buckets:
+            outcome = self.ledger.reserve(
+                state.estimate if state.estimate is not None else _ZERO, buckets
+            )
+            if isinstance(outcome, Refusal):
+                raise self._refusal(outcome, state)
+            state.reservation = outcome
+        call.state = state
+
+    def after(self, call: Call, output: Any) -> None:
+        """Price the real usage (or an estimate when none was reported) and settle the hold."""
+        state = call.state
+        if not isinstance(state, _State):
+            return
+        usage = _usage_of(output)
+        tokens: TokenUsage | None = None
+        if usage is not None:
+            try:
+                tokens = parse_usage(usage)
+            except (TypeError, ValueError) as exc:
+                logger.warning("malformed usage_metadata from %s: %s", state.model.key, exc)
+        estimated = tokens is None
+        if tokens is None:
+            tokens = self._estimate(call, state, output)
+        cost = self._settle(call, state, tokens, estimated=estimated, status="ok")
+        if cost.total is not None:
+            call.metadata["llm_routing.cost_usd"] = float(cost.total)
+
+    def on_error(self, call: Call, error: Exception) -> Exception | None:
+        """Charge what the provider reported before failing; otherwise release the hold."""
+        state = call.state
+        if not isinstance(state, _State):
+            return None
+        usage = _usage_from_error(error)
+        tokens: TokenUsage | None = None
+        if usage is not None:
+            try:
+                tokens = parse_usage(usage)
+            except (TypeError, ValueError):
+                tokens = None
+        if tokens is None:
+            self._release(call, state)
+        else:
+            self._settle(call, state, tokens, estimated=False, status="error")
+        return None
+
+    def on_cancel(self, call: Call, partial: Any) -> None:
+        """A stream closed early: charge what was generated (estimated); else release."""
+        state = call.state
+        if not isinstance(state, _State):
+            return
+        if partial is None:
+            self._release(call, state)
+            return
+        usage = _usage_of(partial)
+        try:
+            tokens = parse_usage(usage) if usage is not None else None
+        except (TypeError, ValueError):
+            tokens = None
+        estimated = tokens is None
+        if tokens is None:
+            tokens = self._estimate(call, state, partial)
+        self._settle(call, state, tokens, estimated=estimated, status="cancelled")
+
+    # --- settling --------------------------------------------------------------------------
+
+    def _release(self, call: Call, state: _State) -> None:
+        if state.reservation is not None:
+            self.ledger.release(state.reservation)
+            state.reservation = None
+        call.state = None
+
+    def _settle(
+        self, call: Call, state: _State, tokens: TokenUsage, *, estimated: bool, status: str
+    ) -> Cost:
+        info = state.model
+        cost = price(tokens, info.spec) if info.spec is not None else _unknown(tokens)
+        if cost.total is None and info.priced:
+            missing = ", ".join(
+                name
+                for name in ("input", "cached_input", "cache_write", "output", "reasoning")
+                if getattr(cost, name) is None
+            )
+            self._warn_once(
+                f"{info.key}#{missing}",
+                f"llm_routing: {info.key} used tokens whose price is unknown ({missing}); that "
+                "call is recorded with an unknown cost. Add the missing price to its spec.",
+            )
+        run_id, parent = _run_ids(call.config)
+        config = call.config
+        record = CostRecord(
+            time=state.started,
+            provider=info.provider,
+            model=info.name,
+            tokens=tokens,
+            cost=cost,
+            estimated=estimated,
+            status=status,
+            run_id=run_id,
+            parent_run_id=parent,
+            tags=tuple(config.get("tags") or ()),
+            metadata=dict(config.get("metadata") or {}),
+            duration_s=time.monotonic() - state.t0,
+        )
+        reservation, state.reservation = state.reservation, None
+        call.state = None
+        if reservation is not None:
+            changes = self.ledger.settle(reservation, record)
+        else:
+            changes = self.ledger.add(record)
+        self._warn_crossings(changes)
+        return cost
+
+    def _warn_crossings(self, changes: list[BucketChange]) -> None:
+        for change in crossings(changes, self.warn_at):
+            bucket = change.bucket
+            share = change.after / bucket.limit if bucket.limit else Decimal(1)
+            message = (
+                f"llm_routing: {bucket.label} is {share:.0%} spent: {_usd(change.after)} of "
+                f"{_usd(bucket.limit)} (warn_at={self.warn_at:g}); calls will be refused once "
+                "their worst-case cost no longer fits"
+            )
+            logger.warning(message)
+            warnings.warn(message, BudgetWarning, stacklevel=4)
+
+    # --- estimating ------------------------------------------------------------------------
+
+    def _count_input(self, call: Call, info: _Model) -> int:
+        tools = call.invocation_kwargs.get("tools") or None
+        return count_tokens(_as_messages(call.input), info.tokenizer, tools=tools)
+
+    def _reserved_output(self, call: Call, info: _Model) -> int:
+        upstream = _positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
+        if upstream is not None:
+            return upstream
+        kwargs = call.invocation_kwargs
+        for key in _MAX_TOKENS_KEYS:
+            found = _positive_int(kwargs.get(key))
+            if found is not None:
+                return found
+        if info.max_tokens is not None:
+            return info.max_tokens
+        if self.reserve_output is not None:
+            return self.reserve_output
+        cap = info.spec.max_output_tokens if info.spec is not None else None
+        return DEFAULT_OUTPUT_RESERVE if cap is None else min(cap, DEFAULT_OUTPUT_RESERVE)
+
+    def _estimate(self, call: Call, state: _State, output: Any) -> TokenUsage:
+        """Tokens counted locally when the provider reported none (never raises)."""
+        tokenizer = state.model.tokenizer
+        prompt = state.input_tokens
+        if prompt is None:
+            try:
+                prompt = self._count_input(call, state.model)
+            except Exception as exc:  # an input we cannot count still gets a record
+                logger.warning("could not count the input of a %s call: %s", state.model.key, exc)
+                prompt = 0
+        try:
+            text = _output_text(output)
+            completion = count_tokens(text, tokenizer) if text else 0
+        except Exception as exc:  # as above, for the output
+            logger.warning("could not count the output of a %s call: %s", state.model.key, exc)
+            completion = 0
+        return TokenUsage(input=prompt, output=completion)
+
+    def _refusal(self, refusal: Refusal, state: _State) -> BudgetExceededError:
+        bucket: Bucket = refusal.bucket
+        used = refusal.spent + refusal.reserved
+        end = period_end(bucket.budget.period, state.started)
+        resets = f"; it resets at {end:%Y-%m-%d %H:%M} UTC" if end is not None else ""
+        size = (
+            f" ({state.input_tokens:,} input + {state.output_reserve:,} output tokens at its "
+            "prices)"
+            if state.input_tokens is not None and state.output_reserve is not None
+            else ""
+        )
+        message = (
+            f"{bucket.label} of {_usd(bucket.limit)} would be exceeded: {_usd(refusal.spent)} "
+            f"spent and {_usd(refusal.reserved)} held by calls in flight, and this call to "
+            f"{state.model.key} may cost up to {_usd(refusal.requested)}{size}. Raise the "
+            "budget (CostTracker(budget_usd=…, budgets=…)), lower max_tokens, or use a cheaper "
+            f"model{resets}."
+        )
+        return BudgetExceededError(
+            message,
+            budget_usd=float(bucket.limit),
+            spent_usd=float(used),
+            requested_usd=float(refusal.requested),
+            scope=bucket.budget.name,
+            model=state.model.key,
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def summary(self, *, exact: bool = False) -> dict[str, Any]:
+        """Cost so far: totals, ``by_model``, ``by_tag``, ``by_period`` and the budgets.
+
+        ``total_cost`` sums the calls whose price is known; ``unpriced_calls`` counts the
+        others (a group whose every call is unpriced has ``cost`` ``None``). A call with several
+        tags counts in each tag. ``by_period`` has ``"hour"``, ``"day"`` and ``"month"`` keyed
+        by UTC period. ``budgets`` lists each budget's current period: ``limit``, ``spent``,
+        ``reserved`` (held by calls in flight) and ``remaining``. Amounts are floats in USD, or
+        exact ``Decimal`` with ``exact=True``.
+        """
+        data = self.ledger.summary()
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        buckets = [b.bucket(now) for b in self.budgets]
+        usage = self.ledger.bucket_usage(b.key for b in buckets)
+        data["budgets"] = [
+            {
+                "name": bucket.budget.name,
+                "period": bucket.budget.period,
+                "tag": bucket.budget.tag,
+                "bucket": bucket.key,
+                "limit": bucket.limit,
+                "spent": usage[bucket.key][0],
+                "reserved": usage[bucket.key][1],
+                "remaining": max(_ZERO, bucket.limit - usage[bucket.key][0] - usage[bucket.key][1]),
+            }
+            for bucket in buckets
+        ]
+        data["warn_at"] = self.warn_at
+        return data if exact else _floats(data)
+
+    @property
+    def total_cost(self) -> float:
+        """USD spent on calls with a known price since the last ``reset()``."""
+        return float(self.ledger.summary()["total_cost"])
+
+    def cost_for(self, model: str | ModelSpec) -> float | None:
+        """USD spent on one model, named in any form the catalogue accepts.
+
+        ``0.0`` for a model with no calls; ``None`` when every call it made was unpriced.
+        """
+        if isinstance(model, ModelSpec):
+            key = model.key
+        elif isinstance(model, str):
+            try:
+                key = self.catalog.get(model).key
+            except (UnknownModelError, ValueError):
+                key = model
+        else:
+            raise TypeError(
+                "cost_for(model) needs a model name such as 'openai:gpt-4o-mini' or a ModelSpec, "
+                f"got {type(model).__name__}"
+            )
+        group = self.ledger.summary()["by_model"].get(key)
+        if group is None:
+            return 0.0
+        cost = group["cost"]
+        return None if cost is None else float(cost)
+
+    def records(self) -> list[CostRecord]:
+        """Every kept record (the newest ``max_records``), oldest first."""
+        return self.ledger.records()
+
+    def to_dataframe(self) -> Any:
+        """The records as a ``pandas.DataFrame``, one row per call (USD as floats)."""
+        try:
+            import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:
+            raise ImportError(
+                "CostTracker.to_dataframe() needs pandas: pip install pandas "
+                "(or pip install 'llm-routing[notebook]'); summary() and records() work without it"
+            ) from None
+        return pd.DataFrame([r.as_row() for r in self.records()], columns=list(RECORD_COLUMNS))
+
+    def _repr_html_(self) -> str:
+        data = self.summary()
+        esc = html.escape
+
+        def money(value: float | None) -> str:
+            return "unknown" if value is None else esc(_usd(value))
+
+        head = (
+            "<tr><th>model</th><th>calls</th><th>cost</th><th>input tokens</th>"
+            "<th>output tokens</th><th>unpriced</th><th>estimated</th></tr>"
+        )
+        rows = [
+            f"<tr><td>{esc(key)}</td><td>{g['calls']}</td><td>{money(g['cost'])}</td>"
+            f"<td>{g['input_tokens']:,}</td><td>{g['output_tokens']:,}</td>"
+            f"<td>{g['unpriced_calls']}</td><td>{g['estimated_calls']}</td></tr>"
+            for key, g in data["by_model"].items()
+        ]
+        rows.append(
+            f"<tr><th>total</th><th>{data['calls']}</th><th>{money(data['total_cost'])}</th>"
+            f"<th>{data['input_tokens']:,}</th><th>{data['output_tokens']:,}</th>"
+            f"<th>{data['unpriced_calls']}</th><th>{data['estimated_calls']}</th></tr>"
+        )
+        budgets = "".join(
+            f"<li>{esc(b['name'])} ({esc(b['bucket'])}): {money(b['spent'])} spent, "
+            f"{money(b['reserved'])} held, {money(b['remaining'])} left of "
+            f"{money(b['limit'])}</li>"
+            for b in data["budgets"]
+        )
+        refused = f"<p>refused calls: {data['refused_calls']}</p>"
+        return (
+            "<div><strong>CostTracker</strong><table>"
+            f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+            f"{refused}{'<ul>' + budgets + '</ul>' if budgets else ''}</div>"
+        )
+
+    def reset(self) -> None:
+        """Forget all records, totals and budget spend (warnings may fire again)."""
+        self.ledger.reset()
+        with self._lock:
+            self._warned.clear()
+
+
+def _unknown(tokens: TokenUsage) -> Cost:
+    return Cost.zero() if tokens == TokenUsage() else Cost.unknown()
