@@ -5,6 +5,7 @@ Public names only; everything else lives in a module of its own.
 
 from llm_routing.catalog import Catalog, Limits, ModelSpec, Price, default_catalog
 from llm_routing.config import from_config
+from llm_routing.cost import Budget, BudgetWarning, CostTracker, UnknownPriceError
 from llm_routing.errors import (
     FALLBACK_ERRORS,
     AllModelsFailedError,
@@ -28,10 +29,13 @@ __version__ = "0.1.0"
 __all__ = [
     "FALLBACK_ERRORS",
     "AllModelsFailedError",
+    "Budget",
     "BudgetExceededError",
+    "BudgetWarning",
     "Catalog",
     "ContextGuard",
     "ContextLengthExceededError",
+    "CostTracker",
     "ErrorKind",
     "LLMRoutingError",
     "Limits",
@@ -42,6 +46,7 @@ __all__ = [
     "RateLimitExhaustedError",
     "Router",
     "UnknownModelError",
+    "UnknownPriceError",
     "__version__",
     "build_router",
     "classify",

@@ -44,7 +44,6 @@ _FALLBACK_KEYS: dict[ErrorKind, str] = {
     ErrorKind.TRANSIENT: "transient_fallbacks",
     ErrorKind.BUDGET: "budget_fallbacks",
 }
-_NOT_YET_WARNED = {"scheduler": False}
 
 
 def _stream_failed_note(name: str) -> str:
@@ -218,27 +217,69 @@ class Router(Runnable[Any, Any]):
     # --- stats -----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Requests, which model served them, and why the router fell back.
+        """Requests, which model served them, why the router fell back, waits and cost.
 
         Keys: ``total_requests``, ``primary_requests``, ``fallback_requests``,
         ``failed_requests`` (every model failed), ``rate_limit_fallbacks``,
         ``quota_fallbacks``, ``context_fallbacks``, ``transient_fallbacks``,
         ``budget_fallbacks``, ``other_fallbacks`` (one per model skipped, by reason) and
         ``by_model``: ``{name: {"requests": served, "failures": {kind: n}}}``.
+
+        With a scheduler: ``waits`` (``count``, ``total_s``, ``p50_s``, ``p95_s``, ``max_s``),
+        ``rate_limit_errors`` (provider 429s seen), ``retries`` and ``transient_retries``.
+        With a tracker: ``total_cost`` (USD) and ``by_model[name]["cost"]``. Both come from
+        the decorator instances, so a scheduler or tracker shared between routers reports
+        what all of them did.
         """
-        return self._stats.snapshot()
+        snapshot = self._stats.snapshot()
+        scheduler = self.settings.get("scheduler")
+        if scheduler is not None and callable(getattr(scheduler, "stats", None)):
+            waits = scheduler.stats()
+            snapshot["waits"] = waits["waits"]
+            for key in ("rate_limit_errors", "retries", "transient_retries"):
+                snapshot[key] = waits.get(key, 0)
+        tracker = self.settings.get("tracker")
+        if tracker is not None and callable(getattr(tracker, "summary", None)):
+            summary = tracker.summary()
+            snapshot["total_cost"] = summary.get("total_cost", 0.0)
+            snapshot["unpriced_calls"] = summary.get("unpriced_calls", 0)
+            cost_for = getattr(tracker, "cost_for", None)
+            if callable(cost_for):
+                for name, entry in snapshot["by_model"].items():
+                    entry["cost"] = cost_for(name.split("#", 1)[0])
+        return snapshot
 
     get_stats = stats
 
     # --- the fallback loop -----------------------------------------------------------------
 
+    def _config(self, config: RunnableConfig | None) -> RunnableConfig:
+        config = ensure_config(config)
+        handler = self.settings.get("langfuse")
+        if handler is not None:
+            from llm_routing.observe import attach
+
+            config = attach(config, handler)
+        return config
+
     @staticmethod
-    def _attempt_config(config: RunnableConfig, position: int) -> RunnableConfig:
-        # A caller's run_id names one run; only the first attempt may take it.
-        if position == 0 or config.get("run_id") is None:
+    def _attempt_config(
+        config: RunnableConfig, position: int, attempts: Sequence[Attempt]
+    ) -> RunnableConfig:
+        """The primary's config is the caller's; a fallback's says why it is being tried.
+
+        A caller's run_id names one run, so only the first attempt may take it. The metadata
+        reaches the fallback model's run (and its Langfuse generation).
+        """
+        if position == 0:
             return config
         patched = config.copy()
         patched.pop("run_id", None)
+        patched["metadata"] = {
+            **config.get("metadata", {}),
+            "llm_routing.router_attempt": position + 1,
+            "llm_routing.fallback_from": [f"{a.model} ({a.kind.value})" for a in attempts],
+        }
         return patched
 
     def _failed(self, attempts: list[Attempt]) -> AllModelsFailedError:
@@ -247,11 +288,13 @@ class Router(Runnable[Any, Any]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Answer with the first model that does not fail with a fallback error."""
-        config = ensure_config(config)
+        config = self._config(config)
         attempts: list[Attempt] = []
         for position, (name, model) in enumerate(zip(self.names, self.models, strict=True)):
             try:
-                output = model.invoke(input, self._attempt_config(config, position), **kwargs)
+                output = model.invoke(
+                    input, self._attempt_config(config, position, attempts), **kwargs
+                )
             except FALLBACK_ERRORS as exc:
                 attempts.append(Attempt(name, exc))
                 continue
@@ -262,12 +305,12 @@ class Router(Runnable[Any, Any]):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Async `invoke`."""
-        config = ensure_config(config)
+        config = self._config(config)
         attempts: list[Attempt] = []
         for position, (name, model) in enumerate(zip(self.names, self.models, strict=True)):
             try:
                 output = await model.ainvoke(
-                    input, self._attempt_config(config, position), **kwargs
+                    input, self._attempt_config(config, position, attempts), **kwargs
                 )
             except FALLBACK_ERRORS as exc:
                 attempts.append(Attempt(name, exc))
@@ -281,10 +324,12 @@ class Router(Runnable[Any, Any]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Any]:
         """Stream from the first model that opens; fall back only before the first chunk."""
-        config = ensure_config(config)
+        config = self._config(config)
         attempts: list[Attempt] = []
         for position, (name, model) in enumerate(zip(self.names, self.models, strict=True)):
-            iterator = iter(model.stream(input, self._attempt_config(config, position), **kwargs))
+            iterator = iter(
+                model.stream(input, self._attempt_config(config, position, attempts), **kwargs)
+            )
             try:
                 first = next(iterator)
             except StopIteration:
@@ -308,10 +353,12 @@ class Router(Runnable[Any, Any]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> AsyncIterator[Any]:
         """Async `stream`."""
-        config = ensure_config(config)
+        config = self._config(config)
         attempts: list[Attempt] = []
         for position, (name, model) in enumerate(zip(self.names, self.models, strict=True)):
-            iterator = aiter(model.astream(input, self._attempt_config(config, position), **kwargs))
+            iterator = aiter(
+                model.astream(input, self._attempt_config(config, position, attempts), **kwargs)
+            )
             try:
                 first = await anext(iterator)
             except StopAsyncIteration:
@@ -431,12 +478,12 @@ def _as_list(name: str, value: Any) -> list[Any]:
     )
 
 
-def _decorator_slot(name: str, value: Any) -> Decorator | None:
-    if value is None or isinstance(value, Decorator):
+def _decorator_slot(name: str, value: Any) -> Decorator | Literal[False] | None:
+    if value is None or value is False or isinstance(value, Decorator):
         return value
     raise TypeError(
-        f"build_router({name}=…) must be a Decorator instance (e.g. a shared {name} object) "
-        f"or None, got {type(value).__name__}"
+        f"build_router({name}=…) must be a Decorator instance (e.g. a shared {name} object), "
+        f"None for a default one, or False for none; got {type(value).__name__}"
     )
 
 
@@ -449,29 +496,31 @@ def build_router(
     max_wait: float = 90.0,
     budget_usd: float | None = None,
     guard: ContextGuard | Decorator | Literal[False] | None = None,
-    scheduler: Decorator | None = None,
-    tracker: Decorator | None = None,
+    scheduler: Decorator | Literal[False] | None = None,
+    tracker: Decorator | Literal[False] | None = None,
     backend: Any = "memory",
-    langfuse: bool = False,
+    langfuse: Any = False,
     init_kwargs: Mapping[str, Any] | None = None,
 ) -> Router:
     """Build a `Router`: ``primary``, then ``fallbacks``, then ``large_context`` by window.
 
     Models are chat model instances or names (``"openai:gpt-4o-mini"``, the seed's
-    ``"openai/gpt-4o-mini"``), built with LangChain's ``init_chat_model`` with
-    ``max_retries=0`` plus ``init_kwargs`` (``base_url``, ``api_key``, ``temperature``…).
-    Every model is wrapped in ``guard | scheduler | tracker`` (the decorators given; pass
-    shared instances to share their state across routers). ``guard=None`` makes a
-    `ContextGuard` with defaults, ``guard=False`` leaves it out. Large-context candidates
+    ``"openai/gpt-4o-mini"``), built with `init_model` (``max_retries=0``) plus
+    ``init_kwargs`` (``base_url``, ``api_key``, ``temperature``…). Large-context candidates
     are ordered by context window, smallest first, so an oversize input lands on the
     smallest model that fits.
 
-    Not yet enforced in this build: ``tier``, ``max_wait`` and ``backend`` configure the
-    rate scheduler, which is not built in yet; pass ``scheduler=`` to plug one in. Giving
-    them non-default values without a scheduler warns once. ``budget_usd`` needs the cost
-    tracker and ``langfuse=True`` the Langfuse export: both raise ``NotImplementedError``
-    rather than silently not limiting spend (pass ``tracker=``, or Langfuse's own
-    ``CallbackHandler`` in the call's ``config["callbacks"]``).
+    Every model is wrapped in ``guard | scheduler | tracker``. Each slot takes a shared
+    instance (to share its state across routers), ``None`` for a default one, or ``False``
+    to leave it out: the default guard is ``ContextGuard()``, the default scheduler
+    ``RateScheduler(tier=tier, max_wait=max_wait, backend=backend)``, the default tracker
+    ``CostTracker(budget_usd=budget_usd)``. ``tier``, ``max_wait`` and ``backend`` configure
+    only the default scheduler, ``budget_usd`` only the default tracker: combined with an
+    instance of your own they are an error rather than silently ignored.
+
+    ``langfuse=True`` (Langfuse configured from the environment) or a Langfuse client adds
+    llm_routing's Langfuse handler to every call, so each attempt is one generation with its
+    cost, usage and the decorators' metadata (``pip install 'llm-routing[langfuse]'``).
     """
     if not isinstance(tier, str | Mapping):
         raise TypeError(
@@ -486,26 +535,34 @@ def build_router(
         )
     scheduler = _decorator_slot("scheduler", scheduler)
     tracker = _decorator_slot("tracker", tracker)
-    if budget_usd is not None and tracker is None:
-        raise NotImplementedError(
-            "build_router(budget_usd=…) needs the cost tracker, which this build does not "
-            "include yet; pass tracker=<a Decorator that enforces the budget> or leave "
-            "budget_usd=None (no spending limit)."
-        )
-    if langfuse:
-        raise NotImplementedError(
-            "build_router(langfuse=True) is not available in this build; pass Langfuse's "
-            "CallbackHandler in config={'callbacks': [handler]} instead (it sees every attempt)."
-        )
     customised = tier != "tier1" or max_wait != 90.0 or backend != "memory"
-    if scheduler is None and customised and not _NOT_YET_WARNED["scheduler"]:
-        _NOT_YET_WARNED["scheduler"] = True
-        warnings.warn(
-            "build_router: tier, max_wait and backend configure the rate scheduler, which "
-            "this build does not include yet; they are stored (router.settings) but not "
-            "enforced. Pass scheduler=<a Decorator> to plug one in.",
-            UserWarning,
-            stacklevel=2,
+    if scheduler is None:
+        from llm_routing.schedule import RateScheduler
+
+        scheduler = RateScheduler(tier=tier, max_wait=max_wait, backend=backend)
+    elif customised:
+        raise ValueError(
+            "build_router: tier, max_wait and backend configure the default scheduler; "
+            + (
+                "with scheduler=False there is none to configure. Drop them or let the "
+                "router build its scheduler."
+                if scheduler is False
+                else "you passed your own scheduler, so set them on it: "
+                "RateScheduler(tier=…, max_wait=…, backend=…)."
+            )
+        )
+    if tracker is None:
+        from llm_routing.cost import CostTracker
+
+        tracker = CostTracker(budget_usd=budget_usd)
+    elif budget_usd is not None:
+        raise ValueError(
+            "build_router(budget_usd=…) configures the default tracker; "
+            + (
+                "with tracker=False nothing would enforce it. Drop tracker=False."
+                if tracker is False
+                else "you passed your own tracker, so set it there: CostTracker(budget_usd=…)."
+            )
         )
     if guard is None:
         guard = ContextGuard()
@@ -514,10 +571,18 @@ def build_router(
             "build_router(guard=…) must be a ContextGuard (or another Decorator), None for a "
             f"default guard, or False for none; got {type(guard).__name__}"
         )
-    decorators = tuple(d for d in (guard or None, scheduler, tracker) if d is not None)
+    handler = _langfuse_handler(langfuse)
+    recorder: Decorator | None = None
+    if handler is not None:
+        from llm_routing.observe import RefusalRecorder
+
+        # Refusals before the network start no model run; this records them as generations.
+        recorder = RefusalRecorder()
+    decorators = tuple(d for d in (recorder, guard, scheduler, tracker) if isinstance(d, Decorator))
     stack = DecoratorStack(*decorators) if decorators else None
     init = dict(init_kwargs or {})
     spec_guard = guard if isinstance(guard, ContextGuard) else ContextGuard()
+    limits_for = getattr(scheduler, "limits_for", None)
 
     def build(item: Any, where: str) -> tuple[Runnable[Any, Any], ModelSpec]:
         if isinstance(item, str):
@@ -534,6 +599,8 @@ def build_router(
             )
         try:
             spec = spec_guard.spec_for(model)
+            if callable(limits_for):
+                limits_for(model)  # a tier the model does not have fails now, not mid-run
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"build_router({where}): {exc}") from None
         return model, spec
@@ -560,12 +627,23 @@ def build_router(
         "max_wait": max_wait,
         "budget_usd": budget_usd,
         "backend": backend,
-        "langfuse": langfuse,
+        "langfuse": handler,
         "guard": guard or None,
-        "scheduler": scheduler,
-        "tracker": tracker,
+        "scheduler": scheduler or None,
+        "tracker": tracker or None,
     }
     return Router(models, names, settings=settings)
+
+
+def _langfuse_handler(langfuse: Any) -> Any:
+    """The callback handler ``langfuse=`` asks for (``None`` when off)."""
+    if langfuse is False or langfuse is None:
+        return None
+    from llm_routing.observe import langfuse_handler
+
+    if langfuse is True:
+        return langfuse_handler()
+    return langfuse_handler(client=langfuse)
 
 
 # Large-context companions for the seed's entry point, per LangChain provider.

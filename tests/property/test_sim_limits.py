@@ -73,14 +73,24 @@ def test_a_request_is_refused_only_when_it_would_not_fit(schedule, caps):
 @given(schedule=gaps, caps=limits)
 def test_retry_at_is_the_first_instant_the_refused_request_fits(schedule, caps):
     rpm, tpm, rpd = caps
-    admitted, refused = run(schedule, rpm, tpm, rpd)
-    events = [e for e, _ in admitted]
-    for (when, tokens), decision in refused:
+    limiter = SlidingWindowLimiter(rpm=rpm, tpm=tpm, rpd=rpd, clock=lambda: 0.0)
+    now = 0.0
+    events: list[tuple[float, int]] = []
+    refused = []
+    for gap_ms, prompt, output in schedule:
+        now += gap_ms / 1000
+        decision = limiter.acquire(prompt, output, now=now)
+        if decision.admitted:
+            events.append((now, prompt + output))
+        else:
+            # What was admitted before this refusal: later admissions at the same instant
+            # are not part of the state retry_at was computed from.
+            refused.append(((now, prompt + output), decision, list(events)))
+    for (when, tokens), decision, past in refused:
         if math.isinf(decision.retry_at):
             assert tokens > tpm  # only a request bigger than a whole window can never fit
             continue
         assert decision.retry_at > when
-        past = [e for e in events if e[0] <= when]
 
         def fits_at(t, past=past, tokens=tokens):
             minute = live(past, t, MINUTE)

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_openai import ChatOpenAI
 
 from llm_routing._decorator import Decorator
+from llm_routing.cost import CostTracker
 from llm_routing.errors import (
     AllModelsFailedError,
     ContextLengthExceededError,
@@ -24,7 +25,21 @@ from llm_routing.errors import (
     QuotaExceededError,
 )
 from llm_routing.guard import ContextGuard
-from llm_routing.router import Router, build_router, create_auto_picker_llm
+from llm_routing.router import Router, create_auto_picker_llm
+from llm_routing.router import build_router as full_build_router
+from llm_routing.schedule import RateScheduler
+
+
+def build_router(*args, **kwargs):
+    """The builder with only the guard by default: these tests are about routing.
+
+    The fakes have no published limits or prices, so the default scheduler and tracker would
+    only warn about them; the tests of those defaults call ``full_build_router``.
+    """
+    kwargs.setdefault("scheduler", False)
+    kwargs.setdefault("tracker", False)
+    return full_build_router(*args, **kwargs)
+
 
 OPENAI = {"api_key": "sk-test", "base_url": "http://127.0.0.1:9/v1"}
 
@@ -356,14 +371,55 @@ def test_bad_arguments_are_clear_errors(kwargs, error, match):
         build_router(**args)
 
 
-def test_budget_without_a_tracker_is_refused_rather_than_ignored():
-    with pytest.raises(NotImplementedError, match="budget_usd"):
-        build_router(named("a"), budget_usd=5.0)
+def test_default_stack_is_guard_scheduler_tracker_on_every_model():
+    with pytest.warns(UserWarning):  # the fakes have no published limits or prices
+        router = full_build_router(named("a"), [named("b")], budget_usd=5.0, max_wait=3)
+    guard, scheduler, tracker = router.models[0].decorators
+    assert isinstance(guard, ContextGuard)
+    assert isinstance(scheduler, RateScheduler) and scheduler.max_wait == 3
+    assert isinstance(tracker, CostTracker)
+    assert all(m.decorators == (guard, scheduler, tracker) for m in router.models)
+    stats = router.stats()
+    assert stats["waits"]["count"] == 0
+    assert stats["total_cost"] == 0.0
 
 
-def test_langfuse_flag_is_refused_with_the_alternative():
-    with pytest.raises(NotImplementedError, match="CallbackHandler"):
-        build_router(named("a"), langfuse=True)
+def test_budget_with_the_tracker_left_out_is_refused_rather_than_ignored():
+    with pytest.raises(ValueError, match=r"budget_usd.*nothing would enforce it"):
+        full_build_router(named("a"), budget_usd=5.0, tracker=False)
+
+
+def test_budget_with_an_own_tracker_is_refused_rather_than_ignored():
+    with pytest.raises(ValueError, match="CostTracker\\(budget_usd"):
+        full_build_router(named("a"), budget_usd=5.0, tracker=CostTracker())
+
+
+def test_scheduler_settings_with_the_scheduler_left_out_are_refused():
+    with pytest.raises(ValueError, match="scheduler=False"):
+        full_build_router(named("a"), max_wait=5, scheduler=False, tracker=False)
+
+
+def test_scheduler_settings_with_an_own_scheduler_are_refused():
+    with pytest.raises(ValueError, match="RateScheduler\\(tier"):
+        full_build_router(named("a"), tier="tier2", scheduler=RateScheduler(), tracker=False)
+
+
+def test_an_unknown_tier_fails_at_build_time_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown tier 'tier9'.*tier1"):
+        full_build_router("openai:gpt-4o-mini", tier="tier9", init_kwargs={"api_key": "x"})
+
+
+def test_a_tier_one_model_lacks_fails_at_build_time_naming_the_model():
+    with pytest.raises(ValueError, match=r"fallbacks\[0\].*mistral.*free"):
+        full_build_router(
+            "openai:gpt-4o-mini",
+            [named("mistral-large")],
+            init_kwargs={"api_key": "x"},
+        )
+
+
+def test_langfuse_off_adds_no_handler():
+    assert build_router(named("a")).settings["langfuse"] is None
 
 
 def test_settings_are_stored_on_the_router():
@@ -430,11 +486,3 @@ def test_create_auto_picker_llm_skips_a_large_context_model_no_larger(monkeypatc
 def test_create_auto_picker_llm_rejects_an_empty_model():
     with pytest.raises(ValueError, match="primary_model"):
         create_auto_picker_llm(primary_model="")
-
-
-def test_scheduler_settings_without_a_scheduler_warn_that_they_are_not_enforced(monkeypatch):
-    import llm_routing.router as router_module
-
-    monkeypatch.setitem(router_module._NOT_YET_WARNED, "scheduler", False)
-    with pytest.warns(UserWarning, match="not yet|not\\s+enforced"):
-        build_router(named("a"), max_wait=5)

@@ -1,0 +1,29 @@
+"""The rate scheduler: per-model RPM/TPM/RPD limits, FIFO waits, retries and the max-wait rule.
+
+``policy`` is pure (state + time + request -> decision), ``memory`` keeps that state for one
+process, ``queue`` makes callers wait their turn, ``scheduler`` is the decorator users put on
+models, ``clock`` makes time injectable.
+"""
+
+from llm_routing.schedule.backend import Backend
+from llm_routing.schedule.clock import Clock, SystemClock, VirtualClock
+from llm_routing.schedule.memory import MemoryBackend
+from llm_routing.schedule.policy import RateLimits, Request
+from llm_routing.schedule.queue import Admission, Ticket
+from llm_routing.schedule.scaled import ScaledClock
+from llm_routing.schedule.scheduler import DEFAULT_RESERVE_OUTPUT, RateScheduler
+
+__all__ = [
+    "DEFAULT_RESERVE_OUTPUT",
+    "Admission",
+    "Backend",
+    "Clock",
+    "MemoryBackend",
+    "RateLimits",
+    "RateScheduler",
+    "Request",
+    "ScaledClock",
+    "SystemClock",
+    "Ticket",
+    "VirtualClock",
+]

@@ -1,0 +1,167 @@
+"""Where the scheduler's state lives: the ``Backend`` contract every store implements.
+
+A backend applies the pure policy atomically per key (memory: a lock; Redis: a Lua script).
+It never waits and keeps no queue: FIFO waiting belongs to ``schedule.queue.Admission``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from llm_routing.schedule.clock import Clock
+    from llm_routing.schedule.policy import Decision, RateLimits, Request
+
+__all__ = ["Backend"]
+
+
+class Backend(ABC):
+    """State of every key; each method is atomic.
+
+    The async twins default to the sync methods, which is right for a backend that does no I/O
+    (``in_process = True``); a networked backend overrides them.
+    """
+
+    in_process: ClassVar[bool] = False
+    """True when every method is quick CPU work with no I/O, so a caller may run it under its
+    own lock and from an event loop without awaiting."""
+
+    @property
+    def clock(self) -> Clock | None:
+        """The clock this backend reads, when it is a local one (``None`` for a server's time)."""
+        return None
+
+    @abstractmethod
+    def now(self) -> float:
+        """The backend's time: the scale of ``Decision.at`` and of deadlines."""
+
+    @abstractmethod
+    def try_acquire(self, key: str, limits: RateLimits, request: Request, rid: str) -> Decision:
+        """Decide and, when admissible, reserve for ``rid``, as one atomic step."""
+
+    @abstractmethod
+    def settle(
+        self,
+        key: str,
+        limits: RateLimits,
+        rid: str,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        answered_at: float | None = None,
+    ) -> bool:
+        """Real usage replaces the estimate; True (and listeners called) when capacity freed.
+
+        ``answered_at`` (backend time) counts the request from its answer: `policy.settle`.
+        """
+
+    @abstractmethod
+    def release(self, key: str, rid: str, *, keep_request: bool = False) -> bool:
+        """Give back the reservation of ``rid``; True (and listeners called) when it was held."""
+
+    @abstractmethod
+    def cooldown(self, key: str, until: float) -> None:
+        """Admit nobody on ``key`` before ``until`` (backend time)."""
+
+    @abstractmethod
+    def correct(
+        self,
+        key: str,
+        limits: RateLimits,
+        *,
+        remaining_requests: float | None = None,
+        reset_requests_s: float | None = None,
+        remaining_tokens: float | None = None,
+        reset_tokens_s: float | None = None,
+        remaining_input_tokens: float | None = None,
+        reset_input_tokens_s: float | None = None,
+        remaining_output_tokens: float | None = None,
+        reset_output_tokens_s: float | None = None,
+    ) -> None:
+        """Tighten our view with the provider's remaining-capacity headers (never loosens)."""
+
+    @abstractmethod
+    def project(
+        self, key: str, limits: RateLimits, pending: Sequence[Request], request: Request
+    ) -> Decision:
+        """When ``request`` would be admitted after the queue ahead of it; for the max-wait rule.
+
+        Every ``pending`` request (FIFO ahead) is taken as admitted first, at its earliest
+        time. Changes nothing. Concurrency is ignored (when a slot frees is an event, not a
+        time) and pending requests that could never be admitted are skipped.
+        """
+
+    @abstractmethod
+    def add_listener(self, key: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (outside any backend lock) whenever capacity on ``key`` frees."""
+
+    @abstractmethod
+    def remove_listener(self, key: str, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback``; unknown callbacks are ignored."""
+
+    @abstractmethod
+    def snapshot(self, key: str) -> dict[str, Any]:
+        """For stats and debugging: the usage in the windows, cooldown and in-flight count."""
+
+    async def atry_acquire(
+        self, key: str, limits: RateLimits, request: Request, rid: str
+    ) -> Decision:
+        """Async twin of ``try_acquire``."""
+        return self.try_acquire(key, limits, request, rid)
+
+    async def asettle(
+        self,
+        key: str,
+        limits: RateLimits,
+        rid: str,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        answered_at: float | None = None,
+    ) -> bool:
+        """Async twin of ``settle``."""
+        return self.settle(key, limits, rid, input_tokens, output_tokens, answered_at=answered_at)
+
+    async def arelease(self, key: str, rid: str, *, keep_request: bool = False) -> bool:
+        """Async twin of ``release``."""
+        return self.release(key, rid, keep_request=keep_request)
+
+    async def acooldown(self, key: str, until: float) -> None:
+        """Async twin of ``cooldown``."""
+        self.cooldown(key, until)
+
+    async def acorrect(
+        self,
+        key: str,
+        limits: RateLimits,
+        *,
+        remaining_requests: float | None = None,
+        reset_requests_s: float | None = None,
+        remaining_tokens: float | None = None,
+        reset_tokens_s: float | None = None,
+        remaining_input_tokens: float | None = None,
+        reset_input_tokens_s: float | None = None,
+        remaining_output_tokens: float | None = None,
+        reset_output_tokens_s: float | None = None,
+    ) -> None:
+        """Async twin of ``correct``."""
+        self.correct(
+            key,
+            limits,
+            remaining_requests=remaining_requests,
+            reset_requests_s=reset_requests_s,
+            remaining_tokens=remaining_tokens,
+            reset_tokens_s=reset_tokens_s,
+            remaining_input_tokens=remaining_input_tokens,
+            reset_input_tokens_s=reset_input_tokens_s,
+            remaining_output_tokens=remaining_output_tokens,
+            reset_output_tokens_s=reset_output_tokens_s,
+        )
+
+    async def aproject(
+        self, key: str, limits: RateLimits, pending: Sequence[Request], request: Request
+    ) -> Decision:
+        """Async twin of ``project``."""
+        return self.project(key, limits, pending, request)

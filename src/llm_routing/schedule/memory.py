@@ -1,0 +1,175 @@
+"""The in-process backend: the policy's state per key in a dict, under one ``threading.Lock``.
+
+Owns atomicity and the capacity listeners for one process. It never waits and keeps
+no queue (``schedule.queue``), and shares nothing across processes (a Redis backend does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from llm_routing.schedule import policy
+from llm_routing.schedule.backend import Backend
+from llm_routing.schedule.clock import Clock, SystemClock
+from llm_routing.schedule.policy import Decision, ModelState, RateLimits, Request
+
+__all__ = ["MemoryBackend"]
+
+
+def _epoch_offset(clock: Clock) -> float:
+    wall = getattr(clock, "wall", None)
+    now = clock.now()
+    return (float(wall()) if callable(wall) else time.time()) - now
+
+
+class MemoryBackend(Backend):
+    """Per-key policy state in this process; thread-safe, and usable from any event loop."""
+
+    in_process: ClassVar[bool] = True
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(
+                f"MemoryBackend clock must provide now(), wait() and await_(), got {clock!r}"
+            )
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._lock = threading.Lock()
+        self._states: dict[str, ModelState] = {}
+        self._listeners: dict[str, tuple[Callable[[], None], ...]] = {}
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every decision reads."""
+        return self._clock
+
+    def now(self) -> float:
+        """The clock's time."""
+        return self._clock.now()
+
+    def _state(self, key: str, limits: RateLimits | None = None) -> ModelState:
+        state = self._states.get(key)
+        if state is None:
+            if not isinstance(key, str):
+                raise TypeError(f"key must be a str (a model, or model + API key), got {key!r}")
+            state = self._states[key] = ModelState(_epoch_offset(self._clock))
+        elif limits is not None and limits.day == "calendar" and limits.rpd is not None:
+            state.epoch_offset = _epoch_offset(self._clock)  # follow wall-clock adjustments
+        return state
+
+    def _notify(self, key: str) -> None:
+        with self._lock:
+            listeners = self._listeners.get(key, ())
+        for callback in listeners:
+            callback()
+
+    def try_acquire(self, key: str, limits: RateLimits, request: Request, rid: str) -> Decision:
+        """Decide and reserve under the lock, reading the clock inside it (monotone per key)."""
+        with self._lock:
+            state = self._state(key, limits)
+            now = self._clock.now()
+            decision = policy.decide(state, limits, now, request)
+            if decision.admit:
+                policy.admit(state, limits, decision.at, request, rid)
+            return decision
+
+    def settle(
+        self,
+        key: str,
+        limits: RateLimits,
+        rid: str,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        answered_at: float | None = None,
+    ) -> bool:
+        """Real usage replaces the estimate; listeners are called when capacity freed."""
+        with self._lock:
+            state = self._states.get(key)
+            freed = state is not None and policy.settle(
+                state,
+                limits,
+                self._clock.now(),
+                rid,
+                input_tokens,
+                output_tokens,
+                answered_at=answered_at,
+            )
+        if freed:
+            self._notify(key)
+        return freed
+
+    def release(self, key: str, rid: str, *, keep_request: bool = False) -> bool:
+        """Give back the reservation; listeners are called when one was held."""
+        with self._lock:
+            state = self._states.get(key)
+            freed = state is not None and policy.release(state, rid, keep_request=keep_request)
+        if freed:
+            self._notify(key)
+        return freed
+
+    def cooldown(self, key: str, until: float) -> None:
+        """Admit nobody on ``key`` before ``until``."""
+        with self._lock:
+            policy.cooldown(self._state(key), until)
+
+    def correct(
+        self,
+        key: str,
+        limits: RateLimits,
+        *,
+        remaining_requests: float | None = None,
+        reset_requests_s: float | None = None,
+        remaining_tokens: float | None = None,
+        reset_tokens_s: float | None = None,
+        remaining_input_tokens: float | None = None,
+        reset_input_tokens_s: float | None = None,
+        remaining_output_tokens: float | None = None,
+        reset_output_tokens_s: float | None = None,
+    ) -> None:
+        """Tighten our view with the provider's remaining-capacity headers."""
+        with self._lock:
+            policy.correct(
+                self._state(key, limits),
+                limits,
+                self._clock.now(),
+                remaining_requests=remaining_requests,
+                reset_requests_s=reset_requests_s,
+                remaining_tokens=remaining_tokens,
+                reset_tokens_s=reset_tokens_s,
+                remaining_input_tokens=remaining_input_tokens,
+                reset_input_tokens_s=reset_input_tokens_s,
+                remaining_output_tokens=remaining_output_tokens,
+                reset_output_tokens_s=reset_output_tokens_s,
+            )
+
+    def project(
+        self, key: str, limits: RateLimits, pending: Sequence[Request], request: Request
+    ) -> Decision:
+        """Simulate the queue ahead (cached on the key's state across a burst of joiners)."""
+        with self._lock:
+            return policy.project(
+                self._state(key, limits), limits, self._clock.now(), pending, request
+            )
+
+    def add_listener(self, key: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` outside the lock whenever capacity on ``key`` frees."""
+        with self._lock:
+            self._listeners[key] = (*self._listeners.get(key, ()), callback)
+
+    def remove_listener(self, key: str, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` for ``key``."""
+        with self._lock:
+            kept = tuple(cb for cb in self._listeners.get(key, ()) if cb != callback)
+            if kept:
+                self._listeners[key] = kept
+            else:
+                self._listeners.pop(key, None)
+
+    def snapshot(self, key: str) -> dict[str, Any]:
+        """Usage in the current windows (as of now), cooldown, in-flight count and day count."""
+        with self._lock:
+            state = self._states.get(key)
+            return policy.snapshot(state if state is not None else ModelState(), self._clock.now())

@@ -1,0 +1,753 @@
+"""The rate scheduler decorator: wait for capacity instead of collecting 429s, and give up early.
+
+Owns the per-call lifecycle (estimate, acquire, retry, settle), the reaction to each provider
+error kind, the max-wait budget and the scheduler's statistics. Window arithmetic belongs to
+``policy``, waiting to ``queue.Admission``, which limits apply to ``limits``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+from langchain_core.rate_limiters import BaseRateLimiter
+from langchain_core.runnables import Runnable
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
+
+from llm_routing._decorator import Call, Decorator
+from llm_routing.catalog import Catalog, ModelSpec
+from llm_routing.errors import (
+    ErrorKind,
+    LLMRoutingError,
+    ProviderUnavailableError,
+    QuotaExceededError,
+    RateLimitExhaustedError,
+    _header_getter,
+    _parse_duration,
+    classify,
+    retry_after,
+)
+from llm_routing.guard import _as_messages, _model_max_tokens, _positive_int
+from llm_routing.schedule.backend import Backend
+from llm_routing.schedule.clock import Clock, SystemClock
+from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint
+from llm_routing.schedule.memory import MemoryBackend
+from llm_routing.schedule.policy import RateLimits, Request
+from llm_routing.schedule.queue import Admission, Ticket
+from llm_routing.tokens import count_tokens
+
+__all__ = ["DEFAULT_RESERVE_OUTPUT", "RateScheduler"]
+
+_T = TypeVar("_T")
+
+DEFAULT_RESERVE_OUTPUT = 1024
+"""Output tokens a request reserves against TPM when neither the call nor the model sets
+``max_tokens`` (capped at the model's output limit). Settling with the real usage gives the
+difference back, so this only decides how many calls can be in flight at once near the limit;
+OpenAI itself counts ``max_tokens`` against TPM when it is sent.
+"""
+
+_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# Providers whose token limiter charges the requested max_tokens at admission, unrefunded.
+_COUNTS_MAX_TOKENS = frozenset({"openai"})
+_WAIT_SAMPLES = 10_000
+_SPEC_CACHE_SIZE = 256
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class _Resolved:
+    """A model's spec, scheduling key and limits, looked up once per model object."""
+
+    __slots__ = ("key", "limits", "model", "model_max_tokens", "spec")
+
+    def __init__(
+        self, model: Any, spec: ModelSpec, key: str, limits: RateLimits, max_tokens: int | None
+    ) -> None:
+        self.model = model  # held so the id() key cannot be reused while cached
+        self.spec = spec
+        self.key = key
+        self.limits = limits
+        self.model_max_tokens = max_tokens
+
+
+class _Pending:
+    """One call's progress through the scheduler (``call.state``)."""
+
+    __slots__ = (
+        "answered_at",
+        "attempts",
+        "explicit_max_tokens",
+        "rate_limit_retries",
+        "request",
+        "resolved",
+        "ticket",
+        "transient_retries",
+        "waited",
+    )
+
+    def __init__(self, resolved: _Resolved, request: Request) -> None:
+        self.resolved = resolved
+        self.request = request
+        self.ticket: Ticket | None = None
+        self.waited = 0.0
+        self.attempts = 0
+        self.rate_limit_retries = 0
+        self.transient_retries = 0
+        self.explicit_max_tokens = False
+        self.answered_at: float | None = None
+
+
+class _Stats:
+    """Counters and a bounded sample of waits, shared by every model the scheduler wraps."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waits: deque[float] = deque(maxlen=_WAIT_SAMPLES)
+        self.wait_count = 0
+        self.wait_total = 0.0
+        self.counts = dict.fromkeys(
+            (
+                "admitted",
+                "rate_limit_errors",
+                "retries",
+                "transient_retries",
+                "refused_max_wait",
+                "refused_too_large",
+                "refused_quota",
+            ),
+            0,
+        )
+        self.by_model: dict[str, dict[str, float]] = {}
+
+    def add(self, key: str, name: str, amount: float = 1) -> None:
+        with self._lock:
+            self.counts[name] += int(amount)
+            entry = self.by_model.setdefault(key, {"admitted": 0, "rate_limit_errors": 0})
+            if name in entry:
+                entry[name] += amount
+
+    def waited(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self.counts["admitted"] += 1
+            self.wait_count += 1
+            self.wait_total += seconds
+            self.waits.append(seconds)
+            entry = self.by_model.setdefault(key, {"admitted": 0, "rate_limit_errors": 0})
+            entry["admitted"] += 1
+            entry["wait_total_s"] = entry.get("wait_total_s", 0.0) + seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            sample = list(self.waits)
+            return {
+                "waits": {
+                    "count": self.wait_count,
+                    "total_s": round(self.wait_total, 6),
+                    "p50_s": round(_percentile(sample, 0.50), 6),
+                    "p95_s": round(_percentile(sample, 0.95), 6),
+                    "max_s": round(max(sample, default=0.0), 6),
+                },
+                **self.counts,
+                "by_model": {key: dict(entry) for key, entry in self.by_model.items()},
+            }
+
+
+class RateScheduler(Decorator):
+    """Per-model RPM/TPM/RPD scheduling: wait for capacity, retry 429s, give up after ``max_wait``.
+
+    Before a call it reserves 1 request and the call's tokens (the guard's input count when a
+    guard runs outside it, else its own count, plus reserved output) for this model, waiting
+    in FIFO order until every limit has room. A wait longer than what is left of ``max_wait``
+    is not started: `RateLimitExhaustedError` is raised at once so a fallback chain moves on.
+    After the call the reservation is settled with the real usage.
+
+    Provider errors: a 429 cools the model down for every caller (Retry-After when given, else
+    tenacity's jittered exponential backoff) and is retried while waiting fits in
+    ``max_wait`` (proactive and reactive waits share that budget), then
+    `RateLimitExhaustedError`. A quota error (``insufficient_quota``, a daily limit) is not
+    retried: `QuotaExceededError` now, and the model is refused without a request for
+    ``quota_cooldown`` seconds (or the provider's Retry-After). Transient errors (5xx,
+    timeouts, connection) are retried ``max_retries`` times, then `ProviderUnavailableError`.
+    Other errors propagate untouched.
+
+    ``tier`` names the catalogue's limits (``"tier1"`` or per provider
+    ``{"openai": "tier2", "google": "free"}``); ``limits`` overrides per model
+    (``{"openai:gpt-4o-mini": {"rpm": 30, "tpm": 200_000, "rpd": 10_000}}``, options such as
+    ``smoothing`` too). ``clock`` makes time injectable (`VirtualClock` in tests and in
+    ``llm-routing simulate``). One scheduler can wrap any number of models; each model has its
+    own windows, and all threads and event loops of the process share them.
+    """
+
+    def __init__(
+        self,
+        tier: str | Mapping[str, str] = "tier1",
+        limits: Mapping[str, Any] | None = None,
+        max_wait: float = 90.0,
+        backend: Literal["memory"] | Backend | str = "memory",
+        clock: Clock | None = None,
+        *,
+        catalog: Catalog | None = None,
+        request_margin: int = 2,
+        token_headroom: float = 0.02,
+        smoothing: bool = False,
+        rpd_reset: Literal["rolling", "calendar"] = "rolling",
+        reserve_output: int | None = None,
+        max_retries: int = 2,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        quota_cooldown: float = 60.0,
+        per_api_key: bool = False,
+        count_from: Literal["response", "admission"] = "response",
+    ) -> None:
+        _check_seconds("max_wait", max_wait)
+        _check_seconds("backoff_initial", backoff_initial)
+        _check_seconds("backoff_max", backoff_max)
+        _check_seconds("quota_cooldown", quota_cooldown)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(
+                f"RateScheduler(max_retries=…) must be an int >= 0 (retries of transient "
+                f"errors), got {max_retries!r}"
+            )
+        if reserve_output is not None and (
+            isinstance(reserve_output, bool)
+            or not isinstance(reserve_output, int)
+            or reserve_output < 0
+        ):
+            raise ValueError(
+                "RateScheduler(reserve_output=…) must be an int >= 0 (output tokens to reserve "
+                f"when max_tokens is not set) or None, got {reserve_output!r}"
+            )
+        if clock is not None and not callable(getattr(clock, "now", None)):
+            raise TypeError(
+                "RateScheduler(clock=…) must be a Clock (SystemClock, VirtualClock) or None, "
+                f"got {type(clock).__name__}"
+            )
+        if count_from not in ("response", "admission"):
+            raise ValueError(
+                "RateScheduler(count_from=…) must be 'response' (count a request in the minute "
+                "window from when its answer came: safe when sending lags admission) or "
+                f"'admission' (exact for in-process providers), got {count_from!r}"
+            )
+        self.count_from = count_from
+        self.max_wait = float(max_wait)
+        self.max_retries = max_retries
+        self.reserve_output = reserve_output
+        self.quota_cooldown = float(quota_cooldown)
+        self.per_api_key = bool(per_api_key)
+        self.tier = tier
+        self._limits = LimitResolver(
+            tier,
+            limits,
+            catalog,
+            {
+                "request_margin": request_margin,
+                "token_headroom": token_headroom,
+                "smoothing": smoothing,
+                "day": rpd_reset,
+            },
+        )
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.backend: Backend = _make_backend(backend, self.clock)
+        self.admission = Admission(self.backend, self.clock)
+        self._backoff = wait_exponential_jitter(
+            initial=backoff_initial, max=backoff_max, jitter=backoff_initial
+        )
+        self._retrying = Retrying()
+        self._quota_until: dict[str, tuple[float, str]] = {}
+        self._specs: dict[int, _Resolved] = {}
+        self._lock = threading.Lock()
+        self._stats = _Stats()
+
+    def __repr__(self) -> str:
+        return f"RateScheduler(tier={self.tier!r}, max_wait={self.max_wait:g})"
+
+    # --- per model -------------------------------------------------------------------------
+
+    def limits_for(self, model: Any) -> RateLimits:
+        """The limits this scheduler applies to ``model`` (a chat model or a name).
+
+        Raises the configuration error a call would raise (unknown tier for the model, unknown
+        model), so a builder can check every model up front.
+        """
+        if isinstance(model, str):
+            return self._limits.for_name(model)[1]
+        return self._resolve(model).limits
+
+    def _resolve(self, model: Any) -> _Resolved:
+        key = id(model)
+        entry = self._specs.get(key)
+        if entry is not None and entry.model is model:
+            return entry
+        catalog = self._limits.catalog
+        try:
+            spec = catalog.for_model(model)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"RateScheduler cannot find the limits of {type(model).__name__}: {exc} "
+                "Or pass limits={'<model name>': {'rpm': …, 'tpm': …}} for a registered model."
+            ) from None
+        schedule_key = spec.key
+        if self.per_api_key:
+            fingerprint = api_key_fingerprint(model)
+            if fingerprint is not None:
+                schedule_key = f"{spec.key}@{fingerprint}"
+        entry = _Resolved(
+            model, spec, schedule_key, self._limits.for_spec(spec), _model_max_tokens(model)
+        )
+        with self._lock:
+            if len(self._specs) >= _SPEC_CACHE_SIZE:
+                self._specs.clear()
+            self._specs[key] = entry
+        return entry
+
+    def _pending(self, call: Call, resolved: _Resolved) -> _Pending:
+        kwargs = call.invocation_kwargs
+        tokens = call.upstream.get("llm_routing.input_tokens")
+        if not isinstance(tokens, int):
+            tools = kwargs.get("tools") or None
+            tokens = count_tokens(_as_messages(call.input), resolved.spec, tools=tools)
+        reserved, explicit = self._reserved(resolved, kwargs)
+        pending = _Pending(resolved, Request(input_tokens=tokens, output_tokens=reserved))
+        pending.explicit_max_tokens = explicit
+        return pending
+
+    def _reserved(self, resolved: _Resolved, kwargs: Mapping[str, Any]) -> tuple[int, bool]:
+        for name in _MAX_TOKENS_KEYS:
+            found = _positive_int(kwargs.get(name))
+            if found is not None:
+                return found, True
+        if resolved.model_max_tokens is not None:
+            return resolved.model_max_tokens, True
+        default = self.reserve_output if self.reserve_output is not None else DEFAULT_RESERVE_OUTPUT
+        cap = resolved.spec.max_output_tokens
+        return (default if cap is None else min(default, cap)), False
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def before(self, call: Call) -> None:
+        """Estimate the call and refuse it at once if its model's quota is known to be spent."""
+        resolved = self._resolve(call.model)
+        self._check_quota(resolved.key)
+        call.state = self._pending(call, resolved)
+
+    def around(self, call: Call, proceed: Callable[[], _T]) -> _T:
+        """Acquire capacity, call, and retry 429s and transient errors within ``max_wait``."""
+        pending: _Pending = call.state
+        while True:
+            ticket = self._acquire(pending)
+            self._annotate(call, pending)
+            try:
+                result = proceed()
+            except Exception as exc:
+                delay = self._failed(pending, ticket, exc)
+                if delay > 0:
+                    self.clock.wait(threading.Event(), delay)
+                continue
+            self._answered(pending, ticket)
+            return result
+
+    async def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> _T:
+        """Async `around`: waits on the event loop, never blocking it."""
+        pending: _Pending = call.state
+        while True:
+            ticket = await self._aacquire(pending)
+            self._annotate(call, pending)
+            try:
+                result = await proceed()
+            except Exception as exc:
+                delay = self._failed(pending, ticket, exc)
+                if delay > 0:
+                    await self.clock.await_(asyncio.get_running_loop().create_future(), delay)
+                continue
+            self._answered(pending, ticket)
+            return result
+
+    def _answered(self, pending: _Pending, ticket: Ticket) -> None:
+        # proceed() returns when the answer (a stream's first chunk) is here: the provider
+        # has counted the request by now.
+        pending.ticket = ticket
+        if self.count_from == "response":
+            pending.answered_at = self.clock.now()
+
+    def after(self, call: Call, output: Any) -> None:
+        """Settle the reservation with the real usage, and learn from rate-limit headers."""
+        pending: _Pending = call.state
+        ticket, pending.ticket = pending.ticket, None
+        if ticket is None:
+            return
+        input_tokens, output_tokens = self._usage(pending, output)
+        self.admission.settle(ticket, input_tokens, output_tokens, answered_at=pending.answered_at)
+        self._correct(pending, _response_headers(output))
+
+    async def aafter(self, call: Call, output: Any) -> None:
+        """Async `after`."""
+        pending: _Pending = call.state
+        ticket, pending.ticket = pending.ticket, None
+        if ticket is None:
+            return
+        input_tokens, output_tokens = self._usage(pending, output)
+        await self.admission.asettle(
+            ticket, input_tokens, output_tokens, answered_at=pending.answered_at
+        )
+        self._correct(pending, _response_headers(output))
+
+    def on_error(self, call: Call, error: Exception) -> Exception | None:
+        """A stream that failed after its first chunk: the request was sent, keep its estimate."""
+        pending = call.state
+        if isinstance(pending, _Pending) and pending.ticket is not None:
+            ticket, pending.ticket = pending.ticket, None
+            self.admission.settle(
+                ticket, pending.request.input_tokens, 0, answered_at=pending.answered_at
+            )
+        return None
+
+    def on_cancel(self, call: Call, partial: Any) -> None:
+        """The caller stopped after the request was sent: settle with what is known of it."""
+        pending = call.state
+        if isinstance(pending, _Pending) and pending.ticket is not None:
+            ticket, pending.ticket = pending.ticket, None
+            input_tokens, output_tokens = self._usage(pending, partial, reserve=False)
+            self.admission.settle(
+                ticket, input_tokens, output_tokens, answered_at=pending.answered_at
+            )
+
+    # --- the pieces of a call --------------------------------------------------------------
+
+    def _check_quota(self, key: str) -> None:
+        blocked = self._quota_until.get(key)
+        if blocked is None:
+            return
+        until, reason = blocked
+        left = until - self.clock.now()
+        if left <= 0:
+            self._quota_until.pop(key, None)
+            return
+        self._stats.add(key, "refused_quota")
+        raise QuotaExceededError(
+            f"{key}: quota exhausted ({reason}); not sending requests for another {left:.0f}s. "
+            "The router falls back to the next model.",
+            model=key,
+            reason=reason,
+        )
+
+    def _remaining(self, pending: _Pending) -> float:
+        return max(0.0, self.max_wait - pending.waited)
+
+    def _acquire(self, pending: _Pending) -> Ticket:
+        resolved = pending.resolved
+        try:
+            ticket = self.admission.acquire(
+                resolved.key,
+                resolved.limits,
+                pending.request,
+                deadline=self.clock.now() + self._remaining(pending),
+                model=resolved.key,
+            )
+        except RateLimitExhaustedError as exc:
+            self._refused(resolved.key, exc)
+            raise
+        except QuotaExceededError:
+            self._stats.add(resolved.key, "refused_quota")
+            raise
+        return self._admitted(pending, ticket)
+
+    async def _aacquire(self, pending: _Pending) -> Ticket:
+        resolved = pending.resolved
+        try:
+            ticket = await self.admission.aacquire(
+                resolved.key,
+                resolved.limits,
+                pending.request,
+                deadline=self.clock.now() + self._remaining(pending),
+                model=resolved.key,
+            )
+        except RateLimitExhaustedError as exc:
+            self._refused(resolved.key, exc)
+            raise
+        except QuotaExceededError:
+            self._stats.add(resolved.key, "refused_quota")
+            raise
+        return self._admitted(pending, ticket)
+
+    def _refused(self, key: str, exc: RateLimitExhaustedError) -> None:
+        too_large = "larger than the limit" in exc.reason
+        self._stats.add(key, "refused_too_large" if too_large else "refused_max_wait")
+
+    def _admitted(self, pending: _Pending, ticket: Ticket) -> Ticket:
+        pending.attempts += 1
+        pending.waited += ticket.waited_s
+        self._stats.waited(pending.resolved.key, ticket.waited_s)
+        return ticket
+
+    @staticmethod
+    def _annotate(call: Call, pending: _Pending) -> None:
+        call.metadata["llm_routing.wait_s"] = round(pending.waited, 3)
+        call.metadata["llm_routing.attempt"] = pending.attempts
+        call.metadata["llm_routing.reserved_tokens"] = pending.request.tokens
+
+    def _failed(self, pending: _Pending, ticket: Ticket, exc: Exception) -> float:
+        """React to a failed attempt: the delay before retrying, or raise what the caller sees."""
+        key = pending.resolved.key
+        if isinstance(exc, LLMRoutingError):
+            # An inner decorator refused before anything was sent (a budget, a guard).
+            self.admission.release(ticket)
+            raise exc
+        self.admission.release(ticket, keep_request=True)
+        kind = classify(exc)
+        if kind is ErrorKind.RATE_LIMIT:
+            return self._rate_limited(pending, exc)
+        if kind is ErrorKind.QUOTA:
+            hint = retry_after(exc)
+            reason = _first_line(exc)
+            until = self.clock.now() + (hint if hint is not None else self.quota_cooldown)
+            with self._lock:
+                self._quota_until[key] = (until, reason)
+            self._stats.add(key, "refused_quota")
+            raise QuotaExceededError(
+                f"{key}: {reason}. Not retried (waiting does not restore a quota); the router "
+                "falls back to the next model.",
+                model=key,
+                reason=reason,
+            ) from exc
+        if kind is ErrorKind.TRANSIENT:
+            attempts = pending.transient_retries + 1
+            delay = self._delay(exc, pending.transient_retries)
+            if pending.transient_retries >= self.max_retries or delay > self._remaining(pending):
+                raise ProviderUnavailableError(
+                    f"{key} failed {attempts} time(s) with a transient error: {_first_line(exc)}",
+                    model=key,
+                    attempts=attempts,
+                ) from exc
+            pending.transient_retries += 1
+            pending.waited += delay
+            self._stats.add(key, "transient_retries")
+            return delay
+        raise exc
+
+    def _rate_limited(self, pending: _Pending, exc: Exception) -> float:
+        key = pending.resolved.key
+        self._stats.add(key, "rate_limit_errors")
+        self._correct(pending, _error_headers(exc))
+        hint = retry_after(exc)
+        delay = hint if hint is not None else self._delay(None, pending.rate_limit_retries)
+        left = self._remaining(pending)
+        if delay > left:
+            self._stats.add(key, "refused_max_wait")
+            said = f"Retry-After {hint:g}s" if hint is not None else f"a backoff of {delay:.1f}s"
+            raise RateLimitExhaustedError(
+                f"{key} answered 429 and {said} would pass max_wait "
+                f"({self.max_wait:g}s, {left:.1f}s left); falling back instead of waiting",
+                model=key,
+                wait_s=delay,
+                reason="provider rate limit",
+            ) from exc
+        # Every caller of this model waits out the cooldown; this one retries after it.
+        self.admission.cooldown(key, self.clock.now() + delay)
+        pending.rate_limit_retries += 1
+        self._stats.add(key, "retries")
+        return 0.0
+
+    def _delay(self, exc: Exception | None, retries: int) -> float:
+        hint = retry_after(exc) if exc is not None else None
+        if hint is not None:
+            return hint
+        state = RetryCallState(self._retrying, None, (), {})
+        state.attempt_number = retries + 1
+        return float(self._backoff(state))
+
+    def _usage(self, pending: _Pending, output: Any, *, reserve: bool = True) -> tuple[int, int]:
+        input_tokens, output_tokens = self._reported(pending, output, reserve=reserve)
+        if pending.explicit_max_tokens and pending.resolved.spec.provider in _COUNTS_MAX_TOKENS:
+            # OpenAI counts a request's max_tokens against TPM when it arrives and never gives
+            # the unused part back; settling lower would let us send more than it admits.
+            output_tokens = max(output_tokens, pending.request.output_tokens)
+        return input_tokens, output_tokens
+
+    def _reported(self, pending: _Pending, output: Any, *, reserve: bool) -> tuple[int, int]:
+        usage = getattr(output, "usage_metadata", None)
+        if isinstance(usage, Mapping) and "input_tokens" in usage:
+            return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+        text = getattr(output, "content", None)
+        if isinstance(text, str) and text:
+            return pending.request.input_tokens, count_tokens(text, pending.resolved.spec)
+        output_tokens = pending.request.output_tokens if reserve and output is None else 0
+        return pending.request.input_tokens, output_tokens
+
+    def _correct(self, pending: _Pending, headers: Mapping[str, Any] | None) -> None:
+        """Let the provider's ``x-ratelimit-*`` count win over ours when it is lower."""
+        if not headers:
+            return
+        found = _ratelimit_headers(headers)
+        if found:
+            resolved = pending.resolved
+            self.admission.correct(resolved.key, resolved.limits, **found)
+
+    # --- LangChain's rate limiter interface ------------------------------------------------
+
+    def limiter_for(self, model: Any) -> BaseRateLimiter:
+        """A LangChain ``BaseRateLimiter`` pacing requests to ``model`` with this scheduler.
+
+        For ``ChatOpenAI(rate_limiter=…)``-style use when only request pacing is wanted: it
+        counts requests (not tokens, which the limiter interface never sees) in the same
+        windows the decorator uses, and raises `RateLimitExhaustedError` instead of waiting
+        longer than ``max_wait``.
+        """
+        if isinstance(model, str):
+            key, limits = self._limits.for_name(model)
+        elif isinstance(model, Runnable):
+            resolved = self._resolve(model)
+            key, limits = resolved.key, resolved.limits
+        else:
+            raise TypeError(
+                "limiter_for(model) needs a chat model or a model name such as "
+                f"'openai:gpt-4o-mini', got {type(model).__name__}"
+            )
+        return _SchedulerLimiter(self, key, limits)
+
+    # --- stats -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Waits (count, total, p50/p95/max seconds), 429s seen, retries and refusals.
+
+        ``rate_limit_errors`` counts provider 429s, ``retries`` the 429 retries,
+        ``transient_retries`` the 5xx/timeout retries, ``refused_max_wait`` /
+        ``refused_too_large`` / ``refused_quota`` the calls refused without a request.
+        """
+        return self._stats.snapshot()
+
+    def snapshot(self, model: Any) -> dict[str, Any]:
+        """The current window state of ``model`` (requests and tokens in the window, cooldown)."""
+        key = model if isinstance(model, str) else self._resolve(model).key
+        return self.backend.snapshot(key)
+
+
+class _SchedulerLimiter(BaseRateLimiter):
+    """``BaseRateLimiter`` over a scheduler: one request, no tokens, per acquire."""
+
+    def __init__(self, scheduler: RateScheduler, key: str, limits: RateLimits) -> None:
+        self._scheduler = scheduler
+        self._key = key
+        self._limits = limits
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        """Wait for a request slot (``blocking=False``: take one only if free now)."""
+        scheduler = self._scheduler
+        wait = scheduler.max_wait if blocking else 0.0
+        try:
+            ticket = scheduler.admission.acquire(
+                self._key,
+                self._limits,
+                Request(input_tokens=0, output_tokens=0),
+                deadline=scheduler.clock.now() + wait,
+                model=self._key,
+            )
+        except RateLimitExhaustedError:
+            if blocking:
+                raise
+            return False
+        scheduler.admission.settle(ticket, 0, 0)
+        return True
+
+    async def aacquire(self, *, blocking: bool = True) -> bool:
+        """Async `acquire`."""
+        scheduler = self._scheduler
+        wait = scheduler.max_wait if blocking else 0.0
+        try:
+            ticket = await scheduler.admission.aacquire(
+                self._key,
+                self._limits,
+                Request(input_tokens=0, output_tokens=0),
+                deadline=scheduler.clock.now() + wait,
+                model=self._key,
+            )
+        except RateLimitExhaustedError:
+            if blocking:
+                raise
+            return False
+        await scheduler.admission.asettle(ticket, 0, 0)
+        return True
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"RateScheduler({name}=…) must be a number of seconds, got {value!r}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"RateScheduler({name}=…) must be a finite number >= 0, got {value!r}")
+
+
+def _make_backend(backend: Any, clock: Clock) -> Backend:
+    if isinstance(backend, Backend):
+        return backend
+    if backend == "memory" or backend is None:
+        return MemoryBackend(clock)
+    if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
+        raise NotImplementedError(
+            "RateScheduler(backend='redis://…') is not available in this build; use "
+            "backend='memory' (limits shared by the threads and event loops of one process)."
+        )
+    raise ValueError(
+        "RateScheduler(backend=…) must be 'memory', a 'redis://…' URL or a Backend instance, "
+        f"got {backend!r}"
+    )
+
+
+def _response_headers(output: Any) -> Mapping[str, Any] | None:
+    metadata = getattr(output, "response_metadata", None)
+    if isinstance(metadata, Mapping):
+        headers = metadata.get("headers")
+        if isinstance(headers, Mapping):
+            return headers
+    return None
+
+
+def _error_headers(exc: Exception) -> Mapping[str, Any] | None:
+    get = _header_getter(exc)
+    found = {
+        name: value
+        for name in (
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        )
+        if (value := get(name)) is not None
+    }
+    return found or None
+
+
+def _ratelimit_headers(headers: Mapping[str, Any]) -> dict[str, float | int]:
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    found: dict[str, float | int] = {}
+    for dim in ("requests", "tokens"):
+        remaining = lowered.get(f"x-ratelimit-remaining-{dim}")
+        reset = lowered.get(f"x-ratelimit-reset-{dim}")
+        if remaining is None or reset is None:
+            continue
+        try:
+            count = int(float(str(remaining)))
+        except ValueError:
+            continue
+        seconds = _parse_duration(str(reset))
+        if seconds is None:
+            continue
+        found[f"remaining_{dim}"] = count
+        found[f"reset_{dim}_s"] = seconds
+    return found
