@@ -426,3 +426,22 @@ def test_shutdown_returns_within_its_timeout_with_the_host_unreachable(sim, unre
     model = ContextGuard() | client_for(sim, "gpt-4o-mini")
     model.invoke(PROMPT, config={"callbacks": [langfuse_handler(unreachable)]})
     assert shutdown(unreachable, timeout_s=0.2) in (True, False)
+
+
+def test_build_router_langfuse_client_records_every_attempt_and_why_it_fell_back(sim, memory):
+    router = build_router(
+        tiny(sim),
+        [client_for(sim, "gpt-4o-mini")],
+        scheduler=False,
+        tracker=False,
+        langfuse=memory.client,
+    )
+    answer = router.invoke(LONG)
+
+    by_model = {attrs(g)["model.name"]: attrs(g) for g in memory.generations()}
+    assert set(by_model) == {"tiny-window", "gpt-4o-mini"}
+    assert by_model["tiny-window"]["level"] == "ERROR"
+    served = by_model["gpt-4o-mini"]
+    assert served["cost_details"] == price(answer.usage_metadata, GPT).as_langfuse()
+    assert served["metadata"]["llm_routing.router_attempt"] == 2
+    assert served["metadata"]["llm_routing.fallback_from"] == ["openai:tiny-window (context)"]

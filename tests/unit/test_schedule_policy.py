@@ -667,3 +667,36 @@ def test_snapshot_reports_usage_cooldown_and_in_flight():
     assert snap["cooldown_until"] == 50.0
     assert snap["in_flight"] == 2
     assert snapshot(state, 61.0)["cooldown_until"] is None
+
+
+# --------------------------------------------------------------------------- answered_at
+
+
+def test_a_request_answered_late_counts_until_its_answer_plus_the_window():
+    limits = RateLimits(rpm=1, request_margin=0)
+    state = ModelState()
+    (rid,) = fill(state, limits, 0.0, 1)
+    settle(state, limits, 5.0, rid, 0, 0, answered_at=5.0)
+    assert decide(state, limits, 30.0, NOTHING).at == 65.0
+    assert decide(state, limits, 65.0, NOTHING).admit
+
+
+def test_answered_at_never_moves_a_request_earlier():
+    limits = RateLimits(rpm=1, request_margin=0)
+    state = ModelState()
+    (rid,) = fill(state, limits, 10.0, 1)
+    settle(state, limits, 10.0, rid, 0, 0, answered_at=3.0)
+    assert decide(state, limits, 10.0, NOTHING).at == 70.0
+
+
+def test_a_late_head_holds_the_entries_behind_it_which_only_over_counts():
+    limits = RateLimits(rpm=2, request_margin=0)
+    state = ModelState()
+    first, second = fill(state, limits, 0.0, 2)
+    settle(state, limits, 0.0, first, 0, 0, answered_at=20.0)
+    settle(state, limits, 0.0, second, 0, 0)
+    # "second" alone frees a slot at 60, but departures are walked in admission order: the
+    # answer is the later 80, never earlier than the truth.
+    assert decide(state, limits, 0.0, NOTHING).at == 80.0
+    assert snapshot(state, 70.0)["requests_in_window"] == 2
+    assert snapshot(state, 80.0)["requests_in_window"] == 0
