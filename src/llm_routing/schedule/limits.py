@@ -195,6 +195,10 @@ class LimitResolver:
         if cached is not None:
             return cached
         override = self._overrides.get(spec.key)
+        if override is None:
+            # A model the catalogue lacks keeps the bare name it was given under (``_canonical``
+            # has no provider to add), while its spec (from ``model.profile``) has one.
+            override = self._overrides.get(spec.name)
         base: dict[str, Any] = {}
         tier = self.tier_for(spec.provider)
         if tier is not None and tier in spec.rate_limits:

@@ -358,6 +358,10 @@ class RateScheduler(Decorator):
                 if delay > 0:
                     self.clock.wait(threading.Event(), delay)
                 continue
+            except BaseException:
+                # Interrupted while the request was out: on_cancel settles the ticket.
+                self._answered(pending, ticket)
+                raise
             self._answered(pending, ticket)
             return result
 
@@ -374,6 +378,10 @@ class RateScheduler(Decorator):
                 if delay > 0:
                     await self.clock.await_(asyncio.get_running_loop().create_future(), delay)
                 continue
+            except BaseException:
+                # Cancelled while the request was out: on_cancel settles the ticket.
+                self._answered(pending, ticket)
+                raise
             self._answered(pending, ticket)
             return result
 
@@ -544,11 +552,15 @@ class RateScheduler(Decorator):
         self._stats.add(key, "rate_limit_errors")
         self._correct(pending, _error_headers(exc))
         hint = retry_after(exc)
-        delay = hint if hint is not None else self._delay(None, pending.rate_limit_retries)
+        # A Retry-After of 0 is no advice: retrying at once would resend at full speed for as
+        # long as the provider keeps refusing, so it backs off like a 429 without a hint.
+        delay = hint or self._delay(None, pending.rate_limit_retries)
+        # Every caller of this model waits out the cooldown, whether this one retries or not.
+        self.admission.cooldown(key, self.clock.now() + delay)
         left = self._remaining(pending)
         if delay > left:
             self._stats.add(key, "refused_max_wait")
-            said = f"Retry-After {hint:g}s" if hint is not None else f"a backoff of {delay:.1f}s"
+            said = f"Retry-After {hint:g}s" if hint else f"a backoff of {delay:.1f}s"
             raise RateLimitExhaustedError(
                 f"{key} answered 429 and {said} would pass max_wait "
                 f"({self.max_wait:g}s, {left:.1f}s left); falling back instead of waiting",
@@ -556,8 +568,6 @@ class RateScheduler(Decorator):
                 wait_s=delay,
                 reason="provider rate limit",
             ) from exc
-        # Every caller of this model waits out the cooldown; this one retries after it.
-        self.admission.cooldown(key, self.clock.now() + delay)
         pending.rate_limit_retries += 1
         self._stats.add(key, "retries")
         return 0.0
