@@ -622,9 +622,10 @@ def test_bad_arguments_are_clear_errors_naming_the_argument(kwargs, error, words
         CostTracker(**kwargs)
 
 
-def test_redis_backend_is_not_available_yet():
-    with pytest.raises(NotImplementedError, match="Redis"):
-        CostTracker(backend="redis://localhost:6379/0")
+def test_a_redis_url_builds_a_redis_ledger():
+    from llm_routing.cost.redis_ledger import RedisLedger
+
+    assert isinstance(CostTracker(backend="redis://127.0.0.1:1/0").ledger, RedisLedger)
 
 
 def test_a_ledger_instance_is_accepted_as_backend():

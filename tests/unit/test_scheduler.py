@@ -308,9 +308,14 @@ def test_count_from_must_be_response_or_admission():
         RateScheduler(count_from="sent")
 
 
-def test_a_redis_backend_url_is_not_implemented_in_this_build():
-    with pytest.raises(NotImplementedError, match="backend='memory'"):
-        RateScheduler(backend="redis://localhost:6379/0")
+def test_a_redis_backend_url_builds_a_redis_backend_that_fails_fast_when_redis_is_down():
+    from llm_routing.schedule.redis import RedisBackend, RedisUnavailableError
+
+    scheduler = RateScheduler(backend="redis://127.0.0.1:1/0")
+    assert isinstance(scheduler.backend, RedisBackend)
+    model = scheduler | fake()
+    with pytest.raises(RedisUnavailableError):
+        model.invoke("hi")
 
 
 @pytest.mark.parametrize("backend", ["postgres://db", "", 42])

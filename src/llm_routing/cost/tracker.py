@@ -358,10 +358,14 @@ class CostTracker(Decorator):
         if isinstance(backend, Ledger):
             return backend
         if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
-            raise NotImplementedError(
-                "CostTracker(backend='redis://…'): a shared Redis ledger is not available in this "
-                "version; use backend=None (in-memory, this process) or pass a Ledger instance"
-            )
+            try:
+                from llm_routing.cost.redis_ledger import RedisLedger
+            except ImportError:
+                raise ImportError(
+                    "CostTracker(backend='redis://…') needs the redis extra: "
+                    "pip install 'llm-routing[redis]'"
+                ) from None
+            return RedisLedger(backend, max_records=max_records)
         raise TypeError(
             "CostTracker(backend=…) must be None or 'memory' (in-process) or a "
             f"llm_routing.cost.Ledger instance; got {backend!r}"

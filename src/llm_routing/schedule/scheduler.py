@@ -261,8 +261,11 @@ class RateScheduler(Decorator):
                 "day": rpd_reset,
             },
         )
+        self.backend: Backend = _make_backend(backend, clock or SystemClock())
+        if clock is None:
+            # A shared backend keeps its own time (Redis TIME): waits are measured on it.
+            clock = getattr(self.backend, "server_clock", None) or self.backend.clock
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.backend: Backend = _make_backend(backend, self.clock)
         self.admission = Admission(self.backend, self.clock)
         self._backoff = wait_exponential_jitter(
             initial=backoff_initial, max=backoff_max, jitter=backoff_initial
@@ -390,7 +393,7 @@ class RateScheduler(Decorator):
         # has counted the request by now.
         pending.ticket = ticket
         if self.count_from == "response":
-            pending.answered_at = self.clock.now()
+            pending.answered_at = self.admission.now()
 
     def after(self, call: Call, output: Any) -> None:
         """Settle the reservation with the real usage, and learn from rate-limit headers."""
@@ -441,7 +444,7 @@ class RateScheduler(Decorator):
         if blocked is None:
             return
         until, reason = blocked
-        left = until - self.clock.now()
+        left = until - self.admission.now()
         if left <= 0:
             self._quota_until.pop(key, None)
             return
@@ -463,7 +466,7 @@ class RateScheduler(Decorator):
                 resolved.key,
                 resolved.limits,
                 pending.request,
-                deadline=self.clock.now() + self._remaining(pending),
+                deadline=self.admission.now() + self._remaining(pending),
                 model=resolved.key,
             )
         except RateLimitExhaustedError as exc:
@@ -481,7 +484,7 @@ class RateScheduler(Decorator):
                 resolved.key,
                 resolved.limits,
                 pending.request,
-                deadline=self.clock.now() + self._remaining(pending),
+                deadline=self.admission.now() + self._remaining(pending),
                 model=resolved.key,
             )
         except RateLimitExhaustedError as exc:
@@ -515,14 +518,27 @@ class RateScheduler(Decorator):
             # An inner decorator refused before anything was sent (a budget, a guard).
             self.admission.release(ticket)
             raise exc
-        self.admission.release(ticket, keep_request=True)
         kind = classify(exc)
+        if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
+            # A timeout, a dropped connection or an unknown failure may come after the
+            # provider counted the request and its tokens: keep all of it counted.
+            request = pending.request
+            self.admission.settle(
+                ticket,
+                request.input_tokens,
+                request.output_tokens,
+                answered_at=self.admission.now(),
+            )
+        else:
+            # Refused at the door (429, quota, bad request): the request slot stays, as the
+            # provider may count refusals, but no tokens were processed.
+            self.admission.release(ticket, keep_request=True)
         if kind is ErrorKind.RATE_LIMIT:
             return self._rate_limited(pending, exc)
         if kind is ErrorKind.QUOTA:
             hint = retry_after(exc)
             reason = _first_line(exc)
-            until = self.clock.now() + (hint if hint is not None else self.quota_cooldown)
+            until = self.admission.now() + (hint if hint is not None else self.quota_cooldown)
             with self._lock:
                 self._quota_until[key] = (until, reason)
             self._stats.add(key, "refused_quota")
@@ -556,7 +572,7 @@ class RateScheduler(Decorator):
         # long as the provider keeps refusing, so it backs off like a 429 without a hint.
         delay = hint or self._delay(None, pending.rate_limit_retries)
         # Every caller of this model waits out the cooldown, whether this one retries or not.
-        self.admission.cooldown(key, self.clock.now() + delay)
+        self.admission.cooldown(key, self.admission.now() + delay)
         left = self._remaining(pending)
         if delay > left:
             self._stats.add(key, "refused_max_wait")
@@ -663,7 +679,7 @@ class _SchedulerLimiter(BaseRateLimiter):
                 self._key,
                 self._limits,
                 Request(input_tokens=0, output_tokens=0),
-                deadline=scheduler.clock.now() + wait,
+                deadline=scheduler.admission.now() + wait,
                 model=self._key,
             )
         except RateLimitExhaustedError:
@@ -682,7 +698,7 @@ class _SchedulerLimiter(BaseRateLimiter):
                 self._key,
                 self._limits,
                 Request(input_tokens=0, output_tokens=0),
-                deadline=scheduler.clock.now() + wait,
+                deadline=scheduler.admission.now() + wait,
                 model=self._key,
             )
         except RateLimitExhaustedError:
@@ -709,10 +725,14 @@ def _make_backend(backend: Any, clock: Clock) -> Backend:
     if backend == "memory" or backend is None:
         return MemoryBackend(clock)
     if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
-        raise NotImplementedError(
-            "RateScheduler(backend='redis://…') is not available in this build; use "
-            "backend='memory' (limits shared by the threads and event loops of one process)."
-        )
+        try:
+            from llm_routing.schedule.redis import RedisBackend
+        except ImportError:
+            raise ImportError(
+                "RateScheduler(backend='redis://…') needs the redis extra: "
+                "pip install 'llm-routing[redis]'"
+            ) from None
+        return RedisBackend(backend)
     raise ValueError(
         "RateScheduler(backend=…) must be 'memory', a 'redis://…' URL or a Backend instance, "
         f"got {backend!r}"

@@ -1,0 +1,568 @@
+"""The shared ledger: reservations, budget spend, totals and records in Redis, for N workers.
+
+Owns `RedisLedger`, the `Ledger` whose every operation is one Lua script, so workers on many
+hosts reserving at once never together pass a budget. Pricing and budget rules stay in
+``cost.pricing`` and ``cost.budget``; this module only keeps the money.
+
+Money is held as integer picodollars (1e-12 USD: exact for every catalogue price, which has
+at most six decimals per million tokens) and added in the script with two 12-digit limbs, since
+Lua numbers are doubles. Reservations round up to the next picodollar, charges half-even.
+Holds of a worker that died expire after ``hold_timeout_s`` so they do not shrink a budget
+forever. Records (JSON) sit in a list capped at ``max_records``; totals cover every call.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from llm_routing.cost.budget import Bucket, BucketChange, period_keys
+from llm_routing.cost.ledger import (
+    DEFAULT_MAX_RECORDS,
+    CostRecord,
+    Ledger,
+    Refusal,
+    Reservation,
+)
+from llm_routing.cost.pricing import Cost, TokenUsage
+from llm_routing.errors import LLMRoutingError
+
+__all__ = ["RedisLedger", "RedisLedgerUnavailableError"]
+
+_log = logging.getLogger(__name__)
+
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+)
+_CONTEXT = decimal.Context(prec=80)
+_PICO = 12
+_ZERO = Decimal(0)
+_GROUP_COUNTS = (
+    "calls",
+    "unpriced_calls",
+    "estimated_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+_KINDS = ("total", "model", "tag", "hour", "day", "month")
+_COST_PARTS = ("input", "cached_input", "cache_write", "output", "reasoning", "total")
+_TOKEN_PARTS = ("input", "cached_input", "cache_write", "cache_write_1h", "output", "reasoning")
+
+_LUA = r"""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local P = KEYS[1]
+local META, SPENT, RESERVED, OPEN, EXPIRY, EXPIRED, RECORDS, STATUS =
+  P .. 'meta', P .. 'spent', P .. 'reserved', P .. 'open', P .. 'expiry', P .. 'expired',
+  P .. 'records', P .. 'status'
+local KINDS = {'total', 'model', 'tag', 'hour', 'day', 'month'}
+local BASE = 1000000000000
+
+local function parse(s)
+  if not s or s == '' then return {0, 0} end
+  local n = #s
+  if n <= 12 then return {0, tonumber(s)} end
+  return {tonumber(string.sub(s, 1, n - 12)), tonumber(string.sub(s, n - 11))}
+end
+local function add(a, b)
+  local hi, lo = a[1] + b[1], a[2] + b[2]
+  if lo >= BASE then lo, hi = lo - BASE, hi + 1 end
+  return {hi, lo}
+end
+local function sub(a, b)
+  local hi, lo = a[1] - b[1], a[2] - b[2]
+  if lo < 0 then lo, hi = lo + BASE, hi - 1 end
+  if hi < 0 then return {0, 0} end
+  return {hi, lo}
+end
+local function gt(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] > b[2]) end
+local function str(a)
+  if a[1] == 0 then return string.format('%d', a[2]) end
+  return string.format('%d', a[1]) .. string.format('%012d', a[2])
+end
+local function split(s)
+  local out = {}
+  for part in string.gmatch(s, '[^\t]+') do out[#out + 1] = part end
+  return out
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local generation = tonumber(redis.call('HGET', META, 'generation') or '0')
+
+-- Drop one hold: subtract its amount from each of its buckets.
+local function unhold(id)
+  local held = redis.call('HGET', OPEN, id)
+  if not held then return false end
+  redis.call('HDEL', OPEN, id)
+  redis.call('ZREM', EXPIRY, id)
+  local parts = split(held)
+  local amount = parse(parts[1])
+  for i = 2, #parts do
+    local left = sub(parse(redis.call('HGET', RESERVED, parts[i])), amount)
+    if left[1] == 0 and left[2] == 0 then
+      redis.call('HDEL', RESERVED, parts[i])
+    else
+      redis.call('HSET', RESERVED, parts[i], str(left))
+    end
+  end
+  return true
+end
+
+-- Holds of workers that died (or calls slower than the timeout) stop holding money.
+local function expire_holds()
+  local gone = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', string.format('%.17g', now))
+  for _, id in ipairs(gone) do
+    unhold(id)
+    redis.call('SADD', EXPIRED, id)
+  end
+end
+
+local op = ARGV[1]
+
+if op == 'reserve' then
+  expire_holds()
+  local amount = parse(ARGV[2])
+  local timeout = tonumber(ARGV[3])
+  local n = tonumber(ARGV[4])
+  for i = 1, n do
+    local key, limit = ARGV[4 + 2 * i - 1], parse(ARGV[4 + 2 * i])
+    local spent = redis.call('HGET', SPENT, key) or '0'
+    local reserved = redis.call('HGET', RESERVED, key) or '0'
+    if gt(add(add(parse(spent), parse(reserved)), amount), limit) then
+      redis.call('HINCRBY', META, 'refused', 1)
+      return {0, i, spent, reserved}
+    end
+  end
+  local id = redis.call('HINCRBY', META, 'seq', 1)
+  local held = {str(amount)}
+  for i = 1, n do
+    local key = ARGV[4 + 2 * i - 1]
+    held[#held + 1] = key
+    redis.call('HSET', RESERVED, key, str(add(parse(redis.call('HGET', RESERVED, key)), amount)))
+  end
+  redis.call('HSET', OPEN, id, table.concat(held, '\t'))
+  redis.call('ZADD', EXPIRY, string.format('%.17g', now + timeout), id)
+  return {1, id, generation}
+end
+
+if op == 'unhold' then
+  -- ARGV: id, generation of the reservation
+  if tonumber(ARGV[3]) ~= generation then return 1 end
+  if unhold(ARGV[2]) then return 1 end
+  if redis.call('SREM', EXPIRED, ARGV[2]) == 1 then return 1 end
+  return 0
+end
+
+if op == 'charge' then
+  -- ARGV: reservation id ('' for none), its generation, amount ('' when unpriced),
+  -- nbuckets, bucket keys, ngroups, groups (kind \t name), 8 increments, status, record, cap
+  local a = 2
+  local id, gen = ARGV[a], tonumber(ARGV[a + 1])
+  if id ~= '' and gen == generation then
+    if not unhold(id) and redis.call('SREM', EXPIRED, id) == 0 then return {-1} end
+  end
+  local amount = parse(ARGV[a + 2])
+  local priced = ARGV[a + 2] ~= ''
+  local n = tonumber(ARGV[a + 3])
+  local changes = {1}
+  for i = 1, n do
+    local key = ARGV[a + 3 + i]
+    local before = redis.call('HGET', SPENT, key) or '0'
+    local after = str(add(parse(before), amount))
+    redis.call('HSET', SPENT, key, after)
+    changes[#changes + 1] = before
+    changes[#changes + 1] = after
+  end
+  local g = a + 4 + n
+  local ngroups = tonumber(ARGV[g])
+  local counts = {}
+  for j = 1, 8 do counts[j] = ARGV[g + ngroups + j] end
+  local names = {'calls', 'unpriced_calls', 'estimated_calls', 'input_tokens', 'output_tokens',
+    'cached_input_tokens', 'cache_write_tokens', 'reasoning_tokens'}
+  for i = 1, ngroups do
+    local kind, name = string.match(ARGV[g + i], '^([^\t]*)\t(.*)$')
+    local hash = P .. 'g:' .. kind .. ':' .. name
+    redis.call('SADD', P .. 'gi:' .. kind, name)
+    for j = 1, 8 do
+      if counts[j] ~= '0' then redis.call('HINCRBY', hash, names[j], counts[j]) end
+    end
+    if priced then
+      redis.call('HSET', hash, 'cost', str(add(parse(redis.call('HGET', hash, 'cost')), amount)))
+    else
+      redis.call('HSETNX', hash, 'cost', '0')
+    end
+  end
+  local r = g + ngroups + 9
+  redis.call('HINCRBY', STATUS, ARGV[r], 1)
+  local cap = tonumber(ARGV[r + 2])
+  if cap ~= 0 then
+    redis.call('RPUSH', RECORDS, ARGV[r + 1])
+    if cap > 0 then redis.call('LTRIM', RECORDS, -cap, -1) end
+  end
+  return changes
+end
+
+if op == 'usage' then
+  expire_holds()
+  local out = {}
+  for i = 2, #ARGV do
+    out[#out + 1] = redis.call('HGET', SPENT, ARGV[i]) or '0'
+    out[#out + 1] = redis.call('HGET', RESERVED, ARGV[i]) or '0'
+  end
+  return out
+end
+
+if op == 'summary' then
+  expire_holds()
+  local reserved = {0, 0}
+  local held = redis.call('HVALS', OPEN)
+  for _, value in ipairs(held) do reserved = add(reserved, parse(split(value)[1])) end
+  local groups = {}
+  for _, kind in ipairs(KINDS) do
+    local names = redis.call('SMEMBERS', P .. 'gi:' .. kind)
+    local found = {}
+    for _, name in ipairs(names) do
+      found[#found + 1] = {name, redis.call('HGETALL', P .. 'g:' .. kind .. ':' .. name)}
+    end
+    groups[#groups + 1] = found
+  end
+  return {
+    redis.call('HGET', META, 'refused') or '0', #held, str(reserved),
+    redis.call('HGETALL', STATUS), groups,
+  }
+end
+
+if op == 'reset' then
+  for _, kind in ipairs(KINDS) do
+    local names = redis.call('SMEMBERS', P .. 'gi:' .. kind)
+    for _, name in ipairs(names) do redis.call('DEL', P .. 'g:' .. kind .. ':' .. name) end
+    redis.call('DEL', P .. 'gi:' .. kind)
+  end
+  redis.call('DEL', SPENT, RESERVED, OPEN, EXPIRY, EXPIRED, RECORDS, STATUS)
+  redis.call('HDEL', META, 'refused')
+  redis.call('HINCRBY', META, 'generation', 1)
+  return 1
+end
+
+return redis.error_reply('llm_routing ledger: unknown operation ' .. tostring(op))
+"""
+
+
+class RedisLedgerUnavailableError(LLMRoutingError, ConnectionError):
+    """Redis could not be reached, so a budget could not be checked: the call is refused."""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pico(amount: Decimal, rounding: str) -> str:
+    scaled = _CONTEXT.scaleb(amount, _PICO)
+    return str(int(scaled.to_integral_value(rounding=rounding, context=_CONTEXT)))
+
+
+def _usd(pico: Any) -> Decimal:
+    units = int(_text(pico))
+    return _ZERO if units == 0 else _CONTEXT.scaleb(Decimal(units), -_PICO)
+
+
+def _cost_json(cost: Cost) -> dict[str, str | None]:
+    return {
+        name: None if getattr(cost, name) is None else str(getattr(cost, name))
+        for name in _COST_PARTS
+    }
+
+
+def _record_json(record: CostRecord) -> str:
+    return json.dumps(
+        {
+            "time": record.time.isoformat(),
+            "provider": record.provider,
+            "model": record.model,
+            "tokens": [getattr(record.tokens, name) for name in _TOKEN_PARTS],
+            "cost": _cost_json(record.cost),
+            "estimated": record.estimated,
+            "status": record.status,
+            "run_id": record.run_id,
+            "parent_run_id": record.parent_run_id,
+            "tags": list(record.tags),
+            "metadata": dict(record.metadata),
+            "duration_s": record.duration_s,
+        },
+        default=str,  # metadata may hold objects JSON cannot: kept as their text
+        separators=(",", ":"),
+    )
+
+
+def _record_from(text: Any) -> CostRecord:
+    data = json.loads(_text(text))
+    cost = data["cost"]
+    return CostRecord(
+        time=datetime.fromisoformat(data["time"]),
+        provider=data["provider"],
+        model=data["model"],
+        tokens=TokenUsage(*data["tokens"]),
+        cost=Cost(*(None if cost[n] is None else Decimal(cost[n]) for n in _COST_PARTS)),
+        estimated=data["estimated"],
+        status=data["status"],
+        run_id=data["run_id"],
+        parent_run_id=data["parent_run_id"],
+        tags=tuple(data["tags"]),
+        metadata=data["metadata"],
+        duration_s=data["duration_s"],
+    )
+
+
+def _group(fields: Sequence[Any]) -> dict[str, Any]:
+    flat = [_text(item) for item in fields]
+    values = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+    group: dict[str, Any] = {name: int(values.get(name, "0")) for name in _GROUP_COUNTS}
+    priced = group["calls"] - group["unpriced_calls"]
+    cost = _usd(values.get("cost", "0"))
+    # A group whose every call is unpriced has an unknown cost, not $0.
+    group["cost"] = cost if priced > 0 or group["calls"] == 0 else None
+    return {
+        "calls": group["calls"],
+        "cost": group["cost"],
+        **{name: group[name] for name in _GROUP_COUNTS if name != "calls"},
+    }
+
+
+class RedisLedger(Ledger):
+    """A `Ledger` in Redis: N workers share one budget and one set of totals and records.
+
+    ``RedisLedger("redis://localhost:6379/0")`` or ``RedisLedger(client=redis.Redis(...))``,
+    then ``CostTracker(budget_usd=5, backend=ledger)`` in every worker. Keys live under
+    ``{prefix}:{ledger}:``; they do not expire (a budget lasts until ``reset()``), except
+    holds older than ``hold_timeout_s``, which are dropped (a worker that died mid-call).
+
+    When Redis cannot be reached within ``socket_timeout``, ``reserve`` raises
+    `RedisLedgerUnavailableError` (no budget check, no call); settling a call already made
+    logs a warning instead of raising, and that call's cost is missing from the shared totals.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        prefix: str = "llm_routing",
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+        hold_timeout_s: float = 900.0,
+        socket_timeout: float = 1.0,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise TypeError(
+                "RedisLedger needs exactly one of url ('redis://host:6379/0') or "
+                "client=redis.Redis(...)"
+            )
+        if url is not None and not isinstance(url, str):
+            raise TypeError(f"RedisLedger(url=…) must be a str such as 'redis://…', got {url!r}")
+        if client is not None and not isinstance(client, redis.Redis):
+            raise TypeError(f"RedisLedger(client=…) must be a redis.Redis, got {client!r}")
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(
+                f"RedisLedger(prefix=…) must be a non-empty str without braces, got {prefix!r}"
+            )
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0
+        ):
+            raise ValueError(
+                f"RedisLedger(max_records=…) must be an int >= 0 or None (keep all), got "
+                f"{max_records!r}"
+            )
+        for name, value in (("hold_timeout_s", hold_timeout_s), ("socket_timeout", socket_timeout)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < math.inf
+            ):
+                raise ValueError(
+                    f"RedisLedger({name}=…) must be a finite number of seconds > 0, got {value!r}"
+                )
+        self.prefix = prefix
+        self.max_records = max_records
+        self.hold_timeout_s = float(hold_timeout_s)
+        self._url = url
+        self._owns_client = client is None
+        self._client: redis.Redis = (
+            client
+            if client is not None
+            else redis.Redis.from_url(
+                url,  # type: ignore[arg-type]
+                socket_timeout=float(socket_timeout),
+                socket_connect_timeout=float(socket_timeout),
+                retry=Retry(NoBackoff(), 0),
+            )
+        )
+        self._script: Script = self._client.register_script(_LUA)
+        self._root = f"{prefix}:{{ledger}}:"
+
+    def __repr__(self) -> str:
+        where = self._url if self._url is not None else repr(self._client)
+        return f"RedisLedger({where!r}, prefix={self.prefix!r})"
+
+    def _run(self, *args: str) -> Any:
+        return self._script(keys=[self._root], args=list(args))
+
+    # --- money -----------------------------------------------------------------------------
+
+    def reserve(self, amount: Decimal, buckets: Sequence[Bucket]) -> Reservation | Refusal:
+        """Hold ``amount`` in every bucket in one script, or refuse (counted as refused)."""
+        args = [_pico(amount, decimal.ROUND_CEILING), repr(self.hold_timeout_s), str(len(buckets))]
+        for bucket in buckets:
+            args += [bucket.key, _pico(bucket.limit, decimal.ROUND_FLOOR)]
+        try:
+            raw = self._run("reserve", *args)
+        except _UNREACHABLE as exc:
+            where = self._url if self._url is not None else "the given client"
+            raise RedisLedgerUnavailableError(
+                f"Redis at {where} is unreachable ({exc}); the shared budget cannot be checked, "
+                "so this call is refused. Start or reach Redis, or use an in-memory ledger "
+                "(CostTracker(backend=None)) for budgets per process."
+            ) from exc
+        if int(raw[0]) == 0:
+            bucket = buckets[int(raw[1]) - 1]
+            return Refusal(
+                bucket=bucket, spent=_usd(raw[2]), reserved=_usd(raw[3]), requested=amount
+            )
+        return Reservation(int(raw[1]), amount, tuple(buckets), int(raw[2]))
+
+    def settle(self, reservation: Reservation, record: CostRecord) -> list[BucketChange]:
+        """Swap the hold for the record's cost, atomically (an unknown cost charges nothing)."""
+        return self._charge(record, reservation.buckets, reservation)
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop the hold; nothing is recorded."""
+        try:
+            raw = self._run("unhold", str(reservation.id), str(reservation.generation))
+        except _UNREACHABLE as exc:
+            _log.warning("Redis unreachable (%s): hold %s not released", exc, reservation.id)
+            return
+        if int(raw) == 0:
+            raise RuntimeError(
+                f"reservation {reservation.id} was already settled or released; cannot release "
+                "it again (a call must be charged once)"
+            )
+
+    def add(self, record: CostRecord, buckets: Sequence[Bucket] = ()) -> list[BucketChange]:
+        """Record a call without a reservation."""
+        return self._charge(record, buckets, None)
+
+    def _charge(
+        self, record: CostRecord, buckets: Sequence[Bucket], reservation: Reservation | None
+    ) -> list[BucketChange]:
+        total = record.cost.total
+        groups = ["total\tall", f"model\t{record.key}"]
+        groups += [f"tag\t{tag}" for tag in dict.fromkeys(record.tags)]
+        groups += [f"{period}\t{key}" for period, key in period_keys(record.time).items()]
+        counts = (
+            1,
+            1 if total is None else 0,
+            1 if record.estimated else 0,
+            record.input_tokens,
+            record.output_tokens,
+            record.cached_input_tokens,
+            record.cache_write_tokens,
+            record.reasoning_tokens,
+        )
+        args = [
+            "" if reservation is None else str(reservation.id),
+            "-1" if reservation is None else str(reservation.generation),
+            "" if total is None else _pico(total, decimal.ROUND_HALF_EVEN),
+            str(len(buckets)),
+            *(bucket.key for bucket in buckets),
+            str(len(groups)),
+            *groups,
+            *(str(count) for count in counts),
+            record.status,
+            _record_json(record),
+            "-1" if self.max_records is None else str(self.max_records),
+        ]
+        try:
+            raw = self._run("charge", *args)
+        except _UNREACHABLE as exc:
+            _log.warning(
+                "Redis unreachable (%s): the cost of a %s call is missing from the shared ledger",
+                exc,
+                record.key,
+            )
+            return []
+        if int(raw[0]) == -1:
+            assert reservation is not None
+            raise RuntimeError(
+                f"reservation {reservation.id} was already settled or released; cannot settle "
+                "it again (a call must be charged once)"
+            )
+        return [
+            BucketChange(bucket, _usd(raw[1 + 2 * i]), _usd(raw[2 + 2 * i]))
+            for i, bucket in enumerate(buckets)
+        ]
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def records(self) -> list[CostRecord]:
+        """The kept records (the newest ``max_records``), oldest first."""
+        return [_record_from(item) for item in self._client.lrange(self._root + "records", 0, -1)]
+
+    def summary(self) -> dict[str, Any]:
+        """Exact totals over every worker, shaped like `MemoryLedger.summary`."""
+        refused, in_flight, reserved, status_flat, kinds = self._run("summary")
+        by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind, found in zip(_KINDS, kinds, strict=True):
+            by_kind[kind] = {_text(name): _group(fields) for name, fields in found}
+        total = by_kind["total"].get("all") or _group([])
+        statuses = [_text(item) for item in status_flat]
+        status = {statuses[i]: int(statuses[i + 1]) for i in range(0, len(statuses), 2)}
+        return {
+            "total_cost": total["cost"] if total["cost"] is not None else _ZERO,
+            "calls": total["calls"],
+            "unpriced_calls": total["unpriced_calls"],
+            "estimated_calls": total["estimated_calls"],
+            "refused_calls": int(refused),
+            "error_calls": status.get("error", 0),
+            "cancelled_calls": status.get("cancelled", 0),
+            "in_flight_calls": int(in_flight),
+            "reserved_cost": _usd(reserved),
+            "input_tokens": total["input_tokens"],
+            "output_tokens": total["output_tokens"],
+            "cached_input_tokens": total["cached_input_tokens"],
+            "cache_write_tokens": total["cache_write_tokens"],
+            "reasoning_tokens": total["reasoning_tokens"],
+            "by_model": dict(sorted(by_kind["model"].items())),
+            "by_tag": dict(sorted(by_kind["tag"].items())),
+            "by_period": {p: dict(sorted(by_kind[p].items())) for p in ("hour", "day", "month")},
+        }
+
+    def bucket_usage(self, keys: Iterable[str]) -> dict[str, tuple[Decimal, Decimal]]:
+        """``{key: (committed, reserved)}``; unknown keys are ``(0, 0)``."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        raw = self._run("usage", *wanted)
+        return {k: (_usd(raw[2 * i]), _usd(raw[2 * i + 1])) for i, k in enumerate(wanted)}
+
+    def reset(self) -> None:
+        """Start over for every worker; holds of calls in flight are dropped."""
+        self._run("reset")
+
+    def close(self) -> None:
+        """Close the client this ledger opened."""
+        if self._owns_client:
+            self._client.close()
