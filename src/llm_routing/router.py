@@ -515,8 +515,9 @@ def build_router(
     to leave it out: the default guard is ``ContextGuard()``, the default scheduler
     ``RateScheduler(tier=tier, max_wait=max_wait, backend=backend)``, the default tracker
     ``CostTracker(budget_usd=budget_usd)``. ``tier``, ``max_wait`` and ``backend`` configure
-    only the default scheduler, ``budget_usd`` only the default tracker: combined with an
-    instance of your own they are an error rather than silently ignored.
+    only the default scheduler (a ``"redis://…"`` URL also gives the default tracker a Redis
+    ledger, so workers share one budget), ``budget_usd`` only the default tracker: combined
+    with an instance of your own they are an error rather than silently ignored.
 
     ``langfuse=True`` (Langfuse configured from the environment) or a Langfuse client adds
     llm_routing's Langfuse handler to every call, so each attempt is one generation with its
@@ -554,7 +555,11 @@ def build_router(
     if tracker is None:
         from llm_routing.cost import CostTracker
 
-        tracker = CostTracker(budget_usd=budget_usd)
+        # A shared backend shares the budget too: N workers, one ledger.
+        ledger = None if backend in ("memory", None) else backend
+        if ledger is not None and not isinstance(ledger, str):
+            ledger = None  # a Backend instance is the scheduler's; the ledger stays in memory
+        tracker = CostTracker(budget_usd=budget_usd, backend=ledger)
     elif budget_usd is not None:
         raise ValueError(
             "build_router(budget_usd=…) configures the default tracker; "
