@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from llm_routing.schedule.clock import _precise_wait
+
 __all__ = ["ScaledClock"]
 
 
@@ -70,8 +72,10 @@ class ScaledClock:
         real = self._real(timeout)
         if real == 0:
             return False
-        done, _ = await asyncio.wait((future,), timeout=real)
-        return bool(done)
+        if real is None:
+            await asyncio.wait((future,))
+            return True
+        return await _precise_wait(future, real)
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` scaled seconds."""
