@@ -22,6 +22,7 @@ from llm_routing.errors import (
 )
 from llm_routing.guard import ContextGuard
 from llm_routing.router import Router, build_router, create_auto_picker_llm, init_model
+from llm_routing.schedule import RateScheduler
 from llm_routing.tokens import count_tokens, fits
 
 __version__ = "0.1.0"
@@ -44,6 +45,7 @@ __all__ = [
     "ProviderUnavailableError",
     "QuotaExceededError",
     "RateLimitExhaustedError",
+    "RateScheduler",
     "Router",
     "UnknownModelError",
     "UnknownPriceError",

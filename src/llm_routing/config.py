@@ -11,7 +11,7 @@ The format (TOML shown; YAML and a plain ``dict`` take the same tree)::
     large_context = ["google_genai:gemini-2.5-pro"]    # optional, ordered by window
     tier = "tier1"            # or a table {openai = "tier2", anthropic = "tier1"}
     max_wait = 90             # optional, seconds, >= 0
-    budget_usd = 5.0          # optional, needs a cost tracker (tracker=…)
+    budget_usd = 5.0          # optional, USD: the total budget of the default cost tracker
     backend = "memory"        # optional
     langfuse = false          # optional
 
@@ -270,6 +270,28 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
     dotted key and file rather than at the first request. ``overrides`` are `build_router`
     keyword arguments (objects a file cannot hold: ``scheduler``, ``tracker``, a shared
     ``guard``, secrets in ``init_kwargs``) and win over the file.
+
+    Example:
+        A mapping takes the same tree as a file (``from_config("router.toml")``):
+
+        >>> from llm_routing import from_config
+        >>> router = from_config(
+        ...     {
+        ...         "router": {
+        ...             "primary": "openai:gpt-4o-mini",
+        ...             "large_context": ["openai:gpt-4.1-mini"],
+        ...             "max_wait": 30,
+        ...         },
+        ...         "guard": {"safety": 0.8},
+        ...     },
+        ...     init_kwargs={"api_key": "unused"},
+        ... )
+        >>> router
+        Router(openai:gpt-4o-mini -> openai:gpt-4.1-mini)
+        >>> from_config({"router": {"primary": "openai:gpt-4o-mini", "max_wiat": 5}})
+        Traceback (most recent call last):
+        ...
+        ValueError: router.max_wiat: unknown key; did you mean 'max_wait'? (in the config mapping)
     """
     for name in overrides:
         if name not in _OVERRIDES:

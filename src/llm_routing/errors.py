@@ -56,6 +56,13 @@ class ErrorKind(StrEnum):
     (waiting will not help before the day or the bill resets), ``context`` moves to a
     larger-context model, ``transient`` retries then falls back, ``auth`` and ``bad_request``
     propagate (another attempt fails the same way), ``budget`` is our own spending limit.
+
+    Example:
+        >>> from llm_routing import ErrorKind, classify
+        >>> classify(TimeoutError("read timed out"))
+        <ErrorKind.TRANSIENT: 'transient'>
+        >>> ErrorKind("quota") is ErrorKind.QUOTA
+        True
     """
 
     RATE_LIMIT = "rate_limit"
@@ -69,7 +76,16 @@ class ErrorKind(StrEnum):
 
 
 class LLMRoutingError(Exception):
-    """Base of every exception this package raises, for ``except LLMRoutingError``."""
+    """Base of every exception this package raises, for ``except LLMRoutingError``.
+
+    Example:
+        >>> from llm_routing import BudgetExceededError, LLMRoutingError
+        >>> try:
+        ...     raise BudgetExceededError(budget_usd=5.0, spent_usd=4.99, requested_usd=0.02)
+        ... except LLMRoutingError as exc:
+        ...     print(type(exc).__name__, exc.budget_usd)
+        BudgetExceededError 5.0
+    """
 
 
 def _fmt_tokens(n: int | None) -> str:
@@ -83,6 +99,18 @@ class ContextLengthExceededError(ContextOverflowError, LLMRoutingError):
     context-overflow error. It is in ``FALLBACK_ERRORS`` so a fallback chain moves on to a
     model with a larger window. The seed's positional form ``(message, required_tokens,
     max_tokens)`` is kept.
+
+    Example:
+        The guard refuses before any request is sent, so no key or network is needed here:
+
+        >>> from langchain_openai import ChatOpenAI
+        >>> from llm_routing import ContextGuard, ContextLengthExceededError
+        >>> model = ContextGuard() | ChatOpenAI(model="gpt-4o-mini", api_key="unused")
+        >>> try:
+        ...     model.invoke("word " * 200_000)
+        ... except ContextLengthExceededError as exc:
+        ...     print(exc.model, exc.max_tokens, exc.required_tokens > exc.max_tokens)
+        openai:gpt-4o-mini 115200 True
     """
 
     def __init__(
@@ -115,6 +143,21 @@ class RateLimitExhaustedError(ModelRateLimitError, LLMRoutingError):
 
     ``is_retryable`` is False on purpose: the scheduler has already decided that retrying this
     model is not worth it, and the right move is a fallback model, now.
+
+    Example:
+        A request larger than the model's whole TPM can never be scheduled, so it is refused
+        at once (a router would try its next model):
+
+        >>> from langchain_openai import ChatOpenAI
+        >>> from llm_routing import RateLimitExhaustedError
+        >>> from llm_routing.schedule import RateScheduler
+        >>> scheduler = RateScheduler(limits={"openai:gpt-4o-mini": {"tpm": 1_000}})
+        >>> model = scheduler | ChatOpenAI(model="gpt-4o-mini", api_key="unused")
+        >>> try:
+        ...     model.invoke("word " * 5_000)
+        ... except RateLimitExhaustedError as exc:
+        ...     print(exc.model, exc.reason, exc.is_retryable)
+        openai:gpt-4o-mini request larger than the limit False
     """
 
     is_retryable = False
@@ -149,6 +192,12 @@ class QuotaExceededError(ModelError, LLMRoutingError):
 
     Distinct from a rate limit: an OpenAI ``insufficient_quota`` is a 429 too, but waiting a
     minute does not fix it. The router falls back at once.
+
+    Example:
+        >>> from llm_routing import QuotaExceededError, classify
+        >>> exc = QuotaExceededError(model="openai:gpt-4o-mini", reason="insufficient_quota")
+        >>> classify(exc), exc.is_retryable
+        (<ErrorKind.QUOTA: 'quota'>, False)
     """
 
     is_retryable = False
@@ -175,7 +224,14 @@ class QuotaExceededError(ModelError, LLMRoutingError):
 
 
 class ProviderUnavailableError(ModelAPIError, LLMRoutingError):
-    """The provider kept failing (5xx, overloaded, timeouts, dropped connections) after retries."""
+    """The provider kept failing (5xx, overloaded, timeouts, dropped connections) after retries.
+
+    Example:
+        >>> from llm_routing import FALLBACK_ERRORS, ProviderUnavailableError, classify
+        >>> exc = ProviderUnavailableError(model="openai:gpt-4o-mini", attempts=3)
+        >>> classify(exc), isinstance(exc, FALLBACK_ERRORS)
+        (<ErrorKind.TRANSIENT: 'transient'>, True)
+    """
 
     is_retryable = False
 
@@ -202,7 +258,21 @@ class ProviderUnavailableError(ModelAPIError, LLMRoutingError):
 
 
 class BudgetExceededError(LLMRoutingError):
-    """The call could cost more than the budget has left, so it was refused before spending."""
+    """The call could cost more than the budget has left, so it was refused before spending.
+
+    Example:
+        The tracker holds the worst case (input + ``max_tokens``) before the call is sent:
+
+        >>> from langchain_openai import ChatOpenAI
+        >>> from llm_routing import BudgetExceededError, CostTracker
+        >>> tracker = CostTracker(budget_usd=0.001)
+        >>> model = tracker | ChatOpenAI(model="gpt-4o", api_key="unused", max_tokens=1_000)
+        >>> try:
+        ...     model.invoke("Hello")
+        ... except BudgetExceededError as exc:
+        ...     print(exc.scope, exc.budget_usd, exc.requested_usd)
+        total 0.001 0.01002
+    """
 
     def __init__(
         self,
@@ -235,7 +305,16 @@ class BudgetExceededError(LLMRoutingError):
 
 
 class UnknownModelError(LookupError, ValueError):
-    """A model name the catalogue does not know; the message says how to register it."""
+    """A model name the catalogue does not know; the message says how to register it.
+
+    Example:
+        >>> from llm_routing import UnknownModelError, default_catalog
+        >>> try:
+        ...     default_catalog().get("acme:acme-1")
+        ... except UnknownModelError as exc:
+        ...     print(exc.model, "catalog.register(ModelSpec(" in str(exc))
+        acme:acme-1 True
+    """
 
     def __init__(self, message: str, model: str | None = None) -> None:
         self.model = model
@@ -268,6 +347,21 @@ class AllModelsFailedError(LLMRoutingError, RuntimeError):
 
     LangChain's own ``with_fallbacks`` re-raises only the first error, which hides why the
     fallbacks failed too. Also a ``RuntimeError``, as the seed's callers expect.
+
+    Example:
+        Both models' guards refuse a 200k-token input, before any request is sent:
+
+        >>> from langchain_openai import ChatOpenAI
+        >>> from llm_routing import AllModelsFailedError, build_router
+        >>> router = build_router(
+        ...     ChatOpenAI(model="gpt-4o-mini", api_key="unused", max_retries=0),
+        ...     [ChatOpenAI(model="gpt-4o", api_key="unused", max_retries=0)],
+        ... )
+        >>> try:
+        ...     router.invoke("word " * 200_000)
+        ... except AllModelsFailedError as exc:
+        ...     print([(attempt.model, attempt.kind.value) for attempt in exc.attempts])
+        [('openai:gpt-4o-mini', 'context'), ('openai:gpt-4o', 'context')]
     """
 
     def __init__(self, attempts: Iterable[Attempt | tuple[str, BaseException]]) -> None:
@@ -321,7 +415,16 @@ FALLBACK_ERRORS: tuple[type[BaseException], ...] = (
     ModelTimeoutError,
     ModelConnectionError,
 )
-"""Pass as ``exceptions_to_handle`` to ``Runnable.with_fallbacks``."""
+"""Pass as ``exceptions_to_handle`` to ``Runnable.with_fallbacks``.
+
+Example:
+    >>> from langchain_openai import ChatOpenAI
+    >>> from llm_routing import FALLBACK_ERRORS, ContextGuard
+    >>> guard = ContextGuard()
+    >>> small = guard | ChatOpenAI(model="gpt-4o-mini", api_key="unused", max_retries=0)
+    >>> large = guard | ChatOpenAI(model="gpt-4.1-mini", api_key="unused", max_retries=0)
+    >>> chain = small.with_fallbacks([large], exceptions_to_handle=FALLBACK_ERRORS)
+"""
 
 
 # --------------------------------------------------------------------------- classification
@@ -463,6 +566,20 @@ def classify(exc: BaseException) -> ErrorKind:
     Works on LangChain's standard errors, the openai/anthropic/google SDK errors (without
     importing them), httpx transport errors and the builtin timeout/connection errors.
     Never raises.
+
+    Example:
+        >>> import httpx, openai
+        >>> from llm_routing import classify
+        >>> request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+        >>> quota = openai.RateLimitError(
+        ...     "You exceeded your current quota",
+        ...     response=httpx.Response(429, request=request),
+        ...     body={"code": "insufficient_quota"},
+        ... )
+        >>> classify(quota)
+        <ErrorKind.QUOTA: 'quota'>
+        >>> classify(ConnectionResetError())
+        <ErrorKind.TRANSIENT: 'transient'>
     """
     try:
         return _classify(exc)
@@ -641,6 +758,16 @@ def retry_after(exc: BaseException, *, now: float | None = None) -> float | None
     Google's ``RetryInfo.retryDelay``, OpenAI's ``x-ratelimit-reset-*`` for an exhausted
     dimension, and finally "try again in 20s" in the message. ``now`` (epoch seconds) is
     injectable so HTTP dates are testable. Never raises; ``None`` when nothing was said.
+
+    Example:
+        >>> import httpx, openai
+        >>> from llm_routing import retry_after
+        >>> request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+        >>> response = httpx.Response(429, headers={"retry-after": "20"}, request=request)
+        >>> retry_after(openai.RateLimitError("Rate limit reached", response=response, body=None))
+        20.0
+        >>> retry_after(ValueError("no hint here")) is None
+        True
     """
     try:
         return _retry_after(exc, time.time() if now is None else now)

@@ -100,6 +100,18 @@ class ContextGuard(Decorator):
 
     Windows come from ``catalog`` (default: the shared `default_catalog`), with the model's
     ``profile`` taking precedence. One guard can wrap any number of models.
+
+    Example:
+        >>> from langchain_openai import ChatOpenAI
+        >>> from llm_routing import ContextGuard
+        >>> guard = ContextGuard(safety=0.9)
+        >>> model = guard | ChatOpenAI(model="gpt-4o-mini", api_key="unused", max_retries=0)
+        >>> guard.check_fits("Summarise this report.", "openai:gpt-4o-mini")
+        (True, 13, 115200)
+        >>> guard.check_fits("word " * 200_000, "gpt-4o-mini")
+        (False, 200008, 115200)
+        >>> guard.get_larger_context_models(300_000)[:2]
+        ['openai:gpt-5', 'openai:gpt-5-mini']
     """
 
     def __init__(

@@ -369,13 +369,19 @@ class Router(Runnable[Any, Any]):
                 continue
             _annotate(first, name, attempts)
             self._stats.record(name, position, attempts)
-            yield first
             try:
+                yield first
                 async for chunk in iterator:
                     yield chunk
             except Exception as exc:
                 exc.add_note(_stream_failed_note(name))
                 raise
+            finally:
+                # A caller that stops early must close the model's stream now (its decorators
+                # settle on close), not whenever the generator is garbage-collected.
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             return
         raise self._failed(attempts)
 

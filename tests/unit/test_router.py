@@ -486,3 +486,21 @@ def test_create_auto_picker_llm_skips_a_large_context_model_no_larger(monkeypatc
 def test_create_auto_picker_llm_rejects_an_empty_model():
     with pytest.raises(ValueError, match="primary_model"):
         create_auto_picker_llm(primary_model="")
+
+
+class _CancelLog(Decorator):
+    def __init__(self) -> None:
+        self.cancelled = 0
+
+    def on_cancel(self, call, partial) -> None:
+        self.cancelled += 1
+
+
+async def test_astream_stopped_early_closes_the_models_stream_at_once():
+    log = _CancelLog()
+    router = build_router(named("a", reply="one two three four"), guard=log)
+    stream = router.astream("hi")
+    async for _chunk in stream:
+        break
+    await stream.aclose()
+    assert log.cancelled == 1

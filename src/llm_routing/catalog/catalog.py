@@ -112,6 +112,15 @@ class Catalog:
     snapshots (``gpt-4o-mini-2024-07-18``, ``claude-sonnet-4-5-20250929``), ``-latest`` names and
     LangChain's provider prefixes (``google_genai:``, ``mistralai:``, ``azure_openai:``…).
     A catalogue is mutable (``register``, ``load_litellm``); the specs in it are immutable.
+
+    Example:
+        >>> from llm_routing import Catalog, ModelSpec, Price
+        >>> catalog = Catalog([ModelSpec(provider="acme", name="acme-1", context_window=32_000)])
+        >>> catalog.get("acme/acme-1").key
+        'acme:acme-1'
+        >>> spec = catalog.get("acme-1").with_overrides(price=Price(input=0.5, output=1.5))
+        >>> catalog.register(spec, replace=True).price.output
+        Decimal('1.5')
     """
 
     def __init__(self, specs: Iterable[ModelSpec] = ()) -> None:
@@ -432,6 +441,12 @@ def default_catalog() -> Catalog:
     One shared instance on purpose: ``default_catalog().register(spec)`` once at start-up and the
     guard, scheduler, tracker and router all see the new model. For an isolated catalogue (tests,
     experiments) take ``default_catalog().copy()`` or build ``Catalog(specs)``.
+
+    Example:
+        >>> from llm_routing import default_catalog
+        >>> spec = default_catalog().get("openai/gpt-4o-mini")
+        >>> spec.key, spec.context_window, spec.price.input, spec.limits("tier1").rpm
+        ('openai:gpt-4o-mini', 128000, Decimal('0.15'), 500)
     """
     global _DEFAULT
     if _DEFAULT is None:

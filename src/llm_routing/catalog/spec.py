@@ -42,6 +42,12 @@ class Price:
     price because every provider we ship bills thinking tokens as output.
     ``long_context`` holds the prices that apply when the prompt exceeds
     ``long_context_threshold`` tokens (Gemini 2.5 Pro above 200k, Claude Sonnet 4 above 200k).
+
+    Example:
+        >>> from llm_routing import Price
+        >>> price = Price(input=0.15, output=0.60, cached_input=0.075)
+        >>> price.input, price.reasoning_or_output
+        (Decimal('0.15'), Decimal('0.6'))
     """
 
     input: Decimal | None
@@ -111,6 +117,12 @@ class Limits:
     ``itpm``/``otpm`` are Anthropic-style separate input/output token limits; a provider that
     has a single combined limit uses ``tpm``. ``max_concurrency`` is for deployments that cap
     in-flight requests rather than a rate.
+
+    Example:
+        >>> from llm_routing import Limits
+        >>> limits = Limits(rpm=500, tpm=200_000).merged({"rpm": 100})
+        >>> limits.rpm, limits.tpm, limits.rpd
+        (100, 200000, None)
     """
 
     rpm: int | None = None
@@ -162,6 +174,22 @@ class ModelSpec:
     ``rate_limits`` maps a tier name (``"tier1"``, ``"free"``, ``"build"``…) to its limits.
     ``source`` and ``as_of`` say where the figures come from and when they were read; ``notes``
     says which figures could not be confirmed.
+
+    Example:
+        Register your own model once; the guard, scheduler, tracker and router all see it:
+
+        >>> from llm_routing import Limits, ModelSpec, Price, default_catalog
+        >>> spec = ModelSpec(
+        ...     provider="acme",
+        ...     name="acme-1",
+        ...     context_window=32_000,
+        ...     max_output_tokens=4_096,
+        ...     price=Price(input=0.5, output=1.5),
+        ...     rate_limits={"tier1": Limits(rpm=60, tpm=100_000)},
+        ... )
+        >>> catalog = default_catalog().copy()  # or default_catalog() itself, process-wide
+        >>> catalog.register(spec).key, catalog.get("acme-1").limits("tier1").rpm
+        ('acme:acme-1', 60)
     """
 
     provider: str

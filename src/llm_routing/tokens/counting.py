@@ -308,6 +308,15 @@ def count_tokens(input: Any, model: Any, *, tools: Sequence[Any] | None = None) 
     Exact for OpenAI tokenizers (text; message overheads follow OpenAI's published rule), a
     calibrated upper-biased estimate for other providers (see ``estimate``). See the module
     docstring for what counts how.
+
+    Example:
+        >>> from llm_routing import count_tokens
+        >>> count_tokens("Hello, world!", "openai:gpt-4o-mini")
+        4
+        >>> count_tokens([("system", "Be brief."), ("user", "Hello, world!")], "gpt-4o-mini")
+        18
+        >>> count_tokens("Hello, world!", "anthropic:claude-haiku-4-5")  # an estimate
+        6
     """
     counter = _counter(tokenizer_for(model))
     if isinstance(input, str) and not tools:
@@ -323,6 +332,13 @@ def fits(input: Any, model: Any, limit_tokens: int, *, tools: Sequence[Any] | No
 
     Inputs far below the limit are decided from their UTF-8 size (a token is at least one
     byte), inputs far above it after counting just enough of them to pass the limit.
+
+    Example:
+        >>> from llm_routing import fits
+        >>> fits("Hello, world!", "openai:gpt-4o-mini", 10)
+        True
+        >>> fits("word " * 1_000_000, "openai:gpt-4o-mini", 115_200)  # stops early
+        False
     """
     if isinstance(limit_tokens, bool) or not isinstance(limit_tokens, int):
         raise TypeError(f"limit_tokens must be an int, got {type(limit_tokens).__name__}")

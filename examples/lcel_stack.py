@@ -1,0 +1,62 @@
+"""The decorators by hand: ``guard | scheduler | tracker | model``, with LangChain's own fallbacks.
+
+Runs against the simulated provider (no API key): ``python examples/lcel_stack.py``.
+One stack (one scheduler's windows, one tracker's ledger) decorates two models; the primary
+allows 4 requests a minute, so the 5th and 6th fall back instead of waiting.
+"""
+
+from __future__ import annotations
+
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_openai import ChatOpenAI
+
+from llm_routing import FALLBACK_ERRORS, ContextGuard, CostTracker
+from llm_routing.schedule import RateScheduler
+from llm_routing.sim import SimModel, SimulatedProvider
+
+MODELS = [SimModel("gpt-4o-mini", rpm=4), SimModel("gpt-4.1-nano")]
+
+
+def main() -> None:
+    """Run six questions through ``prompt | primary.with_fallbacks([backup]) | parser``."""
+    with SimulatedProvider(MODELS) as sim:
+        guard = ContextGuard()
+        # The simulator allows 4 requests a minute on gpt-4o-mini; tell the scheduler so.
+        # request_margin=0 uses all 4 (the default keeps 2 spare); max_wait=0 never waits.
+        scheduler = RateScheduler(
+            limits={"openai:gpt-4o-mini": {"rpm": 4}}, max_wait=0, request_margin=0
+        )
+        tracker = CostTracker(budget_usd=1.00)
+        stack = guard | scheduler | tracker  # reusable: state is shared by every model
+
+        def chat(name: str) -> ChatOpenAI:
+            return ChatOpenAI(model=name, base_url=sim.base_url, api_key="sim", max_retries=0)
+
+        primary = stack | chat("gpt-4o-mini")
+        backup = stack | chat("gpt-4.1-nano")
+        prompt = ChatPromptTemplate.from_messages([("user", "In one line: {question}")])
+        chain = (
+            prompt
+            | primary.with_fallbacks([backup], exceptions_to_handle=FALLBACK_ERRORS)
+            | StrOutputParser()
+        )
+
+        for i in range(6):
+            answer = chain.invoke({"question": f"what is {i} squared?"})
+            print(f"question {i}: {answer[:50]}...")
+
+        print("\ncalls per model (tracker):")
+        for model, group in tracker.summary()["by_model"].items():
+            print(f"  {model:22} {group['calls']} calls, ${group['cost']:.6f}")
+        refused = scheduler.stats()["refused_max_wait"]
+        print(f"scheduler refusals (fallbacks instead of waits): {refused}")
+        received = sim.stats()["models"]["gpt-4o-mini"]
+        print(
+            f"gpt-4o-mini got {received['requests_received']} requests and answered "
+            f"{sum(received['rate_limited'].values())} with a 429"
+        )
+
+
+if __name__ == "__main__":
+    main()
