@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = ["from_config"]
 
-_TOP_KEYS = ("router", "guard", "defaults", "models")
+# [simulate] (latency, limits, prices of the simulated providers) is read by
+# `llm-routing simulate` only; the router ignores it, so one file serves both.
+_TOP_KEYS = ("router", "guard", "defaults", "models", "simulate")
 _ROUTER_KEYS = (
     "primary",
     "fallbacks",

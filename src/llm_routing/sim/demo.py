@@ -1,29 +1,55 @@
-"""The first demo: a mixed workload against three simulated models, with no routing at all.
+"""``llm-routing demo``: one mixed workload, twice, against three simulated models.
 
-Owns the workload, running it through plain ``ChatOpenAI`` clients with a progress bar, and the
-report. It shows the problem the rest of the package solves (429s, a context overflow, an idle
-large-context model); it does not route or retry.
+Owns the workload, both runs (plain ``ChatOpenAI`` clients, then `build_router`'s guard,
+scheduler and tracker over the same clients), the live progress display, the side-by-side
+report and ``--live`` (real providers, a tiny workload, a cost cap). Routing, waiting and
+pricing are the package's own; the provider is ``sim.server``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
+import os
 import random
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_routing.sim import _tokens
 from llm_routing.sim.config import SimModel
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.server import SimulatedProvider, default_models
 
-__all__ = ["DemoReport", "ModelReport", "demo_main", "demo_models", "run_demo"]
+if TYPE_CHECKING:
+    from llm_routing.catalog import Catalog
+
+__all__ = [
+    "Comparison",
+    "DemoReport",
+    "ModelReport",
+    "RoutedReport",
+    "demo_main",
+    "demo_models",
+    "run_comparison",
+    "run_demo",
+]
 
 _DEMO_LATENCY = Latency(ttft=0.15, per_token=0.01, jitter=0.3)
+DEFAULT_FACTOR = 30.0
+"""How much faster than real time the demo's clock runs: a minute window passes in 2 s."""
+_EXIT_NO_KEY = 2
+_LIVE_MODELS = (
+    ("OPENAI_API_KEY", "openai:gpt-4o-mini"),
+    ("ANTHROPIC_API_KEY", "anthropic:claude-haiku-4-5"),
+    ("GOOGLE_API_KEY", "google_genai:gemini-2.5-flash"),
+)
+_Tick = Callable[[str], None]
 
 
 def demo_models(latency: Latency = _DEMO_LATENCY) -> list[SimModel]:
@@ -200,8 +226,9 @@ def run_demo(
     console: Any = None,
     progress: bool = True,
 ) -> DemoReport:
-    """Start the simulator, send the mixed workload through ``ChatOpenAI``, return the report.
+    """Start the simulator, send the mixed workload through plain ``ChatOpenAI``, return the report.
 
+    The plain run alone, in real time (`run_comparison` runs it next to a router).
     ``progress`` shows a rich progress bar on ``console`` (stderr by default) while it runs.
     Needs the ``sim`` extra (starlette, uvicorn, langchain-openai, rich).
     """
@@ -210,59 +237,86 @@ def run_demo(
     waves = _workload(seed)
     total = sum(len(w) for w in waves)
     start = time.perf_counter()
-    with SimulatedProvider(chosen, seed=seed) as sim:
-        if progress:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            with Progress(
-                TextColumn("[bold]sending workload"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                console=console or Console(stderr=True),
-                transient=True,
-            ) as bar:
-                task = bar.add_task("", total=total)
-
-                def advance(note: str) -> None:
-                    bar.update(task, advance=1, description=note)
-
-                asyncio.run(_run(sim.base_url, waves, report, advance))
-        else:
-            asyncio.run(_run(sim.base_url, waves, report, lambda _note: None))
+    with (
+        SimulatedProvider(chosen, seed=seed) as sim,
+        _progress(console, progress, total, {"plain": "sending workload"}) as tick,
+    ):
+        asyncio.run(_run_plain(sim.base_url, waves, report, tick("plain")))
         report.server_stats = sim.stats()
     report.seconds = time.perf_counter() - start
-    prices = {m.name: m.price for m in chosen}
+    _price_plain(report, chosen)
+    return report
+
+
+def _price_plain(report: DemoReport, models: Sequence[SimModel]) -> None:
+    prices = {m.name: m.price for m in models}
     for name, m in report.models.items():
         price = prices.get(name)
         if price is None or price.input is None or price.output is None:
             m.cost_usd = None
             continue
         m.cost_usd = (price.input * m.input_tokens + price.output * m.output_tokens) / 1_000_000
-    return report
 
 
-async def _run(
-    base_url: str, waves: list[list[_Job]], report: DemoReport, advance: Callable[[str], None]
-) -> None:
+@contextlib.contextmanager
+def _progress(
+    console: Any, enabled: bool, total: int, labels: Mapping[str, str]
+) -> Iterator[Callable[[str], _Tick]]:
+    """One progress bar per run; yields ``tick_for(run)``, whose result advances that bar."""
+    if not enabled:
+        yield lambda _run: lambda _note: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    width = max(len(label) for label in labels.values())
+    with Progress(
+        TextColumn(f"[bold]{{task.fields[label]:<{width}}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console or Console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks = {run: bar.add_task("", total=total, label=label) for run, label in labels.items()}
+
+        def tick_for(run: str) -> _Tick:
+            def tick(note: str) -> None:
+                bar.update(tasks[run], advance=1, description=note)
+
+            return tick
+
+        yield tick_for
+
+
+def _client(base_url: str, name: str) -> Any:
     from langchain_openai import ChatOpenAI
 
-    clients = {
-        name: ChatOpenAI(
-            model=name,
-            base_url=base_url,
-            api_key="sim",  # type: ignore[arg-type]
-            max_retries=0,
-            timeout=30,
-        )
-        for name in report.models
-    }
+    return ChatOpenAI(
+        model=name,
+        base_url=base_url,
+        api_key="sim",  # type: ignore[arg-type]
+        max_retries=0,
+        timeout=30,
+    )
+
+
+async def _run_plain(
+    base_url: str, waves: list[list[_Job]], report: DemoReport, advance: _Tick
+) -> None:
+    clients = {name: _client(base_url, name) for name in report.models}
     for wave in waves:
         await asyncio.gather(*(_one(clients[job.model], job, report, advance) for job in wave))
 
 
-async def _one(llm: Any, job: _Job, report: DemoReport, advance: Callable[[str], None]) -> None:
+async def _one(llm: Any, job: _Job, report: DemoReport, advance: _Tick) -> None:
     from langchain_core.exceptions import ContextOverflowError, ModelRateLimitError
 
     stats = report.models[job.model]
@@ -292,16 +346,514 @@ async def _one(llm: Any, job: _Job, report: DemoReport, advance: Callable[[str],
     advance(f"{job.kind} → {job.model}: ok")
 
 
+# --------------------------------------------------------------------------- the routed run
+
+
+@dataclass(slots=True)
+class RoutedReport:
+    """What the app saw through the router, and what the router and the provider counted."""
+
+    requests: int = 0
+    answered: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    fallbacks: dict[str, int] = field(default_factory=dict)
+    waits: dict[str, float] = field(default_factory=dict)
+    retries: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    server_stats: dict[str, Any] = field(default_factory=dict)
+    first_error: str | None = None
+
+    @property
+    def failures(self) -> int:
+        """Requests that raised in the app (every model of the chain failed)."""
+        return sum(self.errors.values())
+
+
+_REASONS = ("rate_limit", "context", "quota", "budget", "transient", "other")
+_ERROR_LABELS = {"rate_limit": "rate limited (429)", "context": "too long for the model"}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _sim_catalog(models: Sequence[SimModel]) -> Catalog:
+    """The default catalogue plus the simulated models, for the guard, scheduler and tracker."""
+    from llm_routing.catalog import Limits, ModelSpec, default_catalog
+
+    catalog = default_catalog().copy()
+    for m in models:
+        catalog.register(
+            ModelSpec(
+                provider="openai",
+                name=m.name,
+                context_window=m.context_window,
+                max_output_tokens=m.max_output_tokens,
+                tokenizer=m.tokenizer,
+                price=m.price,
+                rate_limits={
+                    "tier1": Limits(rpm=m.rpm, tpm=m.tpm, rpd=m.rpd, itpm=m.itpm, otpm=m.otpm)
+                },
+                source="llm-routing demo (simulated)",
+            ),
+            replace=True,
+        )
+    return catalog
+
+
+def _routes(
+    models: Sequence[SimModel], clients: Mapping[str, Any], stack: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One router per model the app names: that model first, then the others, in order.
+
+    The three routers share one guard, scheduler and tracker, so they share the windows of
+    every model and one cost ledger, as they would in one application.
+    """
+    from llm_routing.router import build_router
+
+    names = [m.name for m in models]
+    return {
+        name: build_router(
+            clients[name], [clients[other] for other in names if other != name], **stack
+        )
+        for name in names
+    }
+
+
+async def _run_routed(
+    base_url: str,
+    models: Sequence[SimModel],
+    waves: list[list[_Job]],
+    report: RoutedReport,
+    clock: Any,
+    max_wait: float,
+    advance: _Tick,
+) -> None:
+    from llm_routing.cost import CostTracker
+    from llm_routing.errors import AllModelsFailedError, classify
+    from llm_routing.guard import ContextGuard
+    from llm_routing.schedule import RateScheduler
+
+    catalog = _sim_catalog(models)
+    scheduler = RateScheduler(clock=clock, catalog=catalog, max_wait=max_wait)
+    tracker = CostTracker(catalog=catalog)
+    stack = {"guard": ContextGuard(catalog=catalog), "scheduler": scheduler, "tracker": tracker}
+    clients = {m.name: _client(base_url, m.name) for m in models}
+    routes = _routes(models, clients, stack)
+
+    async def one(job: _Job) -> None:
+        report.requests += 1
+        try:
+            message = await routes[job.model].ainvoke(job.prompt, max_tokens=job.max_tokens)
+        except AllModelsFailedError as exc:
+            kind = exc.attempts[-1].kind.value if exc.attempts else "other"
+            report.errors[kind] = report.errors.get(kind, 0) + 1
+            report.first_error = report.first_error or str(exc)
+            advance(f"{job.kind} → every model failed ({kind})")
+            return
+        except Exception as exc:  # reported as a number, never a traceback
+            kind = classify(exc).value
+            report.errors[kind] = report.errors.get(kind, 0) + 1
+            report.first_error = report.first_error or f"{type(exc).__name__}: {exc}"
+            advance(f"{job.kind} → error ({kind})")
+            return
+        report.answered += 1
+        served = str(message.response_metadata.get("llm_routing.model", "?")).split(":", 1)[-1]
+        note = "" if served == job.model else " (fallback)"
+        advance(f"{job.kind} → {served}{note}")
+
+    for wave in waves:
+        await asyncio.gather(*(one(job) for job in wave))
+    stats = routes[models[0].name].stats()
+    merged: dict[str, int] = dict.fromkeys(_REASONS, 0)
+    for router in routes.values():
+        counts = router.stats()
+        for reason in _REASONS:
+            merged[reason] += int(counts.get(f"{reason}_fallbacks", 0))
+    report.fallbacks = merged
+    report.waits = {k: float(v) for k, v in stats.get("waits", {}).items()}
+    report.retries = int(stats.get("retries", 0))
+    report.cost_usd = float(tracker.summary().get("total_cost", 0.0))
+
+
+# --------------------------------------------------------------------------- side by side
+
+
+@dataclass(slots=True)
+class Comparison:
+    """The same workload through plain clients and through a router, on the same simulator."""
+
+    plain: DemoReport
+    routed: RoutedReport
+    factor: float
+    max_wait: float
+
+    def served(self, stats: Mapping[str, Any]) -> dict[str, int]:
+        """Requests each model answered, as the provider counted them."""
+        return {name: int(m["requests_served"]) for name, m in stats.get("models", {}).items()}
+
+    @staticmethod
+    def _provider(stats: Mapping[str, Any], key: str) -> int:
+        total = 0
+        for m in stats.get("models", {}).values():
+            value = m.get(key, 0)
+            total += sum(value.values()) if isinstance(value, dict) else int(value)
+        return total
+
+    def _plain_errors(self) -> dict[str, int]:
+        models = self.plain.models.values()
+        errors = {
+            "rate_limit": sum(m.rate_limited for m in models),
+            "context": sum(m.context_overflows for m in models),
+            "other": sum(m.other_errors for m in models),
+        }
+        return {k: v for k, v in errors.items() if v}
+
+    def _plain_cost(self) -> float | None:
+        total = Decimal(0)
+        for m in self.plain.models.values():
+            if m.cost_usd is None:
+                return None
+            total += m.cost_usd
+        return float(total)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """``(what, plain, routed)`` rows of the report."""
+        plain, routed = self.plain, self.routed
+        p_stats, r_stats = plain.server_stats, routed.server_stats
+        p_errors, r_errors = self._plain_errors(), routed.errors
+        waits = routed.waits
+        p_cost = self._plain_cost()
+        rows = [
+            ("requests sent by the app", str(plain.requests), str(routed.requests)),
+            ("answered", str(plain.successes), str(routed.answered)),
+            ("errors surfaced to the app", str(plain.failures), str(routed.failures)),
+        ]
+        for kind in sorted(set(p_errors) | set(r_errors)):
+            label = _ERROR_LABELS.get(kind, kind.replace("_", " "))
+            rows.append((f"  {label}", str(p_errors.get(kind, 0)), str(r_errors.get(kind, 0))))
+        p_served, r_served = self.served(p_stats), self.served(r_stats)
+        for name in p_served:
+            rows.append((f"served by {name}", str(p_served[name]), str(r_served.get(name, 0))))
+        rows += [
+            (
+                "429s from the provider",
+                str(self._provider(p_stats, "rate_limited")),
+                str(self._provider(r_stats, "rate_limited")),
+            ),
+            (
+                "context errors from the provider",
+                str(self._provider(p_stats, "context_length_exceeded")),
+                str(self._provider(r_stats, "context_length_exceeded")),
+            ),
+        ]
+        for reason in _REASONS:
+            count = routed.fallbacks.get(reason, 0)
+            if count or reason in ("rate_limit", "context"):
+                rows.append((f"fallbacks: {reason.replace('_', ' ')}", "—", str(count)))
+        rows += [
+            (
+                "waits p50 / p95 (simulated)",
+                "—",
+                f"{waits.get('p50_s', 0.0):.1f} s / {waits.get('p95_s', 0.0):.1f} s",
+            ),
+            ("total time", f"{plain.seconds:.1f} s", f"{routed.seconds:.1f} s"),
+            (
+                "  simulated",
+                _minutes(plain.seconds * self.factor),
+                _minutes(routed.seconds * self.factor),
+            ),
+            (
+                "total cost",
+                "unknown" if p_cost is None else f"${p_cost:.4f}",
+                f"${routed.cost_usd:.4f}",
+            ),
+        ]
+        return rows
+
+    def summary(self) -> str:
+        """The moral of the run, from its numbers."""
+        plain, routed = self.plain, self.routed
+        waited = routed.fallbacks.get("rate_limit", 0)
+        too_long = routed.fallbacks.get("context", 0)
+        text = (
+            f"Without routing, {plain.failures} of {plain.requests} requests raised in the app; "
+            f"through the router, {routed.failures}. The scheduler waited for capacity instead "
+            f"of drawing 429s and fell back {waited} time(s) when a wait would have passed "
+            f"max_wait ({self.max_wait:g} s); the guard moved {too_long} input(s) too long for "
+            f"their model to one whose window fits, before any request was sent. The clock runs "
+            f"{self.factor:g}x faster than real time: a one-minute window passes in "
+            f"{60 / self.factor:.0f} s."
+        )
+        if routed.first_error:
+            text += f" First error through the router: {routed.first_error.splitlines()[0]}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready numbers of both runs (``llm-routing demo --json``)."""
+        p_stats, r_stats = self.plain.server_stats, self.routed.server_stats
+        return {
+            "clock_factor": self.factor,
+            "max_wait_s": self.max_wait,
+            "plain": {
+                "requests": self.plain.requests,
+                "answered": self.plain.successes,
+                "errors": self._plain_errors(),
+                "served_by": self.served(p_stats),
+                "provider_429s": self._provider(p_stats, "rate_limited"),
+                "provider_context_errors": self._provider(p_stats, "context_length_exceeded"),
+                "seconds": round(self.plain.seconds, 3),
+                "cost_usd": self._plain_cost(),
+            },
+            "routed": {
+                "requests": self.routed.requests,
+                "answered": self.routed.answered,
+                "errors": dict(self.routed.errors),
+                "served_by": self.served(r_stats),
+                "provider_429s": self._provider(r_stats, "rate_limited"),
+                "provider_context_errors": self._provider(r_stats, "context_length_exceeded"),
+                "fallbacks": dict(self.routed.fallbacks),
+                "waits": dict(self.routed.waits),
+                "retries": self.routed.retries,
+                "seconds": round(self.routed.seconds, 3),
+                "cost_usd": self.routed.cost_usd,
+            },
+        }
+
+    def __str__(self) -> str:
+        rows = [("", "plain ChatOpenAI", "router"), *self.rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            "  ".join(
+                (c.ljust(w) if i == 0 else c.rjust(w))
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
+            for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join([self.title(), *lines, "", self.summary()])
+
+    def title(self) -> str:
+        """What was compared."""
+        return (
+            "One workload, one simulated provider: plain ChatOpenAI vs "
+            "build_router (guard | scheduler | tracker)"
+        )
+
+    def print(self, console: Any = None) -> None:
+        """Print as a rich table (plain text when rich is not installed)."""
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            print(self)
+            return
+        console = console or Console()
+        table = Table(title=self.title(), title_justify="left")
+        table.add_column("", no_wrap=True)
+        table.add_column("plain ChatOpenAI", justify="right")
+        table.add_column("router", justify="right")
+        for label, plain, routed in self.rows():
+            table.add_row(label, plain, routed)
+        console.print(table)
+        console.print(self.summary(), markup=False)
+
+
+def run_comparison(
+    *,
+    seed: int = 0,
+    models: Sequence[SimModel] | None = None,
+    factor: float = DEFAULT_FACTOR,
+    max_wait: float = 90.0,
+    console: Any = None,
+    progress: bool = True,
+) -> Comparison:
+    """Run the workload through plain clients, reset the simulator, run it through a router.
+
+    The simulator and the router's scheduler share one `ScaledClock` (``factor`` times real
+    time), so one-minute windows pass in seconds; ``max_wait`` is in that clock's seconds.
+    Each job goes to a router whose primary is the model the plain run hard-codes, with the
+    other models as fallbacks; all routers share one guard, scheduler and tracker.
+    """
+    from llm_routing.schedule import ScaledClock
+
+    chosen = list(models) if models is not None else demo_models()
+    clock = ScaledClock(factor)
+    waves = _workload(seed)
+    total = sum(len(w) for w in waves)
+    plain = DemoReport(models={m.name: ModelReport() for m in chosen})
+    routed = RoutedReport()
+    labels = {"plain": "plain ChatOpenAI", "routed": "router"}
+    with (
+        SimulatedProvider(chosen, seed=seed, clock=clock.now) as sim,
+        _progress(console, progress, total, labels) as tick,
+    ):
+
+        async def both() -> None:
+            # One event loop for both runs: langchain-openai keeps one HTTP client per URL.
+            start = time.perf_counter()
+            await _run_plain(sim.base_url, waves, plain, tick("plain"))
+            plain.seconds = time.perf_counter() - start
+            plain.server_stats = sim.stats()
+            sim.reset()
+            start = time.perf_counter()
+            await _run_routed(sim.base_url, chosen, waves, routed, clock, max_wait, tick("routed"))
+            routed.seconds = time.perf_counter() - start
+            routed.server_stats = sim.stats()
+
+        asyncio.run(both())
+    _price_plain(plain, chosen)
+    return Comparison(plain, routed, factor, max_wait)
+
+
+# --------------------------------------------------------------------------- --live
+
+
+def _live(budget: float, as_json: bool) -> int:
+    """Three small requests through a router over the providers whose keys are set."""
+    chosen = [model for env, model in _LIVE_MODELS if os.environ.get(env)]
+    if not chosen:
+        names = ", ".join(env for env, _ in _LIVE_MODELS)
+        print(
+            f"llm-routing demo --live: no API key found; set at least one of {names}. "
+            "(`llm-routing demo` without --live runs on the simulator and needs none.)",
+            file=sys.stderr,
+        )
+        return _EXIT_NO_KEY
+    from llm_routing.cost import CostTracker
+    from llm_routing.errors import AllModelsFailedError
+    from llm_routing.router import build_router
+
+    tracker = CostTracker(budget_usd=budget)
+    try:
+        router = build_router(chosen[0], chosen[1:], tracker=tracker, init_kwargs={"timeout": 60})
+    except ImportError as exc:
+        print(f"llm-routing demo --live: {exc}", file=sys.stderr)
+        return _EXIT_NO_KEY
+    rng = random.Random(0)
+    prompts = [
+        "In one sentence: what is a rate limit?",
+        "Name three prime numbers.",
+        "Summarise in one sentence:\n" + _tokens.reply_text(rng, 1_500),
+    ]
+
+    async def one(prompt: str) -> str:
+        try:
+            message = await router.ainvoke(prompt, max_tokens=64)
+        except AllModelsFailedError as exc:
+            reasons = ", ".join(f"{a.model}: {a.kind.value}" for a in exc.attempts)
+            return f"refused ({reasons})"
+        return str(message.response_metadata.get("llm_routing.model"))
+
+    async def run() -> list[str]:
+        return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    served = asyncio.run(run())
+    stats = router.stats()
+    summary = tracker.summary()
+    if as_json:
+        json.dump({"served": served, "stats": stats, "cost": summary}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{len(prompts)} requests through {' -> '.join(router.names)}, cost cap ${budget:g}")
+    for prompt, outcome in zip(prompts, served, strict=True):
+        print(f"  {prompt.splitlines()[0][:40]!r}: {outcome}")
+    print(
+        f"fallbacks: rate limit {stats['rate_limit_fallbacks']}, context "
+        f"{stats['context_fallbacks']}, budget {stats['budget_fallbacks']}; "
+        f"cost ${summary['total_cost']:.6f}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _positive(kind: type[float], what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def demo_main(argv: Sequence[str] | None = None) -> int:
     """``llm-routing demo`` / ``python -m llm_routing.sim demo``: run the demo, print the report."""
     parser = argparse.ArgumentParser(
         prog="llm-routing demo",
-        description="Send a mixed workload to three simulated models without routing, and "
-        "report what went wrong (no API keys needed).",
+        description="Send a mixed workload (chats, long documents, bursts) to three simulated "
+        "models twice: through plain ChatOpenAI clients, and through a router (guard, "
+        "scheduler, tracker). Prints both side by side. No API key needed.",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the workload and faults")
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    parser.add_argument(
+        "--factor",
+        type=_positive(float, "a number > 0"),
+        default=DEFAULT_FACTOR,
+        help=f"how much faster than real time the clock runs (default {DEFAULT_FACTOR:g})",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=_positive(float, "a number of seconds > 0"),
+        default=90.0,
+        help="the scheduler's max_wait, in simulated seconds (default 90)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.add_argument(
+        "--plain-only", action="store_true", help="only the run without routing (no clock speed-up)"
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="real providers (OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY): three small "
+        "requests through a router, under a cost cap",
+    )
+    parser.add_argument(
+        "--budget",
+        type=_positive(float, "a USD amount > 0"),
+        default=0.05,
+        help="with --live: the cost cap in USD (default 0.05)",
+    )
     args = parser.parse_args(argv)
-    report = run_demo(seed=args.seed, progress=not args.no_progress)
-    report.print()
+    if args.live:
+        return _live(args.budget, args.json)
+    if args.plain_only:
+        report = run_demo(seed=args.seed, progress=not args.no_progress and not args.json)
+        if args.json:
+            json.dump(
+                {name: _model_json(m) for name, m in report.models.items()}, sys.stdout, indent=2
+            )
+            sys.stdout.write("\n")
+        else:
+            report.print()
+        return 0
+    comparison = run_comparison(
+        seed=args.seed,
+        factor=args.factor,
+        max_wait=args.max_wait,
+        progress=not args.no_progress and not args.json,
+    )
+    if args.json:
+        json.dump(comparison.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        comparison.print()
     return 0
+
+
+def _model_json(m: ModelReport) -> dict[str, Any]:
+    return {
+        "requests": m.requests,
+        "answered": m.successes,
+        "rate_limited": m.rate_limited,
+        "context_overflows": m.context_overflows,
+        "other_errors": m.other_errors,
+        "cost_usd": None if m.cost_usd is None else float(m.cost_usd),
+    }

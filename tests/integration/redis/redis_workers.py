@@ -60,7 +60,7 @@ def burst(
         out = []
         for model, limits, count, max_tokens in bursts:
             llm = model_for(model, limits, max_tokens)
-            barrier.wait(60)
+            barrier.wait(180)
             config = {"max_concurrency": count}
             out.append(_tally(await llm.abatch(prompts(count), config, return_exceptions=True)))
         await backend.aclose()
@@ -73,7 +73,7 @@ def burst(
         out = []
         for model, limits, count, max_tokens in bursts:
             llm = model_for(model, limits, max_tokens)
-            barrier.wait(60)
+            barrier.wait(180)
             config = {"max_concurrency": count}
             out.append(_tally(llm.batch(prompts(count), config, return_exceptions=True)))
         results.put(out)
@@ -101,7 +101,7 @@ def spend(
             model="gpt-4o", base_url=base_url, api_key="sim", max_retries=0, max_tokens=200
         )
         prompts = [f"spend request {n}" for n in range(count)]
-        barrier.wait(60)
+        barrier.wait(180)
         replies = llm.batch(prompts, {"max_concurrency": 8}, return_exceptions=True)
         results.put(_tally(replies))
     finally:

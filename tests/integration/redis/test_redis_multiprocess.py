@@ -57,7 +57,7 @@ def run(redis_server) -> Iterator[dict[str, Any]]:
         ]
         for process in processes:
             process.start()
-        outcomes = [results.get(timeout=120) for _ in processes]
+        outcomes = [results.get(timeout=300) for _ in processes]
         for process in processes:
             process.join(60)
         stats = sim.stats()["models"]

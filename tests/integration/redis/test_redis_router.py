@@ -12,9 +12,7 @@ from llm_routing.sim import SimModel, SimulatedProvider
 
 def test_build_router_with_a_redis_url_shares_windows_and_budget_on_redis(redis_server):
     with SimulatedProvider([SimModel(name="gpt-4o-mini")]) as sim:
-        model = ChatOpenAI(
-            model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0
-        )
+        model = ChatOpenAI(model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0)
         router = build_router(model, backend=redis_server.url, budget_usd=1.0)
         scheduler = router.settings["scheduler"]
         tracker = router.settings["tracker"]
