@@ -132,6 +132,13 @@ class Router(Runnable[Any, Any]):
     ``provider:name``) and ``["llm_routing.attempts"]`` (the failures before it). Streams fall
     back only before their first chunk: after it, an error propagates with a note saying so.
     The router opens no callback run of its own: each attempt is the model's own run.
+
+    Example:
+        >>> from langchain_openai import ChatOpenAI
+        >>> from llm_routing import Router
+        >>> small = ChatOpenAI(model="gpt-4o-mini", api_key="unused", max_retries=0)
+        >>> Router([small], ["openai:gpt-4o-mini"])
+        Router(openai:gpt-4o-mini)
     """
 
     def __init__(
@@ -420,6 +427,11 @@ def init_model(name: str, **kwargs: Any) -> Runnable[Any, Any]:
     retries on its own delays the fallback and multiplies the scheduler's retries. Use it to
     give one model of a router its own kwargs (a different ``base_url`` or key), then pass
     the instance to `build_router`.
+
+    Example:
+        >>> from llm_routing import init_model
+        >>> init_model("openai:gpt-4o-mini", api_key="unused").max_retries
+        0
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(
@@ -528,6 +540,19 @@ def build_router(
     ``langfuse=True`` (Langfuse configured from the environment) or a Langfuse client adds
     llm_routing's Langfuse handler to every call, so each attempt is one generation with its
     cost, usage and the decorators' metadata (``pip install 'llm-routing[langfuse]'``).
+
+    Example:
+        >>> from llm_routing import build_router
+        >>> router = build_router(
+        ...     "openai:gpt-4o-mini",
+        ...     fallbacks=["openai:gpt-4o"],
+        ...     large_context=["openai:gpt-4.1-mini"],
+        ...     init_kwargs={"api_key": "unused"},
+        ... )
+        >>> router.names
+        ('openai:gpt-4o-mini', 'openai:gpt-4o', 'openai:gpt-4.1-mini')
+        >>> router.stats()["total_requests"], router.stats()["total_cost"]
+        (0, 0.0)
     """
     if not isinstance(tier, str | Mapping):
         raise TypeError(
@@ -689,6 +714,11 @@ def create_auto_picker_llm(
     ``gemini-2.5-flash``, ``mistral-large``) when its window is larger. ``streaming=True`` makes
     the models stream internally (``invoke`` still returns one message). Other keyword
     arguments (``fallbacks``, ``guard``, ``init_kwargs``…) go to `build_router`.
+
+    Example:
+        >>> from llm_routing import create_auto_picker_llm
+        >>> create_auto_picker_llm(init_kwargs={"api_key": "unused"}).names
+        ('openai:gpt-4o-mini', 'openai:gpt-4.1-mini')
     """
     if not isinstance(primary_provider, str) or not primary_provider.strip():
         raise ValueError(

@@ -21,6 +21,9 @@ MODULES = [
     "llm_routing.catalog.catalog",
     "llm_routing.catalog.spec",
     "llm_routing.tokens.counting",
+    "llm_routing.router",
+    "llm_routing.schedule.scheduler",
+    "llm_routing.cost.tracker",
 ]
 
 

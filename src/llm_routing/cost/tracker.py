@@ -297,6 +297,13 @@ class CostTracker(Decorator):
 
     ``backend``: ``None`` or ``"memory"`` (this process), or a `Ledger` instance. Each call adds
     ``llm_routing.estimated_cost_usd`` to the model run's metadata when a hold was computed.
+
+    Example:
+        >>> from llm_routing import CostTracker
+        >>> tracker = CostTracker(budget_usd=5.0, budgets={"day": 1.0})
+        >>> summary = tracker.summary()
+        >>> summary["total_cost"], summary["calls"], summary["unpriced_calls"]
+        (0.0, 0, 0)
     """
 
     def __init__(

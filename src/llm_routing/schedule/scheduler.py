@@ -191,6 +191,17 @@ class RateScheduler(Decorator):
     ``smoothing`` too). ``clock`` makes time injectable (`VirtualClock` in tests and in
     ``llm-routing simulate``). One scheduler can wrap any number of models; each model has its
     own windows, and all threads and event loops of the process share them.
+
+    Example:
+        >>> from llm_routing import RateScheduler
+        >>> scheduler = RateScheduler(tier="tier1", max_wait=30)
+        >>> limits = scheduler.limits_for("openai:gpt-4o-mini")
+        >>> limits.rpm, limits.effective_rpm, limits.effective_tpm
+        (500, 498, 196000)
+        >>> RateScheduler(tier="tier7")
+        Traceback (most recent call last):
+        ...
+        ValueError: RateScheduler(tier=…): unknown tier 'tier7' (did you mean 'tier5'?)...
     """
 
     def __init__(
