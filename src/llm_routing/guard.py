@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.runnables import Runnable
 
 from llm_routing._decorator import Call, Decorator
+from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.errors import (
     ContextLengthExceededError,
@@ -33,39 +34,7 @@ nothing for output when no cap is sent, so this is headroom for the answer rathe
 provider rule; raise it (or set ``max_tokens`` on the model) when answers are long.
 """
 
-_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _SPEC_CACHE_SIZE = 256
-
-
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
-
-
-def _model_max_tokens(model: Any) -> int | None:
-    """The output cap a model sends on every request (``ChatOpenAI(max_tokens=…)`` and kin)."""
-    for attr in _MAX_TOKENS_KEYS:
-        try:
-            value = getattr(model, attr, None)
-        except Exception:  # an odd model property must not break the guard
-            value = None
-        found = _positive_int(value)
-        if found is not None:
-            return found
-    return None
-
-
-def _as_messages(input: Any) -> Any:
-    """What the chat model will see: a string becomes one user message (with its overhead)."""
-    if isinstance(input, str):
-        return [("user", input)]
-    if isinstance(input, list | tuple) and not input:
-        raise ValueError(
-            "input is an empty list of messages; a chat model needs at least one message, "
-            'e.g. [("user", "Hello")] or a plain string'
-        )
-    return input
 
 
 def _fmt(n: int) -> str:
@@ -186,7 +155,7 @@ class ContextGuard(Decorator):
                 f"ContextGuard cannot find the context window of {type(model).__name__}: {exc} "
                 "Or give the model a profile={'max_input_tokens': N}."
             ) from None
-        entry = _Resolved(model, spec, _model_max_tokens(model))
+        entry = _Resolved(model, spec, model_max_tokens(model))
         with self._lock:
             if len(self._specs) >= _SPEC_CACHE_SIZE:
                 self._specs.clear()
@@ -198,10 +167,9 @@ class ContextGuard(Decorator):
         return int(spec.context_window * self.safety)
 
     def _reserved(self, resolved: _Resolved, invocation_kwargs: Mapping[str, Any]) -> int:
-        for key in _MAX_TOKENS_KEYS:
-            found = _positive_int(invocation_kwargs.get(key))
-            if found is not None:
-                return found
+        found = call_max_tokens(invocation_kwargs)
+        if found is not None:
+            return found
         if resolved.model_max_tokens is not None:
             return resolved.model_max_tokens
         return self._default_reserve(resolved.spec)
@@ -216,7 +184,7 @@ class ContextGuard(Decorator):
         tools = kwargs.get("tools") or None
         reserved = self._reserved(resolved, kwargs)
         limit = self.limit_for(spec)
-        messages = _as_messages(call.input)
+        messages = as_messages(call.input)
         room = limit - reserved
         # One pass: exact when the input fits, a lower bound (found after tokenising just
         # past the limit) when it does not, so a huge input is refused in milliseconds.
@@ -272,7 +240,7 @@ class ContextGuard(Decorator):
     def estimate_tokens(self, input: Any, model_name: str | ModelSpec | Runnable[Any, Any]) -> int:
         """Tokens ``input`` costs the named model, as a chat model would see it (no tools)."""
         spec = self._spec_of(model_name)
-        return count_tokens(_as_messages(input), spec)
+        return count_tokens(as_messages(input), spec)
 
     def check_fits(
         self, input: Any, model_name: str | ModelSpec | Runnable[Any, Any]
@@ -283,7 +251,7 @@ class ContextGuard(Decorator):
         for the default output reserve, exactly as a guarded call would.
         """
         spec = self._spec_of(model_name)
-        tokens = count_tokens(_as_messages(input), spec)
+        tokens = count_tokens(as_messages(input), spec)
         limit = self.limit_for(spec)
         reserved = self._default_reserve(spec)
         return tokens + reserved <= limit, tokens, limit

@@ -25,6 +25,7 @@ from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessage, BaseMessage
 
 from llm_routing._decorator import Call, Decorator
+from llm_routing._model import call_max_tokens, model_max_tokens, positive_int
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog, normalize_provider
 from llm_routing.cost.budget import (
     Bucket,
@@ -58,7 +59,6 @@ __all__ = [
 
 logger = logging.getLogger("llm_routing.cost")
 
-_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _FALLBACK_TOKENIZER = "o200k_base"
 _SPEC_CACHE_SIZE = 256
 _ZERO = Decimal(0)
@@ -90,24 +90,6 @@ def _usd(amount: Decimal | float) -> str:
     if len(text.split(".")[1]) < 2:
         text = f"{value:.2f}"
     return f"${text}"
-
-
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
-
-
-def _model_max_tokens(model: Any) -> int | None:
-    for attr in _MAX_TOKENS_KEYS:
-        try:
-            value = getattr(model, attr, None)
-        except Exception:  # an odd model property must not break pricing
-            value = None
-        found = _positive_int(value)
-        if found is not None:
-            return found
-    return None
 
 
 def _identify(model: Any) -> tuple[str, str]:
@@ -151,7 +133,7 @@ class _Model:
             and spec.price.input is not None
             and spec.price.output is not None
         )
-        self.max_tokens = _model_max_tokens(model)
+        self.max_tokens = model_max_tokens(model)
 
     @property
     def key(self) -> str:
@@ -587,14 +569,12 @@ class CostTracker(Decorator):
         return count_tokens(_as_messages(call.input), info.tokenizer, tools=tools)
 
     def _reserved_output(self, call: Call, info: _Model) -> int:
-        upstream = _positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
+        upstream = positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
         if upstream is not None:
             return upstream
-        kwargs = call.invocation_kwargs
-        for key in _MAX_TOKENS_KEYS:
-            found = _positive_int(kwargs.get(key))
-            if found is not None:
-                return found
+        found = call_max_tokens(call.invocation_kwargs)
+        if found is not None:
+            return found
         if info.max_tokens is not None:
             return info.max_tokens
         if self.reserve_output is not None:

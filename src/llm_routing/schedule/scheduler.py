@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable
 from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from llm_routing._decorator import Call, Decorator
+from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
 from llm_routing.catalog import Catalog, ModelSpec
 from llm_routing.errors import (
     ErrorKind,
@@ -30,7 +31,6 @@ from llm_routing.errors import (
     classify,
     retry_after,
 )
-from llm_routing.guard import _as_messages, _model_max_tokens, _positive_int
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint
@@ -50,7 +50,6 @@ difference back, so this only decides how many calls can be in flight at once ne
 OpenAI itself counts ``max_tokens`` against TPM when it is sent.
 """
 
-_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 # Providers whose token limiter charges the requested max_tokens at admission, unrefunded.
 _COUNTS_MAX_TOKENS = frozenset({"openai"})
 _WAIT_SAMPLES = 10_000
@@ -321,7 +320,7 @@ class RateScheduler(Decorator):
             if fingerprint is not None:
                 schedule_key = f"{spec.key}@{fingerprint}"
         entry = _Resolved(
-            model, spec, schedule_key, self._limits.for_spec(spec), _model_max_tokens(model)
+            model, spec, schedule_key, self._limits.for_spec(spec), model_max_tokens(model)
         )
         with self._lock:
             if len(self._specs) >= _SPEC_CACHE_SIZE:
@@ -334,17 +333,16 @@ class RateScheduler(Decorator):
         tokens = call.upstream.get("llm_routing.input_tokens")
         if not isinstance(tokens, int):
             tools = kwargs.get("tools") or None
-            tokens = count_tokens(_as_messages(call.input), resolved.spec, tools=tools)
+            tokens = count_tokens(as_messages(call.input), resolved.spec, tools=tools)
         reserved, explicit = self._reserved(resolved, kwargs)
         pending = _Pending(resolved, Request(input_tokens=tokens, output_tokens=reserved))
         pending.explicit_max_tokens = explicit
         return pending
 
     def _reserved(self, resolved: _Resolved, kwargs: Mapping[str, Any]) -> tuple[int, bool]:
-        for name in _MAX_TOKENS_KEYS:
-            found = _positive_int(kwargs.get(name))
-            if found is not None:
-                return found, True
+        found = call_max_tokens(kwargs)
+        if found is not None:
+            return found, True
         if resolved.model_max_tokens is not None:
             return resolved.model_max_tokens, True
         default = self.reserve_output if self.reserve_output is not None else DEFAULT_RESERVE_OUTPUT
