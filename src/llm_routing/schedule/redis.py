@@ -49,6 +49,11 @@ from llm_routing.schedule.policy import Decision, ModelState, RateLimits, Reques
 
 __all__ = ["RedisBackend", "RedisClock", "RedisUnavailableError", "RedisUnavailableWarning"]
 
+# Connections per event loop for async callers, and how long a caller waits for a free one.
+# A dead Redis fails each connection within socket_timeout, so waiters never queue for long.
+_ASYNC_POOL_SIZE = 32
+_ASYNC_POOL_WAIT_S = 10.0
+
 _log = logging.getLogger(__name__)
 
 _UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -517,12 +522,17 @@ class RedisBackend(Backend):
         found = self._loop_clients.get(loop)
         if found is None:
             # redis.asyncio connections belong to the loop that opened them: one client per loop.
-            client = aredis.Redis.from_url(
+            # A bounded pool: a burst of hundreds of callers shares a few connections instead of
+            # opening one each (which, on a busy loop, ran into the connect timeout).
+            pool = aredis.BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=_ASYNC_POOL_SIZE,
+                timeout=_ASYNC_POOL_WAIT_S,
                 socket_timeout=self.socket_timeout,
                 socket_connect_timeout=self.socket_timeout,
                 retry=_AsyncRetry(NoBackoff(), 0),
             )
+            client = aredis.Redis.from_pool(pool)  # closing the client closes its pool
             found = (client, client.register_script(POLICY_LUA))
             self._loop_clients[loop] = found
         return found

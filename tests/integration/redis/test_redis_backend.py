@@ -428,3 +428,27 @@ def test_close_stops_the_subscriber_promptly(make_backend):
     finished, _ = _in_thread(backend.close)
     assert finished
     assert not any(t.name == name and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_burst_of_async_callers_shares_a_bounded_pool_of_connections(make_backend, raw_redis):
+    from llm_routing.schedule.policy import RateLimits, Request
+    from llm_routing.schedule.queue import Admission
+
+    backend = make_backend()
+    admission = Admission(backend, backend.server_clock)
+    limits = RateLimits(rpm=100_000, tpm=10**9)
+    before = len(raw_redis.client_list())
+
+    async def one() -> None:
+        ticket = await admission.aacquire(
+            "openai:burst", limits, Request(10, 10), deadline=admission.now() + 60, model="burst"
+        )
+        await admission.asettle(ticket, 10, 10)
+
+    async def burst() -> int:
+        await asyncio.gather(*(one() for _ in range(400)))
+        return len(raw_redis.client_list())
+
+    during = asyncio.run(burst())
+    # One connection per caller used to be opened (400); now at most the pool's size.
+    assert during - before <= redis_module._ASYNC_POOL_SIZE + 2
