@@ -244,10 +244,6 @@ class LimitResolver:
             return key, RateLimits(**{**self._options, **override})
         return spec.key, self.for_spec(spec)
 
-    def has_override(self, name: str) -> bool:
-        """True when ``limits`` names this model (so it needs no catalogue entry)."""
-        return self._canonical(name) in self._overrides
-
     def _warn_once(self, key: str, message: str) -> None:
         with self._lock:
             if key in self._warned:
