@@ -1,4 +1,4 @@
-"""``python -m benchmarks.reliability``: the fault matrix, bad input, soak and secrets, in one report.
+"""``python -m benchmarks.reliability``: faults, bad input, soak and secrets, in one report.
 
 Runs each part's engine (the same code ``tests/reliability/`` asserts on), prints its table and
 writes benchmarks/results/reliability.json. ``--part`` picks parts (repeatable), ``--quick`` runs
