@@ -3,8 +3,8 @@
 Runs each part's engine (the same code ``tests/reliability/`` asserts on), prints its table and
 writes benchmarks/results/reliability.json. ``--part`` picks parts (repeatable), ``--quick`` runs
 the short variant of each (a subset of the matrix, a 15 s soak, fewer generated inputs). A part
-that raises is reported as failed and the exit status is 1, so a broken invariant cannot hide
-behind a printed table.
+that raises, or whose result lists ``violations``, is reported as failed and the exit status is
+1, so a broken invariant cannot hide behind a printed table.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         result["elapsed_s"] = round(time.perf_counter() - started, 1)
         results[name] = result
+        if result.get("violations"):
+            failed.append(name)
         print(f"\n({name}: {result['elapsed_s']} s)", flush=True)
     if not args.no_write:
         previous: dict[str, Any] = {}
