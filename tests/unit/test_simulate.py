@@ -295,3 +295,37 @@ def test_simulate_rejects_an_empty_workload_and_a_bad_duration():
         simulate({"router": {"primary": MINI}}, [], 10)
     with pytest.raises(ValueError, match="duration_s"):
         simulate({"router": {"primary": MINI}}, every(1, 5), 0)
+
+
+# --- the core install -------------------------------------------------------------------------
+
+_WITHOUT_SIM_EXTRA = """
+import sys
+for blocked in ("starlette", "uvicorn"):
+    sys.modules[blocked] = None  # as if the sim extra were not installed
+from llm_routing.cli import main
+code = main(["simulate", "--config", sys.argv[1], "--rate", "2/s", "--duration", "30s", "--json"])
+try:
+    from llm_routing.sim import SimulatedProvider
+except ImportError as exc:
+    print("HINT:", exc)
+sys.exit(code)
+"""
+
+
+def test_simulate_runs_without_the_sim_extra_and_the_server_import_says_how_to_get_it(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "router.toml"
+    config.write_text('[router]\nprimary = "openai:gpt-4o-mini"\n')
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_SIM_EXTRA, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[: done.stdout.index("HINT:")])
+    assert report["answered"] == report["requests"] > 0
+    assert "pip install 'llm-routing[sim]'" in done.stdout

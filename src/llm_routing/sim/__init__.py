@@ -16,12 +16,16 @@ with SimulatedProvider([SimModel(name="gpt-4o-mini", rpm=3, tpm=10_000)], seed=0
 ```
 """
 
+from typing import TYPE_CHECKING, Any
+
 from llm_routing.sim.config import SimModel
 from llm_routing.sim.faults import FAULT_KINDS, FaultPlan
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.limiter import Decision, SlidingWindowLimiter
 from llm_routing.sim.schema_gen import sample_from_schema
-from llm_routing.sim.server import SimulatedProvider, default_models
+
+if TYPE_CHECKING:
+    from llm_routing.sim.server import SimulatedProvider, default_models
 
 __all__ = [
     "FAULT_KINDS",
@@ -34,3 +38,21 @@ __all__ = [
     "default_models",
     "sample_from_schema",
 ]
+
+
+# The HTTP server needs the ``sim`` extra (Starlette, uvicorn); the models, limiter and faults do
+# not, so ``llm-routing simulate`` (virtual time, no HTTP) runs on the core install.
+_SERVER_NAMES = frozenset({"SimulatedProvider", "default_models"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SERVER_NAMES:
+        try:
+            from llm_routing.sim import server
+        except ImportError as exc:
+            raise ImportError(
+                f"llm_routing.sim.{name} serves HTTP with Starlette and uvicorn, which are not "
+                f"installed ({exc}); install them with: pip install 'llm-routing[sim]'"
+            ) from exc
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
