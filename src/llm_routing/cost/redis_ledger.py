@@ -37,6 +37,7 @@ from llm_routing.cost.ledger import (
 )
 from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.errors import LLMRoutingError
+from llm_routing.schedule.redis import redact_url
 
 __all__ = ["RedisLedger", "RedisLedgerUnavailableError"]
 
@@ -400,6 +401,7 @@ class RedisLedger(Ledger):
         self.max_records = max_records
         self.hold_timeout_s = float(hold_timeout_s)
         self._url = url
+        self._where = redact_url(url) if url is not None else None
         self._owns_client = client is None
         self._client: redis.Redis = (
             client
@@ -415,7 +417,7 @@ class RedisLedger(Ledger):
         self._root = f"{prefix}:{{ledger}}:"
 
     def __repr__(self) -> str:
-        where = self._url if self._url is not None else repr(self._client)
+        where = self._where if self._where is not None else repr(self._client)
         return f"RedisLedger({where!r}, prefix={self.prefix!r})"
 
     def _run(self, *args: str) -> Any:
@@ -431,7 +433,7 @@ class RedisLedger(Ledger):
         try:
             raw = self._run("reserve", *args)
         except _UNREACHABLE as exc:
-            where = self._url if self._url is not None else "the given client"
+            where = self._where if self._where is not None else "the given client"
             raise RedisLedgerUnavailableError(
                 f"Redis at {where} is unreachable ({exc}); the shared budget cannot be checked, "
                 "so this call is refused. Start or reach Redis, or use an in-memory ledger "

@@ -39,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
 
+from llm_routing._urls import redact_url
 from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule import policy
 from llm_routing.schedule._redis_script import KEY_SUFFIXES, POLICY_LUA
@@ -47,7 +48,13 @@ from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import Decision, ModelState, RateLimits, Request
 
-__all__ = ["RedisBackend", "RedisClock", "RedisUnavailableError", "RedisUnavailableWarning"]
+__all__ = [
+    "RedisBackend",
+    "RedisClock",
+    "RedisUnavailableError",
+    "RedisUnavailableWarning",
+    "redact_url",
+]
 
 # Connections per event loop for async callers, and how long a caller waits for a free one.
 # A dead Redis fails each connection within socket_timeout, so waiters never queue for long.
@@ -341,6 +348,7 @@ class RedisBackend(Backend):
         self.idle_expiry_s = float(idle_expiry_s)
         self.retry_interval_s = float(retry_interval_s)
         self._url = url
+        self._where = redact_url(url) if url is not None else None
         self._owns_client = client is None
         self._client: redis.Redis = (
             client
@@ -376,7 +384,7 @@ class RedisBackend(Backend):
         self._fallback_rids: set[str] = set()
 
     def __repr__(self) -> str:
-        where = self._url if self._url is not None else repr(self._client)
+        where = self._where if self._where is not None else repr(self._client)
         return (
             f"RedisBackend({where!r}, prefix={self.prefix!r}, "
             f"on_unavailable={self.on_unavailable!r})"
@@ -470,7 +478,7 @@ class RedisBackend(Backend):
             self._notify_all()
 
     def _unavailable(self, down: _Down) -> RedisUnavailableError:
-        where = self._url if self._url is not None else "the given client"
+        where = self._where if self._where is not None else "the given client"
         cause = f" ({down.cause})" if down.cause is not None else ""
         return RedisUnavailableError(
             f"Redis at {where} is unreachable{cause}; the shared rate limits cannot be checked, "
