@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from llm_routing.catalog import default_catalog, normalize_provider
 from llm_routing.errors import UnknownModelError
@@ -132,6 +134,8 @@ def _number(
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise problem.type(_dotted(parent, key), "a number", value)
+    if not math.isfinite(value):
+        raise problem.value(_dotted(parent, key), f"must be a finite number, got {value!r}")
     return value
 
 
@@ -314,6 +318,10 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
     fallbacks = _model_list(router, "fallbacks", problem)
     large = _model_list(router, "large_context", problem)
     names = [primary, *fallbacks, *large]
+    keys = ["router.primary"]
+    keys += [f"router.fallbacks[{i}]" for i in range(len(fallbacks))]
+    keys += [f"router.large_context[{i}]" for i in range(len(large))]
+    _check_unique(names, keys, problem)
     kwargs: dict[str, Any] = {"tier": _tier(router.get("tier", "tier1"), names, problem)}
     for key in ("max_wait", "budget_usd"):
         number = _number(router, key, "router", problem)
@@ -322,11 +330,7 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
         if number is not None:
             kwargs[key] = number
     if "backend" in router:
-        if not isinstance(router["backend"], str):
-            raise problem.type(
-                "router.backend", "a backend name such as 'memory'", router["backend"]
-            )
-        kwargs["backend"] = router["backend"]
+        kwargs["backend"] = _backend(router["backend"], problem)
     if "langfuse" in router:
         if not isinstance(router["langfuse"], bool):
             raise problem.type("router.langfuse", "true or false", router["langfuse"])
@@ -336,19 +340,108 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
     defaults = _table(data, "defaults", "", problem)
     per_model = _models(_table(data, "models", "", problem), names, problem)
 
+    if not isinstance(data.get("simulate", {}), Mapping):
+        raise problem.type("simulate", "a table (mapping)", data["simulate"])
+
     explicit = dict(overrides.pop("init_kwargs", None) or {})
     init = {**defaults, **explicit}
-    build = _builder(init, per_model, explicit)
+    build = _builder(init, per_model, explicit, problem)
+    from_file = {key for key in _ROUTER_KEYS if key not in overrides}
     kwargs.update(overrides)
     from llm_routing.router import build_router
 
-    return build_router(
-        build(kwargs.pop("primary", primary)),
-        [build(m) for m in _listed(kwargs.pop("fallbacks", fallbacks))],
-        [build(m) for m in _listed(kwargs.pop("large_context", large))],
-        init_kwargs=init,
-        **kwargs,
-    )
+    try:
+        return build_router(
+            build(kwargs.pop("primary", primary)),
+            [build(m) for m in _listed(kwargs.pop("fallbacks", fallbacks))],
+            [build(m) for m in _listed(kwargs.pop("large_context", large))],
+            init_kwargs=init,
+            **kwargs,
+        )
+    except (TypeError, ValueError) as exc:
+        raise _located(exc, from_file, problem) from exc
+
+
+# What build_router and the decorators it builds call the values the file gave them.
+_ARGUMENT = re.compile(
+    r"^(?:build_router|RateScheduler|CostTracker)\((primary|fallbacks\[\d+\]|large_context"
+    r"\[\d+\]|tier|max_wait|budget_usd|backend|langfuse)(?:=…)?\)"
+)
+
+
+def _located(exc: TypeError | ValueError, from_file: set[str], problem: _Problem) -> Exception:
+    """``exc`` from `build_router`, restated under the dotted key of the value it is about.
+
+    The file was checked before any model was built, but some mistakes need the catalogue
+    or a model instance to see (an unknown model, a tier a model lacks): `build_router`
+    names its argument, which is mapped back to the key that set it.
+    """
+    message = str(exc)
+    found = _ARGUMENT.match(message)
+    if found is None:
+        return exc
+    argument = found.group(1)
+    if argument.partition("[")[0] not in from_file:
+        return exc  # a keyword override, not the file: build_router's own words are right
+    rest = message[found.end() :].lstrip(" :")
+    text = f"router.{argument}: {rest} (in {problem.label})"
+    if isinstance(exc, UnknownModelError):
+        return UnknownModelError(text, model=exc.model)
+    return TypeError(text) if isinstance(exc, TypeError) else ValueError(text)
+
+
+def _backend(value: Any, problem: _Problem) -> str:
+    """``"memory"`` or a well-formed Redis URL: a malformed one would fail at the first call."""
+    if not isinstance(value, str):
+        raise problem.type("router.backend", "'memory' or a 'redis://host:port/db' URL", value)
+    if value == "memory":
+        return value
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise problem.value("router.backend", f"malformed URL {value!r}: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        close = difflib.get_close_matches(value, ["memory"], n=1)
+        hint = "did you mean 'memory'? " if close else ""
+        raise problem.value(
+            "router.backend",
+            f"{value!r} is neither 'memory' nor a Redis URL; {hint}"
+            "write 'memory' or 'redis://host:6379/0' (rediss:// for TLS, unix:///path.sock)",
+        )
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise problem.value("router.backend", f"{value!r} names no socket path")
+        return value
+    if not parts.hostname:
+        raise problem.value(
+            "router.backend", f"{value!r} names no host; write 'redis://host:6379/0'"
+        )
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise problem.value(
+            "router.backend",
+            f"{value!r}: the database after the port must be a number such as /0, got {db!r}",
+        )
+    del port  # read only to check it (urlsplit raises on a non-numeric port)
+    return value
+
+
+def _check_unique(names: Sequence[str], keys: Sequence[str], problem: _Problem) -> None:
+    """One model appears once: a second entry would share the first's ``[models]`` table."""
+    seen: dict[str, str] = {}
+    for name, key in zip(names, keys, strict=True):
+        try:
+            ident = default_catalog().get(name).key
+        except (UnknownModelError, TypeError, ValueError):
+            ident = name.strip().lower().replace("/", ":", 1)
+        if ident in seen:
+            raise problem.value(
+                key,
+                f"{name!r} is already {seen[ident]}; list each model once (a second entry "
+                "would be the same model with the same settings)",
+            )
+        seen[ident] = key
 
 
 def _listed(value: Any) -> Any:
@@ -378,6 +471,7 @@ def _builder(
     init: Mapping[str, Any],
     per_model: Mapping[str, Mapping[str, Any]],
     explicit: Mapping[str, Any],
+    problem: _Problem,
 ) -> Callable[[Any], str | Runnable[Any, Any]]:
     """Turns a model with its own ``[models.*]`` table into an instance; others stay names.
 
@@ -388,7 +482,10 @@ def _builder(
 
     def build(item: Any) -> Any:
         if isinstance(item, str) and item in per_model:
-            return init_model(item, **{**init, **per_model[item], **explicit})
+            try:
+                return init_model(item, **{**init, **per_model[item], **explicit})
+            except (TypeError, ValueError) as exc:
+                raise problem.value(_dotted("models", item), str(exc)) from exc
         return item
 
     return build

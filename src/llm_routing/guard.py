@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import Runnable
 
 from llm_routing._decorator import Call, Decorator
-from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
+from llm_routing._model import as_messages, call_max_tokens, check_sendable, model_max_tokens
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.errors import (
     ContextLengthExceededError,
@@ -181,6 +181,7 @@ class ContextGuard(Decorator):
         resolved = self._resolve(call.model)
         spec = resolved.spec
         kwargs = call.invocation_kwargs
+        check_sendable(kwargs, "kwargs")  # bound tools, stop sequences: sent as JSON too
         tools = kwargs.get("tools") or None
         reserved = self._reserved(resolved, kwargs)
         limit = self.limit_for(spec)

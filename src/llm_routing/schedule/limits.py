@@ -34,6 +34,24 @@ _PROVIDER_ALIASES = {
 _KEY_ATTRS = ("openai_api_key", "anthropic_api_key", "google_api_key", "mistral_api_key", "api_key")
 
 
+# RateScheduler's keyword for each RateLimits option, so an error names what the caller wrote.
+_OPTION_ARGUMENTS = {
+    "request_margin": "request_margin",
+    "token_headroom": "token_headroom",
+    "smoothing": "smoothing",
+    "day": "rpd_reset",
+}
+
+
+def _as_argument(message: str) -> str:
+    """``RateLimits.day must be…`` -> ``RateScheduler(rpd_reset=…) must be…``."""
+    for field, argument in _OPTION_ARGUMENTS.items():
+        prefix = f"RateLimits.{field} "
+        if message.startswith(prefix):
+            return f"RateScheduler({argument}=…) {message.removeprefix(prefix)}"
+    return message
+
+
 def _provider(name: str) -> str:
     name = name.strip().lower()
     return _PROVIDER_ALIASES.get(name, name)
@@ -81,7 +99,10 @@ class LimitResolver:
         self._tiers = self._check_tier(tier)
         self._default_tier = tier if isinstance(tier, str) else None
         self._options = dict(options)
-        RateLimits(**self._options)  # validates the options once, naming the bad one
+        try:
+            RateLimits(**self._options)  # validates the options once, naming the bad one
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(_as_argument(str(exc))) from None
         self._overrides = self._check_limits(limits)
         self._cache: dict[str, RateLimits] = {}
         self._warned: set[str] = set()

@@ -27,7 +27,7 @@ import re
 
 import tiktoken
 
-__all__ = ["count_upto", "safe_cut", "utf8_len"]
+__all__ = ["count_upto", "encode_count", "safe_cut", "utf8_len"]
 
 _LETTER = "A-Za-z\u4e00-\u9fff\uac00-\ud7a3"
 _CUT = re.compile(rf"\n(?=[{_LETTER}])|(?<=[{_LETTER}])(?=[ ,.\u3002\uff0c][{_LETTER}])")
@@ -35,6 +35,37 @@ _CUT = re.compile(rf"\n(?=[{_LETTER}])|(?<=[{_LETTER}])(?=[ ,.\u3002\uff0c][{_LE
 # Chunks below this size cost more in per-call overhead than an early exit can save.
 _MIN_CHUNK_CHARS = 64 * 1024
 _CUT_WINDOW_CHARS = 4096
+
+
+# tiktoken's pattern matches a run of horizontal whitespace with a backtracking regex whose
+# stack overflows (a Rust panic, ``pyo3_runtime.PanicException``, which is not an
+# ``Exception``) somewhere between 600,000 and 1,000,000 characters. Longer runs are counted in
+# parts of ``_RUN_PART`` characters. A run of spaces stays exact (it encodes in blocks of the
+# longest all-space token, which divides ``_RUN_PART``); other whitespace (tabs, U+3000,
+# U+00A0) over-counts by at most two tokens per part, the safe direction for a window check
+# (tests/unit/test_tokens_whitespace_runs.py checks both).
+_RUN_PART = 65_536
+_LONG_RUN = re.compile(rf"[^\S\r\n]{{{_RUN_PART + 1},}}")
+
+
+def encode_count(encoding: tiktoken.Encoding, text: str) -> int:
+    """``len(encoding.encode_ordinary(text))``, safe for any length of whitespace run."""
+    if len(text) <= _RUN_PART:
+        return len(encoding.encode_ordinary(text))
+    total = 0
+    pos = 0
+    for run in _LONG_RUN.finditer(text):
+        start, end = run.span()
+        # The text before a maximal run ends a piece (it ends in a newline or a non-space), and
+        # the whole parts of the run are pieces of their own; the last part stays with what
+        # follows it, so its final space still joins the next word as it would unsplit.
+        if start > pos:
+            total += len(encoding.encode_ordinary(text[pos:start]))
+        last = end - 1 - (end - 1 - start) % _RUN_PART
+        for part in range(start, last, _RUN_PART):
+            total += len(encoding.encode_ordinary(text[part : part + _RUN_PART]))
+        pos = last
+    return total + len(encoding.encode_ordinary(text[pos:]))
 
 
 def utf8_len(text: str) -> int:
@@ -71,7 +102,7 @@ def count_upto(
     if size is None and chars <= limit:
         size = utf8_len(text)
     if size is not None and size <= limit:
-        return len(encoding.encode_ordinary(text))
+        return encode_count(encoding, text)
     # Here the UTF-8 size is > limit. Measuring it (about 1 ms per MB) only pays when it can
     # prove "over" where the character count (a lower bound on the size) cannot.
     lower = -(-chars // longest_token)
@@ -88,7 +119,7 @@ def count_upto(
     while pos < end_of_text:
         want = max(_MIN_CHUNK_CHARS, int((limit - total + 1) * chars_per_token * 1.1))
         end = safe_cut(text, pos + want)
-        chunk_tokens = len(encoding.encode_ordinary(text[pos:end]))
+        chunk_tokens = encode_count(encoding, text[pos:end])
         if chunk_tokens:
             chars_per_token = (end - pos) / chunk_tokens
         total += chunk_tokens

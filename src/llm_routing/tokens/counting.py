@@ -88,7 +88,7 @@ class _Counter:
         return image_tokens(cal.image_rule, detail, size, cal.image_unknown_tokens)
 
     def text(self, text: str) -> int:
-        n = len(self.encoding.encode_ordinary(text))
+        n = _fast.encode_count(self.encoding, text)
         if self.calibration is None:
             return n
         return self._estimate(n, text, _fast.utf8_len(text))
@@ -259,9 +259,41 @@ def _to_messages(value: Any) -> list[BaseMessage]:
     try:
         return convert_to_messages(value)
     except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
-        raise TypeError(
-            f"input must be {_ACCEPTED_INPUT}; could not read a message: {exc}"
-        ) from exc
+        raise _unreadable(value, exc) from exc
+
+
+def _unreadable(messages: Sequence[Any], exc: Exception) -> TypeError:
+    """Which message of ``messages`` LangChain could not read, and why, in one line."""
+    for index, item in enumerate(messages):
+        try:
+            convert_to_messages([item])
+        except (ValueError, TypeError, NotImplementedError, KeyError) as item_exc:
+            return TypeError(
+                f"input message {index}: could not read a message: "
+                f"{_why_unreadable(item, item_exc)}"
+            )
+    return TypeError(f"input must be {_ACCEPTED_INPUT}; could not read a message: {exc}")
+
+
+def _why_unreadable(item: Any, exc: Exception) -> str:
+    content: Any = None
+    if isinstance(item, Mapping) and "content" in item:
+        content = item["content"]
+    elif isinstance(item, tuple | list) and len(item) == 2:
+        content = item[1]
+    if content is not None and not isinstance(content, str | list):
+        return (
+            f"its content is of type {type(content).__name__}; content is a str or a list "
+            'of content blocks (str or dicts such as {"type": "text", "text": ...})'
+        )
+    # LangChain's and pydantic's messages span lines; the first two say what was wrong.
+    detail = " ".join(str(exc).split("\n")[:2]).strip() or type(exc).__name__
+    if len(detail) > 300:
+        detail = detail[:297] + "..."
+    return (
+        f"{detail}; a message is a BaseMessage, a (role, content) tuple "
+        'or a {"role": ..., "content": ...} dict'
+    )
 
 
 def _items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> list[_Item]:

@@ -147,8 +147,9 @@ def estimate_from_counts(family: str, o200k_tokens: int, text: str) -> int:
 def estimate_text_tokens(text: str, family: str) -> int:
     """The calibrated estimate for plain ``text`` under ``family`` (no message overhead)."""
     from llm_routing.tokens._encodings import get_encoding
+    from llm_routing.tokens._fast import encode_count
 
     if not isinstance(text, str):
         raise TypeError(f"estimate_text_tokens(text=...) takes a str, got {type(text).__name__}")
-    n = len(get_encoding("o200k_base").encode_ordinary(text))
+    n = encode_count(get_encoding("o200k_base"), text)
     return estimate_from_counts(family, n, text)
