@@ -70,6 +70,7 @@ class _Stats:
                 "transient_fallbacks",
                 "budget_fallbacks",
                 "other_fallbacks",
+                "broken_streams",
             ),
             0,
         )
@@ -94,6 +95,11 @@ class _Stats:
                 failures[kind.value] = failures.get(kind.value, 0) + 1
             if served is not None:
                 self._by_model[served]["requests"] += 1
+
+    def broken(self) -> None:
+        """A stream that had opened (and was counted as served) failed mid-way."""
+        with self._lock:
+            self._counts["broken_streams"] += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -229,7 +235,9 @@ class Router(Runnable[Any, Any]):
         Keys: ``total_requests``, ``primary_requests``, ``fallback_requests``,
         ``failed_requests`` (every model failed), ``rate_limit_fallbacks``,
         ``quota_fallbacks``, ``context_fallbacks``, ``transient_fallbacks``,
-        ``budget_fallbacks``, ``other_fallbacks`` (one per model skipped, by reason) and
+        ``budget_fallbacks``, ``other_fallbacks`` (one per model skipped, by reason),
+        ``broken_streams`` (streams that failed after their first chunk: counted as served by
+        their model, which had answered, and here, because the caller got an error) and
         ``by_model``: ``{name: {"requests": served, "failures": {kind: n}}}``.
 
         With a scheduler: ``waits`` (``count``, ``total_s``, ``p50_s``, ``p95_s``, ``max_s``),
@@ -351,6 +359,7 @@ class Router(Runnable[Any, Any]):
             try:
                 yield from iterator
             except Exception as exc:
+                self._stats.broken()
                 exc.add_note(_stream_failed_note(name))
                 raise
             return
@@ -381,6 +390,7 @@ class Router(Runnable[Any, Any]):
                 async for chunk in iterator:
                     yield chunk
             except Exception as exc:
+                self._stats.broken()
                 exc.add_note(_stream_failed_note(name))
                 raise
             finally:
@@ -437,15 +447,16 @@ def init_model(name: str, **kwargs: Any) -> Runnable[Any, Any]:
         raise ValueError(
             f"init_model(name=…) needs a model name such as 'openai:gpt-4o-mini', got {name!r}"
         )
-    return _init_model(name, kwargs)
+    return _init_model(name, kwargs, "init_model")
 
 
-def _init_model(text: str, init_kwargs: Mapping[str, Any]) -> Runnable[Any, Any]:
+def _init_model(text: str, init_kwargs: Mapping[str, Any], who: str) -> Runnable[Any, Any]:
+    """``init_chat_model`` with SDK retries off; errors start with ``who`` (the list position)."""
     try:
         from langchain.chat_models import init_chat_model
     except ImportError:
         raise ImportError(
-            f"build_router got the model name {text!r}; building models from names needs "
+            f"{who} got the model name {text!r}; building models from names needs "
             f"LangChain's init_chat_model: {_EXTRA_HINT}. Or pass a chat model instance."
         ) from None
     provider, name = _split_name(text)
@@ -453,10 +464,10 @@ def _init_model(text: str, init_kwargs: Mapping[str, Any]) -> Runnable[Any, Any]
     try:
         model = cast("Runnable[Any, Any]", init_chat_model(name, model_provider=provider, **kwargs))
     except ImportError as exc:
-        raise ImportError(f"build_router cannot build {text!r}: {exc}") from exc
+        raise ImportError(f"{who} cannot build {text!r}: {exc}") from exc
     except ValueError as exc:
         raise ValueError(
-            f"build_router cannot build {text!r}: {exc}. Write models as 'provider:model', "
+            f"{who} cannot build {text!r}: {exc}. Write models as 'provider:model', "
             "e.g. 'openai:gpt-4o-mini', or pass a chat model instance."
         ) from exc
     return model
@@ -624,7 +635,7 @@ def build_router(
         if isinstance(item, str):
             if not item.strip():
                 raise ValueError(f"build_router({where}) got an empty model name")
-            model = _init_model(item, init)
+            model = _init_model(item, init, f"build_router({where})")
         elif isinstance(item, Runnable):
             model = item
             _warn_if_retrying(model, where)

@@ -116,7 +116,9 @@ def test_provider_error_releases_the_hold_and_costs_nothing(sim):
     assert (summary["calls"], summary["total_cost"], summary["reserved_cost"]) == (0, 0.0, 0.0)
 
 
-def test_stream_cut_by_the_provider_charges_nothing_it_did_not_report(sim):
+def test_stream_cut_by_the_provider_is_charged_an_estimate_of_what_arrived(sim):
+    # The provider bills what it generated; with no usage reported, the tracker charges the
+    # prompt plus the chunks that arrived, marked estimated (an under-count, never an over-count).
     sim.set_faults(MODEL, FaultPlan.at({1: "drop"}, drop_after=3))
     tracker = CostTracker(budget_usd=1)
     received = []
@@ -125,7 +127,12 @@ def test_stream_cut_by_the_provider_charges_nothing_it_did_not_report(sim):
             received.append(chunk)
     assert received
     summary = tracker.summary()
-    assert (summary["calls"], summary["reserved_cost"], summary["in_flight_calls"]) == (0, 0.0, 0)
+    assert (summary["calls"], summary["reserved_cost"], summary["in_flight_calls"]) == (1, 0.0, 0)
+    [record] = tracker.records()
+    assert record.status == "error"
+    assert record.estimated is True
+    assert record.output_tokens == count_tokens("".join(c.text for c in received), SPEC)
+    assert record.input_tokens == count_tokens([("user", "Hello")], SPEC)
 
 
 # --------------------------------------------------------------------------- budget

@@ -501,11 +501,12 @@ def test_warn_at_fires_once_per_budget_crossing():
     assert "2025-06-01" in str(budget_warnings[0].message)
 
 
-def test_warn_at_also_logs(caplog):
+def test_warn_at_also_logs_at_info_so_an_unconfigured_logger_does_not_print_it_twice(caplog):
     t = tracker(budget_usd=COST_10_20 * 4, warn_at=0.25)
-    with pytest.warns(BudgetWarning), caplog.at_level("WARNING", logger="llm_routing.cost"):
+    with pytest.warns(BudgetWarning), caplog.at_level("INFO", logger="llm_routing.cost"):
         (t | Fake(usage=usage())).invoke("hi")
-    assert "total budget is 25% spent" in caplog.text
+    [record] = [r for r in caplog.records if "total budget is 25% spent" in r.message]
+    assert record.levelname == "INFO"
 
 
 def test_summary_reports_each_budget_current_period():

@@ -15,17 +15,18 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessage, BaseMessage
 
-from llm_routing._decorator import Call, Decorator
-from llm_routing._model import call_max_tokens, model_max_tokens, positive_int
+from llm_routing._decorator import _NOTHING, Call, Decorator, _Opened
+from llm_routing._model import as_messages, call_max_tokens, model_max_tokens, positive_int
+from llm_routing._urls import scheme_of
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog, normalize_provider
 from llm_routing.cost.budget import (
     Bucket,
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("llm_routing.cost")
+
+_T = TypeVar("_T")
 
 _FALLBACK_TOKENIZER = "o200k_base"
 _SPEC_CACHE_SIZE = 256
@@ -155,6 +158,8 @@ class _State:
     output_reserve: int | None = None
     estimate: Decimal | None = None
     reservation: Reservation | None = None
+    # A stream's chunks so far (their sum); None until its first chunk arrived.
+    received: Any = None
 
 
 def _usage_of(output: Any) -> Mapping[str, Any] | None:
@@ -224,8 +229,37 @@ def _output_text(output: Any) -> str:
     return str(output)
 
 
-def _as_messages(input: Any) -> Any:
-    return [("user", input)] if isinstance(input, str) else input
+def _add(total: Any, chunk: Any) -> Any:
+    if total is None:
+        return chunk
+    try:
+        return total + chunk
+    except TypeError:
+        return chunk
+
+
+def _tally(iterator: Iterator[Any], state: _State) -> Iterator[Any]:
+    """Pass a stream's chunks through, keeping their sum on ``state`` (for a mid-stream error)."""
+    try:
+        for chunk in iterator:
+            state.received = _add(state.received, chunk)
+            yield chunk
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+async def _atally(iterator: AsyncIterator[Any], state: _State) -> AsyncIterator[Any]:
+    """Async `_tally`."""
+    try:
+        async for chunk in iterator:
+            state.received = _add(state.received, chunk)
+            yield chunk
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _run_ids(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -264,9 +298,11 @@ class CostTracker(Decorator):
     replaces the hold by the price of the reported ``usage_metadata`` (invoke, and the summed
     chunks of a stream); a provider that reports no usage gets its tokens counted locally and
     the record marked ``estimated``. A call that fails before the provider answered costs
-    nothing. So however many callers run at once, spend passes a budget only by the error of
-    the estimate (an answer longer than the reserve when no ``max_tokens`` is set, or an
-    estimated tokenizer's miscount).
+    nothing; a stream that breaks after its first chunk is charged (status ``"error"``) its
+    input and the output received, estimated unless the provider's usage had arrived. So
+    however many callers run at once, spend passes a budget only by the error of the estimate
+    (an answer longer than the reserve when no ``max_tokens`` is set, or an estimated
+    tokenizer's miscount).
 
     Budgets: ``budget_usd`` (total, until ``reset()``) and ``budgets``, a ``{period: usd}``
     mapping over calendar UTC periods (``"hour"``, ``"day"``, ``"month"``, ``"total"``) or
@@ -356,8 +392,8 @@ class CostTracker(Decorator):
                 ) from None
             return RedisLedger(backend, max_records=max_records)
         raise TypeError(
-            "CostTracker(backend=…) must be None or 'memory' (in-process) or a "
-            f"llm_routing.cost.Ledger instance; got {backend!r}"
+            "CostTracker(backend=…) must be None or 'memory' (in-process), a 'redis://…' URL "
+            f"(a budget shared by processes) or a llm_routing.cost.Ledger; got {scheme_of(backend)}"
         )
 
     @property
@@ -446,6 +482,32 @@ class CostTracker(Decorator):
             state.reservation = outcome
         call.state = state
 
+    def around(self, call: Call, proceed: Callable[[], _T]) -> _T:
+        """For a stream, keep a tally of the chunks, so a stream cut mid-way is still charged."""
+        result = proceed()
+        self._watch(call, result)
+        return result
+
+    async def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> _T:
+        """Async `around`."""
+        result = await proceed()
+        self._watch(call, result)
+        return result
+
+    @staticmethod
+    def _watch(call: Call, opened: Any) -> None:
+        state = call.state
+        if not call.streaming or not isinstance(state, _State) or not isinstance(opened, _Opened):
+            return
+        if opened.first is _NOTHING:
+            return
+        state.received = opened.first
+        iterator = opened.iterator
+        if hasattr(iterator, "__anext__"):
+            opened.iterator = _atally(iterator, state)
+        else:
+            opened.iterator = _tally(iterator, state)
+
     def after(self, call: Call, output: Any) -> None:
         """Price the real usage (or an estimate when none was reported) and settle the hold."""
         state = call.state
@@ -466,21 +528,27 @@ class CostTracker(Decorator):
             call.metadata["llm_routing.cost_usd"] = float(cost.total)
 
     def on_error(self, call: Call, error: Exception) -> Exception | None:
-        """Charge what the provider reported before failing; otherwise release the hold."""
+        """Charge what the provider processed before failing; release the hold if nothing.
+
+        Reported usage wins (on the error, or in the chunks a stream delivered before it
+        broke). A stream that broke after its first chunk without reporting usage was
+        processed and billed by the provider, so it is charged an estimate (``estimated``):
+        the input as counted before the call, the output counted from the chunks received.
+        That is a lower bound: the provider may have generated, and billed, more than arrived.
+        """
         state = call.state
         if not isinstance(state, _State):
             return None
-        usage = _usage_from_error(error)
-        tokens: TokenUsage | None = None
-        if usage is not None:
-            try:
-                tokens = parse_usage(usage)
-            except (TypeError, ValueError):
-                tokens = None
+        tokens = _parsed(_usage_from_error(error))
+        estimated = False
+        if tokens is None and state.received is not None:
+            tokens = _parsed(_usage_of(state.received))
+            if tokens is None:
+                tokens, estimated = self._estimate(call, state, state.received), True
         if tokens is None:
             self._release(call, state)
         else:
-            self._settle(call, state, tokens, estimated=False, status="error")
+            self._settle(call, state, tokens, estimated=estimated, status="error")
         return None
 
     def on_cancel(self, call: Call, partial: Any) -> None:
@@ -559,14 +627,16 @@ class CostTracker(Decorator):
                 f"{_usd(bucket.limit)} (warn_at={self.warn_at:g}); calls will be refused once "
                 "their worst-case cost no longer fits"
             )
-            logger.warning(message)
+            # One report, not two: the warning is what users see and filter; a WARNING log would
+            # print the same line again through logging's last-resort handler.
+            logger.info(message)
             warnings.warn(message, BudgetWarning, stacklevel=4)
 
     # --- estimating ------------------------------------------------------------------------
 
     def _count_input(self, call: Call, info: _Model) -> int:
         tools = call.invocation_kwargs.get("tools") or None
-        return count_tokens(_as_messages(call.input), info.tokenizer, tools=tools)
+        return count_tokens(as_messages(call.input), info.tokenizer, tools=tools)
 
     def _reserved_output(self, call: Call, info: _Model) -> int:
         upstream = positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
@@ -742,6 +812,15 @@ class CostTracker(Decorator):
         self.ledger.reset()
         with self._lock:
             self._warned.clear()
+
+
+def _parsed(usage: Mapping[str, Any] | None) -> TokenUsage | None:
+    if usage is None:
+        return None
+    try:
+        return parse_usage(usage)
+    except (TypeError, ValueError):
+        return None
 
 
 def _unknown(tokens: TokenUsage) -> Cost:

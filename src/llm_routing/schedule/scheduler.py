@@ -19,6 +19,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from llm_routing._decorator import Call, Decorator
 from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
+from llm_routing._urls import scheme_of
 from llm_routing.catalog import Catalog, ModelSpec
 from llm_routing.errors import (
     ErrorKind,
@@ -744,7 +745,7 @@ def _make_backend(backend: Any, clock: Clock) -> Backend:
         return RedisBackend(backend)
     raise ValueError(
         "RateScheduler(backend=…) must be 'memory', a 'redis://…' URL or a Backend instance, "
-        f"got {backend!r}"
+        f"got {scheme_of(backend)}"
     )
 
 

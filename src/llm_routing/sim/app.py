@@ -587,7 +587,11 @@ class _ChatCompletions:
                 await _abort(receive)
                 return
             if i == cut and admission.fault == "malformed":
-                frame = frame[: max(8, len(frame) // 2)].rstrip(b"\n") + b"\n\n"
+                # The stream ends with the broken frame: the client stops reading there, and
+                # writing on to a socket it closed only makes asyncio log send() errors.
+                broken = frame[: max(8, len(frame) // 2)].rstrip(b"\n") + b"\n\n"
+                await send({"type": "http.response.body", "body": broken, "more_body": False})
+                return
             if i == last and admission.fault is None:
                 self.state.note_served(completion)
             await send({"type": "http.response.body", "body": frame, "more_body": True})

@@ -25,7 +25,8 @@ FaultKind = Literal[
 #: ``529``: Anthropic's "overloaded" body.
 #: ``timeout``: accept the request and never answer. ``reset``: close the connection without a
 #: response. ``drop``: start the response, then cut the connection after ``drop_after`` chunks.
-#: ``malformed``: a 200 whose JSON (or one SSE frame) is cut short.
+#: ``malformed``: a 200 whose JSON (or the SSE frame after ``drop_after``, ending the stream) is
+#: cut short.
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "429",
     "quota",

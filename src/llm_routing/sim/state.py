@@ -242,6 +242,18 @@ class SimState:
         self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
         self._t0 = self.clock()
 
+    def reset_counters(self) -> None:
+        """Zero the counters and timelines only: windows, quotas and fault plans stay as they are.
+
+        For a test that first brings a model into a state (a spent day, a full window) and then
+        wants to count only what the code under test sends.
+        """
+        with self._lock:
+            for rt in self._runtimes.values():
+                rt.counters = _empty_counters()
+                rt.timeline = []
+            self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
+
     def set_faults(self, model: str, faults: FaultPlan | Mapping[int, str | int] | None) -> None:
         """Replace a model's fault plan (``None`` clears it); its request numbering restarts."""
         if faults is None:
