@@ -64,7 +64,9 @@ class Call:
     ``max_tokens``…), both needed to count tokens and to look up limits. ``upstream`` is the
     metadata the outer decorators of the same stack set before this one ran (read-only), so
     the scheduler and the tracker reuse the guard's ``llm_routing.input_tokens`` instead of
-    counting the input again.
+    counting the input again. ``partial`` is the sum of the chunks a stream delivered before it
+    broke, set before ``on_error`` (``None`` otherwise): the provider billed those tokens, so a
+    decorator that counts or charges them needs it there, as ``on_cancel`` gets it.
     """
 
     __slots__ = (
@@ -74,6 +76,7 @@ class Call:
         "kwargs",
         "metadata",
         "model",
+        "partial",
         "state",
         "streaming",
         "upstream",
@@ -98,6 +101,7 @@ class Call:
         self.streaming = streaming
         self.metadata: dict[str, Any] = {}
         self.state: Any = None
+        self.partial: Any = None
 
     @property
     def invocation_kwargs(self) -> dict[str, Any]:
@@ -687,6 +691,8 @@ class Decorated(Runnable[Input, Output]):
                 total = _add_chunk(total, chunk)
                 yield chunk
         except Exception as exc:
+            for call in calls:
+                call.partial = total
             error = self._fail(calls, exc)
             if error is exc:
                 raise
@@ -752,6 +758,8 @@ class Decorated(Runnable[Input, Output]):
                 total = _add_chunk(total, chunk)
                 yield chunk
         except Exception as exc:
+            for call in calls:
+                call.partial = total
             error = await self._afail(calls, exc)
             if error is exc:
                 raise

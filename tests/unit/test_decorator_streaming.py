@@ -218,6 +218,32 @@ def test_error_mid_stream_goes_through_on_error_after_chunks_were_yielded():
     assert kinds(log) == [("g", "before"), ("g", "on_error")]
 
 
+class PartialSeen(Decorator):
+    def __init__(self):
+        self.seen = []
+
+    def on_error(self, call, error):
+        self.seen.append(call.partial)
+
+
+def test_on_error_mid_stream_sees_the_sum_of_the_chunks_delivered_so_far():
+    outer, inner = PartialSeen(), PartialSeen()
+    with pytest.raises(ValueError):
+        list((outer | (inner | UsageModel(fail_at=2))).stream("hi"))
+    assert [p.content for p in outer.seen] == ["one two"]
+    assert [p.content for p in inner.seen] == ["one two"]
+
+
+async def test_aon_error_mid_astream_sees_the_partial_and_before_the_first_chunk_none():
+    broken_late, broken_early = PartialSeen(), PartialSeen()
+    with pytest.raises(ValueError):
+        [c async for c in (broken_late | UsageModel(fail_at=1)).astream("hi")]
+    with pytest.raises(ValueError):
+        [c async for c in (broken_early | UsageModel(fail_at=0)).astream("hi")]
+    assert [p.content for p in broken_late.seen] == ["one"]
+    assert broken_early.seen == [None]
+
+
 async def test_astream_error_before_the_first_chunk_is_mapped():
     decorated = Recorder("g", [], map_to=lambda e: MappedError("m")) | UsageModel(fail_at=0)
     with pytest.raises(MappedError):

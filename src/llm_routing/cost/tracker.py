@@ -15,16 +15,16 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessage, BaseMessage
 
-from llm_routing._decorator import _NOTHING, Call, Decorator, _Opened
+from llm_routing._decorator import Call, Decorator
 from llm_routing._model import as_messages, call_max_tokens, model_max_tokens, positive_int
 from llm_routing._urls import scheme_of
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog, normalize_provider
@@ -60,7 +60,6 @@ __all__ = [
 
 logger = logging.getLogger("llm_routing.cost")
 
-_T = TypeVar("_T")
 
 _FALLBACK_TOKENIZER = "o200k_base"
 _SPEC_CACHE_SIZE = 256
@@ -158,8 +157,6 @@ class _State:
     output_reserve: int | None = None
     estimate: Decimal | None = None
     reservation: Reservation | None = None
-    # A stream's chunks so far (their sum); None until its first chunk arrived.
-    received: Any = None
 
 
 def _usage_of(output: Any) -> Mapping[str, Any] | None:
@@ -227,39 +224,6 @@ def _output_text(output: Any) -> str:
                 parts.append(bad.get("args") or "")
         return "".join(parts)
     return str(output)
-
-
-def _add(total: Any, chunk: Any) -> Any:
-    if total is None:
-        return chunk
-    try:
-        return total + chunk
-    except TypeError:
-        return chunk
-
-
-def _tally(iterator: Iterator[Any], state: _State) -> Iterator[Any]:
-    """Pass a stream's chunks through, keeping their sum on ``state`` (for a mid-stream error)."""
-    try:
-        for chunk in iterator:
-            state.received = _add(state.received, chunk)
-            yield chunk
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-
-
-async def _atally(iterator: AsyncIterator[Any], state: _State) -> AsyncIterator[Any]:
-    """Async `_tally`."""
-    try:
-        async for chunk in iterator:
-            state.received = _add(state.received, chunk)
-            yield chunk
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _run_ids(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -482,32 +446,6 @@ class CostTracker(Decorator):
             state.reservation = outcome
         call.state = state
 
-    def around(self, call: Call, proceed: Callable[[], _T]) -> _T:
-        """For a stream, keep a tally of the chunks, so a stream cut mid-way is still charged."""
-        result = proceed()
-        self._watch(call, result)
-        return result
-
-    async def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> _T:
-        """Async `around`."""
-        result = await proceed()
-        self._watch(call, result)
-        return result
-
-    @staticmethod
-    def _watch(call: Call, opened: Any) -> None:
-        state = call.state
-        if not call.streaming or not isinstance(state, _State) or not isinstance(opened, _Opened):
-            return
-        if opened.first is _NOTHING:
-            return
-        state.received = opened.first
-        iterator = opened.iterator
-        if hasattr(iterator, "__anext__"):
-            opened.iterator = _atally(iterator, state)
-        else:
-            opened.iterator = _tally(iterator, state)
-
     def after(self, call: Call, output: Any) -> None:
         """Price the real usage (or an estimate when none was reported) and settle the hold."""
         state = call.state
@@ -541,10 +479,10 @@ class CostTracker(Decorator):
             return None
         tokens = _parsed(_usage_from_error(error))
         estimated = False
-        if tokens is None and state.received is not None:
-            tokens = _parsed(_usage_of(state.received))
+        if tokens is None and call.partial is not None:
+            tokens = _parsed(_usage_of(call.partial))
             if tokens is None:
-                tokens, estimated = self._estimate(call, state, state.received), True
+                tokens, estimated = self._estimate(call, state, call.partial), True
         if tokens is None:
             self._release(call, state)
         else:
