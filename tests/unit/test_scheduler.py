@@ -837,6 +837,18 @@ def test_a_stream_that_fails_midway_leaves_nothing_in_flight():
     assert (snapshot["in_flight"], snapshot["requests_in_window"]) == (0, 1)
 
 
+def test_a_stream_that_fails_midway_counts_the_chunks_that_arrived_as_output():
+    clock = VirtualClock()
+    s = scheduler(clock)
+    model = fake(clock, reply="one two three four five six", break_after=3)
+    received = []
+    with pytest.raises(ConnectionError):
+        received.extend(chunk.content for chunk in (s | model).stream("hi"))
+    expected = count_tokens("".join(received), default_catalog().get(MINI))
+    assert expected > 0
+    assert s.snapshot(model)["output_tokens_in_window"] == expected
+
+
 async def test_an_invoke_cancelled_while_waiting_gives_its_place_back():
     clock = VirtualClock()
     s = scheduler(clock, limits={MINI: {"rpm": 1, **EXACT}})

@@ -428,12 +428,19 @@ class RateScheduler(Decorator):
         self._correct(pending, _response_headers(output))
 
     def on_error(self, call: Call, error: Exception) -> Exception | None:
-        """A stream that failed after its first chunk: the request was sent, keep its estimate."""
+        """A stream that failed after its first chunk: the request was sent and counted.
+
+        The provider counts what it generated against the TPM window, so the chunks that
+        arrived (``call.partial``) are settled as output, as for a stream the caller closed.
+        """
         pending = call.state
         if isinstance(pending, _Pending) and pending.ticket is not None:
             ticket, pending.ticket = pending.ticket, None
+            input_tokens, output_tokens = pending.request.input_tokens, 0
+            if call.partial is not None:
+                input_tokens, output_tokens = self._usage(pending, call.partial, reserve=False)
             self.admission.settle(
-                ticket, pending.request.input_tokens, 0, answered_at=pending.answered_at
+                ticket, input_tokens, output_tokens, answered_at=pending.answered_at
             )
         return None
 
