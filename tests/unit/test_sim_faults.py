@@ -63,3 +63,22 @@ def test_bad_plans_are_rejected_with_a_clear_message(kwargs, match):
 def test_parse_rejects_malformed_items(text):
     with pytest.raises(ValueError, match="fault"):
         FaultPlan.parse(text)
+
+
+def test_a_plan_and_a_model_carrying_it_pickle_for_a_simulator_in_a_child_process():
+    import pickle
+
+    from llm_routing.sim import SimModel
+
+    plan = FaultPlan(rates={"503": 0.1}, schedule={3: "reset"}, drop_after=1, retry_after=2)
+    model = SimModel(name="m", faults=plan)
+    assert pickle.loads(pickle.dumps(plan)) == plan
+    assert pickle.loads(pickle.dumps(model)) == model
+
+
+def test_the_timeline_keeps_only_the_newest_events():
+    from llm_routing.sim import SimModel
+    from llm_routing.sim.state import TIMELINE_EVENTS, SimState
+
+    state = SimState([SimModel(name="m")])
+    assert state._runtimes["m"].timeline.maxlen == TIMELINE_EVENTS

@@ -11,7 +11,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultPlan"]
 
@@ -119,6 +119,14 @@ class FaultPlan:
             )
         object.__setattr__(self, "rates", MappingProxyType(rates))
         object.__setattr__(self, "schedule", MappingProxyType(schedule))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The read-only mapping views do not pickle; plain dicts do, and __post_init__ wraps
+        # them again. A model with a plan can then go to a simulator in a child process.
+        return (
+            type(self),
+            (dict(self.rates), dict(self.schedule), self.drop_after, self.hang, self.retry_after),
+        )
 
     @classmethod
     def at(

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,10 @@ __all__ = [
     "error_body",
     "format_duration",
 ]
+
+#: Events kept per model timeline (the newest): enough for the benchmarks' 10,000-request runs,
+#: bounded so a simulator serving for days does not grow without end.
+TIMELINE_EVENTS = 100_000
 
 _RATE_LIMIT_DOCS = "Visit https://platform.openai.com/account/rate-limits to learn more."
 QUOTA_MESSAGE = (
@@ -184,7 +189,7 @@ class _ModelRuntime:
         self.spent_tokens = 0
         self.spent_requests = 0
         self.counters = _empty_counters()
-        self.timeline: list[tuple[float, str, int]] = []
+        self.timeline: deque[tuple[float, str, int]] = deque(maxlen=TIMELINE_EVENTS)
 
     def set_faults(self, plan: FaultPlan) -> None:
         self.faults = plan
@@ -251,7 +256,7 @@ class SimState:
         with self._lock:
             for rt in self._runtimes.values():
                 rt.counters = _empty_counters()
-                rt.timeline = []
+                rt.timeline.clear()
             self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
 
     def set_faults(self, model: str, faults: FaultPlan | Mapping[int, str | int] | None) -> None:
