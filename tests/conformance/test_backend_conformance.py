@@ -10,7 +10,7 @@ import pytest
 
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import VirtualClock
-from llm_routing.schedule.policy import NEVER_TOO_LARGE, RateLimits, Request
+from llm_routing.schedule.policy import NEVER_TOO_LARGE, RateLimitHeaders, RateLimits, Request
 
 KEY = "openai:gpt-4o"
 OTHER = "anthropic:claude"
@@ -104,9 +104,9 @@ def test_cooldown_holds_everyone_until_its_end(backend, clock):
 def test_correct_tightens_but_never_loosens(backend):
     limits = RateLimits(rpm=10, request_margin=0)
     backend.try_acquire(KEY, limits, NOTHING, rid())
-    backend.correct(KEY, limits, remaining_requests=10)
+    backend.correct(KEY, limits, RateLimitHeaders(remaining_requests=10))
     assert backend.snapshot(KEY)["requests_in_window"] == 1
-    backend.correct(KEY, limits, remaining_requests=0, reset_requests_s=20.0)
+    backend.correct(KEY, limits, RateLimitHeaders(remaining_requests=0, reset_requests_s=20.0))
     decision = backend.try_acquire(KEY, limits, NOTHING, rid())
     assert (decision.admit, decision.at) == (False, 1_020.0)
 
@@ -188,6 +188,6 @@ async def test_async_twins_behave_like_the_sync_methods(backend):
     assert await backend.asettle(KEY, limits, first, 100, 0) is True
     assert await backend.arelease(KEY, second) is True
     await backend.acooldown(KEY, 1_010.0)
-    await backend.acorrect(KEY, limits, remaining_tokens=0, reset_tokens_s=40.0)
+    await backend.acorrect(KEY, limits, RateLimitHeaders(remaining_tokens=0, reset_tokens_s=40.0))
     projected = await backend.aproject(KEY, limits, [], Request(1, 0))
     assert (projected.at, projected.binding) == (1_040.0, "tpm")

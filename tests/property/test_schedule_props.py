@@ -20,7 +20,7 @@ from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
 from llm_routing.schedule import policy
 from llm_routing.schedule.clock import VirtualClock
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import DAY_S, ModelState, RateLimits, Request
+from llm_routing.schedule.policy import DAY_S, ModelState, RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
 
 WINDOW = 60.0
@@ -150,9 +150,9 @@ def test_no_window_ever_exceeds_a_limit_and_each_decision_time_is_exact(limits, 
                 state,
                 limits,
                 now,
-                remaining_requests=op[1],
-                remaining_tokens=op[2],
-                reset_requests_s=op[3],
+                RateLimitHeaders(
+                    remaining_requests=op[1], remaining_tokens=op[2], reset_requests_s=op[3]
+                ),
             )
         assert len(state.inflight) == len(recount.in_flight)
 

@@ -13,6 +13,7 @@ from llm_routing.schedule.policy import (
     DAY_S,
     NEVER_TOO_LARGE,
     ModelState,
+    RateLimitHeaders,
     RateLimits,
     Request,
     admit,
@@ -203,7 +204,7 @@ def test_provider_usage_beyond_our_margin_needs_several_entries_to_leave():
     fill(state, limits, 0.0, 1)
     fill(state, limits, 10.0, 1)
     fill(state, limits, 20.0, 1)
-    correct(state, limits, 20.0, remaining_requests=0, reset_requests_s=1_000.0)
+    correct(state, limits, 20.0, RateLimitHeaders(remaining_requests=0, reset_requests_s=1_000.0))
     # 5 counted (3 ours + 2 reported until 1,020): 3 must leave before one more fits under 3,
     # and ours leave first, at 60, 70 and 80.
     assert decide(state, limits, 21.0, NOTHING).at == 80.0
@@ -448,7 +449,7 @@ def test_correct_adds_usage_the_provider_saw_from_others_until_its_reset():
     limits = RateLimits(rpm=10, request_margin=0)
     state = ModelState()
     fill(state, limits, 0.0, 2)
-    correct(state, limits, 1.0, remaining_requests=3, reset_requests_s=5.0)
+    correct(state, limits, 1.0, RateLimitHeaders(remaining_requests=3, reset_requests_s=5.0))
     assert snapshot(state, 1.0)["requests_in_window"] == 7
     fill(state, limits, 1.0, 3)
     decision = decide(state, limits, 1.0, NOTHING)
@@ -460,7 +461,7 @@ def test_correct_never_loosens_our_own_view():
     limits = RateLimits(rpm=10, request_margin=0, tpm=1_000, token_headroom=0)
     state = ModelState()
     fill(state, limits, 0.0, 10, Request(50, 50))
-    correct(state, limits, 1.0, remaining_requests=10, remaining_tokens=1_000)
+    correct(state, limits, 1.0, RateLimitHeaders(remaining_requests=10, remaining_tokens=1_000))
     assert decide(state, limits, 1.0, NOTHING).at == 60.0
     assert snapshot(state, 1.0)["tokens_in_window"] == 1_000
 
@@ -468,7 +469,7 @@ def test_correct_never_loosens_our_own_view():
 def test_correct_of_tokens_without_a_reset_lasts_one_window():
     limits = RateLimits(tpm=1_000, token_headroom=0)
     state = ModelState()
-    correct(state, limits, 10.0, remaining_tokens=100)
+    correct(state, limits, 10.0, RateLimitHeaders(remaining_tokens=100))
     decision = decide(state, limits, 10.0, Request(200, 0))
     assert (decision.binding, decision.at) == ("tpm", 70.0)
 
@@ -476,23 +477,27 @@ def test_correct_of_tokens_without_a_reset_lasts_one_window():
 def test_correct_does_not_double_count_on_a_repeated_header():
     limits = RateLimits(rpm=10, request_margin=0)
     state = ModelState()
-    correct(state, limits, 0.0, remaining_requests=4, reset_requests_s=30)
-    correct(state, limits, 1.0, remaining_requests=4, reset_requests_s=30)
+    correct(state, limits, 0.0, RateLimitHeaders(remaining_requests=4, reset_requests_s=30))
+    correct(state, limits, 1.0, RateLimitHeaders(remaining_requests=4, reset_requests_s=30))
     assert snapshot(state, 1.0)["requests_in_window"] == 6
 
 
 def test_correct_checks_input_and_output_token_headers_against_itpm_and_otpm():
     limits = RateLimits(itpm=1_000, otpm=100, token_headroom=0)
     state = ModelState()
-    correct(state, limits, 0.0, remaining_input_tokens=0, reset_input_tokens_s=2.0)
-    correct(state, limits, 0.0, remaining_output_tokens=50, reset_output_tokens_s=3.0)
+    correct(
+        state, limits, 0.0, RateLimitHeaders(remaining_input_tokens=0, reset_input_tokens_s=2.0)
+    )
+    correct(
+        state, limits, 0.0, RateLimitHeaders(remaining_output_tokens=50, reset_output_tokens_s=3.0)
+    )
     assert decide(state, limits, 0.0, Request(1, 0)).at == 2.0
     assert decide(state, limits, 0.0, Request(0, 60)).at == 3.0
 
 
 def test_correct_ignores_a_dimension_without_a_configured_limit():
     state = ModelState()
-    correct(state, RateLimits(), 0.0, remaining_requests=0, remaining_tokens=0)
+    correct(state, RateLimits(), 0.0, RateLimitHeaders(remaining_requests=0, remaining_tokens=0))
     assert decide(state, RateLimits(), 0.0, NOTHING).admit
 
 
@@ -500,9 +505,14 @@ def test_correct_ignores_a_dimension_without_a_configured_limit():
     "kwargs",
     [{"remaining_requests": -1}, {"reset_tokens_s": math.inf}, {"remaining_tokens": math.nan}],
 )
-def test_correct_rejects_bad_header_values_naming_them(kwargs):
+def test_bad_header_values_are_rejected_naming_them(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
-        correct(ModelState(), RateLimits(rpm=10, tpm=10), 0.0, **kwargs)
+        RateLimitHeaders(**kwargs)
+
+
+def test_correct_takes_only_a_rate_limit_headers_value():
+    with pytest.raises(TypeError, match="RateLimitHeaders"):
+        correct(ModelState(), RateLimits(rpm=10), 0.0, {"remaining_requests": 0})
 
 
 # --------------------------------------------------------------------------- memory, projection

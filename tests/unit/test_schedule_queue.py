@@ -13,7 +13,7 @@ import pytest
 from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
 from llm_routing.schedule.clock import SystemClock, VirtualClock
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import RateLimits, Request
+from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
 
 KEY = "openai:gpt-4o-mini"
@@ -275,7 +275,7 @@ async def test_a_correction_wakes_the_head_which_gives_up_when_it_can_no_longer_
     await spin()
     assert not waiter.done()  # it would be admitted at 60
     # Others used the other 500 tokens; the provider's window resets in 200 s.
-    admission.correct(KEY, limits, remaining_tokens=0, reset_tokens_s=200.0)
+    admission.correct(KEY, limits, RateLimitHeaders(remaining_tokens=0, reset_tokens_s=200.0))
     with pytest.raises(RateLimitExhaustedError) as caught:
         await waiter
     assert (caught.value.wait_s, caught.value.reason, clock.now()) == (200.0, "tpm", 0.0)
@@ -285,7 +285,7 @@ def test_a_correction_makes_later_requests_wait_for_the_providers_reset():
     _, _, admission = virtual()
     limits = RateLimits(rpm=10, request_margin=0)
     admission.acquire(KEY, limits, NOTHING, deadline=0.0, model="m")
-    admission.correct(KEY, limits, remaining_requests=0, reset_requests_s=30.0)
+    admission.correct(KEY, limits, RateLimitHeaders(remaining_requests=0, reset_requests_s=30.0))
     ticket = admission.acquire(KEY, limits, NOTHING, deadline=100.0, model="m")
     assert (ticket.admitted_at, ticket.computed_at) == (30.0, 30.0)
 

@@ -1016,3 +1016,31 @@ def test_stats_after_a_mixed_run():
     assert set(by_model) == {MINI, "openai:gpt-4.1-mini", "openai:gpt-4o", "openai:gpt-4.1-nano"}
     assert by_model[MINI] == {"admitted": 3, "rate_limit_errors": 0, "wait_total_s": 60.0}
     assert by_model["openai:gpt-4.1-mini"]["rate_limit_errors"] == 1
+
+
+# --------------------------------------------------------------------------- x-ratelimit headers
+
+
+def test_ratelimit_headers_read_openai_pairs_into_one_value():
+    from llm_routing.schedule.policy import RateLimitHeaders
+    from llm_routing.schedule.scheduler import _ratelimit_headers
+
+    found = _ratelimit_headers(
+        {
+            "X-RateLimit-Remaining-Requests": "59",
+            "x-ratelimit-reset-requests": "1s",
+            "x-ratelimit-remaining-tokens": "149984.5",
+            "x-ratelimit-reset-tokens": "6m0s",
+        }
+    )
+    assert found == RateLimitHeaders(
+        remaining_requests=59, reset_requests_s=1.0, remaining_tokens=149984, reset_tokens_s=360.0
+    )
+
+
+@pytest.mark.parametrize("remaining", ["-1", "inf", "nan", "lots", "1e400"])
+def test_an_odd_ratelimit_header_is_skipped_never_raised(remaining):
+    from llm_routing.schedule.scheduler import _ratelimit_headers
+
+    headers = {"x-ratelimit-remaining-requests": remaining, "x-ratelimit-reset-requests": "1s"}
+    assert _ratelimit_headers(headers) is None

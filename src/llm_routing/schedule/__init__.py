@@ -8,7 +8,7 @@ models, ``clock`` makes time injectable.
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock, VirtualClock
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import RateLimits, Request
+from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
 from llm_routing.schedule.scaled import ScaledClock
 from llm_routing.schedule.scheduler import DEFAULT_RESERVE_OUTPUT, RateScheduler
@@ -19,6 +19,7 @@ __all__ = [
     "Backend",
     "Clock",
     "MemoryBackend",
+    "RateLimitHeaders",
     "RateLimits",
     "RateScheduler",
     "Request",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from llm_routing.schedule.clock import Clock
-    from llm_routing.schedule.policy import Decision, RateLimits, Request
+    from llm_routing.schedule.policy import Decision, RateLimitHeaders, RateLimits, Request
 
 __all__ = ["Backend"]
 
@@ -70,15 +70,7 @@ class Backend(ABC):
         self,
         key: str,
         limits: RateLimits,
-        *,
-        remaining_requests: float | None = None,
-        reset_requests_s: float | None = None,
-        remaining_tokens: float | None = None,
-        reset_tokens_s: float | None = None,
-        remaining_input_tokens: float | None = None,
-        reset_input_tokens_s: float | None = None,
-        remaining_output_tokens: float | None = None,
-        reset_output_tokens_s: float | None = None,
+        headers: RateLimitHeaders,
     ) -> None:
         """Tighten our view with the provider's remaining-capacity headers (never loosens)."""
 
@@ -136,28 +128,13 @@ class Backend(ABC):
         self,
         key: str,
         limits: RateLimits,
-        *,
-        remaining_requests: float | None = None,
-        reset_requests_s: float | None = None,
-        remaining_tokens: float | None = None,
-        reset_tokens_s: float | None = None,
-        remaining_input_tokens: float | None = None,
-        reset_input_tokens_s: float | None = None,
-        remaining_output_tokens: float | None = None,
-        reset_output_tokens_s: float | None = None,
+        headers: RateLimitHeaders,
     ) -> None:
         """Async twin of ``correct``."""
         self.correct(
             key,
             limits,
-            remaining_requests=remaining_requests,
-            reset_requests_s=reset_requests_s,
-            remaining_tokens=remaining_tokens,
-            reset_tokens_s=reset_tokens_s,
-            remaining_input_tokens=remaining_input_tokens,
-            reset_input_tokens_s=reset_input_tokens_s,
-            remaining_output_tokens=remaining_output_tokens,
-            reset_output_tokens_s=reset_output_tokens_s,
+            headers,
         )
 
     async def aproject(

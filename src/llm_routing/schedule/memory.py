@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from llm_routing.schedule import policy
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
-from llm_routing.schedule.policy import Decision, ModelState, RateLimits, Request
+from llm_routing.schedule.policy import Decision, ModelState, RateLimitHeaders, RateLimits, Request
 
 __all__ = ["MemoryBackend"]
 
@@ -119,15 +119,7 @@ class MemoryBackend(Backend):
         self,
         key: str,
         limits: RateLimits,
-        *,
-        remaining_requests: float | None = None,
-        reset_requests_s: float | None = None,
-        remaining_tokens: float | None = None,
-        reset_tokens_s: float | None = None,
-        remaining_input_tokens: float | None = None,
-        reset_input_tokens_s: float | None = None,
-        remaining_output_tokens: float | None = None,
-        reset_output_tokens_s: float | None = None,
+        headers: RateLimitHeaders,
     ) -> None:
         """Tighten our view with the provider's remaining-capacity headers."""
         with self._lock:
@@ -135,14 +127,7 @@ class MemoryBackend(Backend):
                 self._state(key, limits),
                 limits,
                 self._clock.now(),
-                remaining_requests=remaining_requests,
-                reset_requests_s=reset_requests_s,
-                remaining_tokens=remaining_tokens,
-                reset_tokens_s=reset_tokens_s,
-                remaining_input_tokens=remaining_input_tokens,
-                reset_input_tokens_s=reset_input_tokens_s,
-                remaining_output_tokens=remaining_output_tokens,
-                reset_output_tokens_s=reset_output_tokens_s,
+                headers,
             )
 
     def project(

@@ -27,6 +27,7 @@ __all__ = [
     "NEVER_TOO_LARGE",
     "Decision",
     "ModelState",
+    "RateLimitHeaders",
     "RateLimits",
     "Request",
     "admit",
@@ -222,6 +223,47 @@ class Request:
     def tokens(self) -> int:
         """Input plus output: what a combined TPM limit counts."""
         return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """What a provider said it has left: ``x-ratelimit-remaining-*`` and when each resets.
+
+    One value instead of eight keyword arguments, so the policy, both backends and the queue
+    pass it along unchanged. ``None`` means the provider did not say. Requests and tokens
+    are OpenAI's (checked against ``rpm``/``tpm``); the input and output forms are Anthropic's
+    (``itpm``/``otpm``). Resets are seconds from now.
+    """
+
+    remaining_requests: float | None = None
+    reset_requests_s: float | None = None
+    remaining_tokens: float | None = None
+    reset_tokens_s: float | None = None
+    remaining_input_tokens: float | None = None
+    reset_input_tokens_s: float | None = None
+    remaining_output_tokens: float | None = None
+    reset_output_tokens_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"RateLimitHeaders.{name} must be a number or None, got {value!r}")
+            if not 0 <= value < math.inf:
+                raise ValueError(
+                    f"RateLimitHeaders.{name} must be a finite number >= 0, got {value!r}"
+                )
+
+    def dimensions(self) -> tuple[tuple[str, float | None, float | None], ...]:
+        """``(what, remaining, reset_s)`` for requests, tokens, input and output tokens."""
+        return (
+            ("requests", self.remaining_requests, self.reset_requests_s),
+            ("tokens", self.remaining_tokens, self.reset_tokens_s),
+            ("input_tokens", self.remaining_input_tokens, self.reset_input_tokens_s),
+            ("output_tokens", self.remaining_output_tokens, self.reset_output_tokens_s),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -656,28 +698,11 @@ def cooldown(state: ModelState, until: float) -> None:
         state.projection = None
 
 
-def _check_header(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number or None, got {value!r}")
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
 def correct(
     state: ModelState,
     limits: RateLimits,
     now: float,
-    *,
-    remaining_requests: float | None = None,
-    reset_requests_s: float | None = None,
-    remaining_tokens: float | None = None,
-    reset_tokens_s: float | None = None,
-    remaining_input_tokens: float | None = None,
-    reset_input_tokens_s: float | None = None,
-    remaining_output_tokens: float | None = None,
-    reset_output_tokens_s: float | None = None,
+    headers: RateLimitHeaders,
 ) -> None:
     """Believe the provider's ``x-ratelimit-remaining-*`` when it is lower than our view.
 
@@ -687,15 +712,15 @@ def correct(
     Requests and tokens are checked against ``rpm``/``tpm``; the input and output forms
     (Anthropic) against ``itpm``/``otpm``. A dimension without a configured limit is ignored.
     """
-    dims = (
-        ("req", limits.rpm, "requests", remaining_requests, reset_requests_s),
-        ("tok", limits.tpm, "tokens", remaining_tokens, reset_tokens_s),
-        ("inp", limits.itpm, "input_tokens", remaining_input_tokens, reset_input_tokens_s),
-        ("out", limits.otpm, "output_tokens", remaining_output_tokens, reset_output_tokens_s),
-    )
-    for _dim, _limit, what, remaining, reset in dims:
-        _check_header(f"remaining_{what}", remaining)
-        _check_header(f"reset_{what}_s", reset)
+    if not isinstance(headers, RateLimitHeaders):
+        raise TypeError(f"headers must be a RateLimitHeaders, got {type(headers).__name__}")
+    limit_of = {
+        "requests": ("req", limits.rpm),
+        "tokens": ("tok", limits.tpm),
+        "input_tokens": ("inp", limits.itpm),
+        "output_tokens": ("out", limits.otpm),
+    }
+    dims = [(*limit_of[what], remaining, reset) for what, remaining, reset in headers.dimensions()]
     now = _observe(state, limits, now)
     ours = {
         "req": state.requests,
@@ -703,7 +728,7 @@ def correct(
         "inp": state.input_tokens,
         "out": state.output_tokens,
     }
-    for dim, limit, _what, remaining, reset in dims:
+    for dim, limit, remaining, reset in dims:
         if remaining is None or limit is None:
             continue
         # A fractional remaining count rounds down: the tighter reading.

@@ -20,7 +20,7 @@ from typing import overload
 from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
-from llm_routing.schedule.policy import Decision, RateLimits, Request
+from llm_routing.schedule.policy import Decision, RateLimitHeaders, RateLimits, Request
 
 __all__ = ["Admission", "Ticket"]
 
@@ -503,28 +503,13 @@ class Admission:
         self,
         key: str,
         limits: RateLimits,
-        *,
-        remaining_requests: float | None = None,
-        reset_requests_s: float | None = None,
-        remaining_tokens: float | None = None,
-        reset_tokens_s: float | None = None,
-        remaining_input_tokens: float | None = None,
-        reset_input_tokens_s: float | None = None,
-        remaining_output_tokens: float | None = None,
-        reset_output_tokens_s: float | None = None,
+        headers: RateLimitHeaders,
     ) -> None:
         """Let the provider's remaining counts tighten our view; the head re-evaluates."""
         self._backend.correct(
             key,
             limits,
-            remaining_requests=remaining_requests,
-            reset_requests_s=reset_requests_s,
-            remaining_tokens=remaining_tokens,
-            reset_tokens_s=reset_tokens_s,
-            remaining_input_tokens=remaining_input_tokens,
-            reset_input_tokens_s=reset_input_tokens_s,
-            remaining_output_tokens=remaining_output_tokens,
-            reset_output_tokens_s=reset_output_tokens_s,
+            headers,
         )
         self._after_change(key, None)
 

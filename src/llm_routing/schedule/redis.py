@@ -46,7 +46,7 @@ from llm_routing.schedule._redis_script import KEY_SUFFIXES, POLICY_LUA
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import Decision, ModelState, RateLimits, Request
+from llm_routing.schedule.policy import Decision, ModelState, RateLimitHeaders, RateLimits, Request
 
 __all__ = [
     "RedisBackend",
@@ -179,14 +179,9 @@ def _check_tokens(name: str, value: object) -> int:
     return value
 
 
-def _check_header(name: str, value: float | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number or None, got {value!r}")
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return repr(float(value))
+def _header_arg(value: float | None) -> str:
+    """A header value as the script reads it (checked by `RateLimitHeaders`); "" for none."""
+    return "" if value is None else repr(float(value))
 
 
 def _check_key(key: object) -> str:
@@ -777,45 +772,29 @@ class RedisBackend(Backend):
             else:
                 self._lost("cooldown", key, down)
 
-    def _correct_args(self, limits: RateLimits, headers: dict[str, float | None]) -> list[str]:
+    def _correct_args(self, limits: RateLimits, headers: RateLimitHeaders) -> list[str]:
+        if not isinstance(headers, RateLimitHeaders):
+            raise TypeError(f"headers must be a RateLimitHeaders, got {type(headers).__name__}")
         args = [*_limit_args(limits), self._offset_arg(), *_raw_limits(limits)]
-        for what in ("requests", "tokens", "input_tokens", "output_tokens"):
-            args.append(_check_header(f"remaining_{what}", headers[f"remaining_{what}"]))
-            args.append(_check_header(f"reset_{what}_s", headers[f"reset_{what}_s"]))
+        for _what, remaining, reset in headers.dimensions():
+            args.append(_header_arg(remaining))
+            args.append(_header_arg(reset))
         return args
 
     def correct(
         self,
         key: str,
         limits: RateLimits,
-        *,
-        remaining_requests: float | None = None,
-        reset_requests_s: float | None = None,
-        remaining_tokens: float | None = None,
-        reset_tokens_s: float | None = None,
-        remaining_input_tokens: float | None = None,
-        reset_input_tokens_s: float | None = None,
-        remaining_output_tokens: float | None = None,
-        reset_output_tokens_s: float | None = None,
+        headers: RateLimitHeaders,
     ) -> None:
         """Tighten the shared view with the provider's remaining-capacity headers."""
         _check_key(key)
-        headers = {
-            "remaining_requests": remaining_requests,
-            "reset_requests_s": reset_requests_s,
-            "remaining_tokens": remaining_tokens,
-            "reset_tokens_s": reset_tokens_s,
-            "remaining_input_tokens": remaining_input_tokens,
-            "reset_input_tokens_s": reset_input_tokens_s,
-            "remaining_output_tokens": remaining_output_tokens,
-            "reset_output_tokens_s": reset_output_tokens_s,
-        }
         args = self._correct_args(limits, headers)
         try:
             self._run("correct", key, args)
         except _Down as down:
             if self.on_unavailable == "memory":
-                self._memory().correct(key, limits, **headers)
+                self._memory().correct(key, limits, headers)
             else:
                 self._lost("correct", key, down)
 
@@ -823,34 +802,16 @@ class RedisBackend(Backend):
         self,
         key: str,
         limits: RateLimits,
-        *,
-        remaining_requests: float | None = None,
-        reset_requests_s: float | None = None,
-        remaining_tokens: float | None = None,
-        reset_tokens_s: float | None = None,
-        remaining_input_tokens: float | None = None,
-        reset_input_tokens_s: float | None = None,
-        remaining_output_tokens: float | None = None,
-        reset_output_tokens_s: float | None = None,
+        headers: RateLimitHeaders,
     ) -> None:
         """Async ``correct``."""
         _check_key(key)
-        headers = {
-            "remaining_requests": remaining_requests,
-            "reset_requests_s": reset_requests_s,
-            "remaining_tokens": remaining_tokens,
-            "reset_tokens_s": reset_tokens_s,
-            "remaining_input_tokens": remaining_input_tokens,
-            "reset_input_tokens_s": reset_input_tokens_s,
-            "remaining_output_tokens": remaining_output_tokens,
-            "reset_output_tokens_s": reset_output_tokens_s,
-        }
         args = self._correct_args(limits, headers)
         try:
             await self._arun("correct", key, args)
         except _Down as down:
             if self.on_unavailable == "memory":
-                self._memory().correct(key, limits, **headers)
+                self._memory().correct(key, limits, headers)
             else:
                 self._lost("correct", key, down)
 

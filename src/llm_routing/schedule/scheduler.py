@@ -8,6 +8,7 @@ error kind, the max-wait budget and the scheduler's statistics. Window arithmeti
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,7 +37,7 @@ from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import RateLimits, Request
+from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
 from llm_routing.tokens import count_tokens
 
@@ -636,9 +637,9 @@ class RateScheduler(Decorator):
         if not headers:
             return
         found = _ratelimit_headers(headers)
-        if found:
+        if found is not None:
             resolved = pending.resolved
-            self.admission.correct(resolved.key, resolved.limits, **found)
+            self.admission.correct(resolved.key, resolved.limits, found)
 
     # --- LangChain's rate limiter interface ------------------------------------------------
 
@@ -780,21 +781,26 @@ def _error_headers(exc: Exception) -> Mapping[str, Any] | None:
     return found or None
 
 
-def _ratelimit_headers(headers: Mapping[str, Any]) -> dict[str, float | int]:
+def _ratelimit_headers(headers: Mapping[str, Any]) -> RateLimitHeaders | None:
+    """OpenAI's ``x-ratelimit-remaining/reset-*`` pairs; ``None`` when none is usable.
+
+    A header that does not parse, is negative or infinite is skipped: a provider's odd header
+    must never turn a successful call into an error.
+    """
     lowered = {str(k).lower(): v for k, v in headers.items()}
-    found: dict[str, float | int] = {}
+    found: dict[str, float] = {}
     for dim in ("requests", "tokens"):
         remaining = lowered.get(f"x-ratelimit-remaining-{dim}")
         reset = lowered.get(f"x-ratelimit-reset-{dim}")
         if remaining is None or reset is None:
             continue
         try:
-            count = int(float(str(remaining)))
+            count = float(str(remaining))
         except ValueError:
             continue
         seconds = _parse_duration(str(reset))
-        if seconds is None:
+        if seconds is None or not (0 <= count < math.inf and 0 <= seconds < math.inf):
             continue
-        found[f"remaining_{dim}"] = count
+        found[f"remaining_{dim}"] = math.floor(count)
         found[f"reset_{dim}_s"] = seconds
-    return found
+    return RateLimitHeaders(**found) if found else None

@@ -14,7 +14,7 @@ from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule import RateScheduler
 from llm_routing.schedule import redis as redis_module
 from llm_routing.schedule.limits import api_key_fingerprint
-from llm_routing.schedule.policy import NEVER_TOO_LARGE, RateLimits, Request
+from llm_routing.schedule.policy import NEVER_TOO_LARGE, RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission
 from llm_routing.schedule.redis import (
     RedisBackend,
@@ -310,7 +310,7 @@ def test_bookkeeping_after_a_call_never_raises_on_dead_redis(own_redis):
         assert backend.settle(KEY, RateLimits(rpm=5), "r", 1, 0) is False
         assert backend.release(KEY, "r") is False
         backend.cooldown(KEY, backend.now() + 5)
-        backend.correct(KEY, RateLimits(rpm=5), remaining_requests=0)
+        backend.correct(KEY, RateLimits(rpm=5), RateLimitHeaders(remaining_requests=0))
     finally:
         backend.close()
 

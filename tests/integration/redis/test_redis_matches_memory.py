@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from llm_routing.schedule.clock import VirtualClock
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import DAY_S, RateLimits, Request
+from llm_routing.schedule.policy import DAY_S, RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.redis import RedisBackend
 
 KEY = "openai:gpt-4o-mini"
@@ -81,9 +81,9 @@ def _apply(backend, clock, limits, op, rids):
         return backend.correct(
             KEY,
             limits,
-            remaining_requests=op[1],
-            remaining_tokens=op[2],
-            reset_tokens_s=op[3] or None,
+            RateLimitHeaders(
+                remaining_requests=op[1], remaining_tokens=op[2], reset_tokens_s=op[3] or None
+            ),
         )
     if kind == "project":
         return backend.project(KEY, limits, op[1], op[2])
