@@ -36,6 +36,8 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
 from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import TypeBaseModel
 
+from llm_routing.errors import scrub_credentials
+
 __all__ = ["Call", "Decorated", "Decorator", "DecoratorStack"]
 
 _T = TypeVar("_T")
@@ -605,7 +607,13 @@ class Decorated(Runnable[Input, Output]):
         run_id: list[Any] | None,
     ) -> Output:
         if index == len(self.decorators):
-            return self.bound.invoke(input, self._inner_config(config, metadata, run_id), **kwargs)
+            try:
+                return self.bound.invoke(
+                    input, self._inner_config(config, metadata, run_id), **kwargs
+                )
+            except Exception as exc:
+                scrub_credentials(exc)
+                raise
         decorator = self.decorators[index]
         call = self._call(input, config, kwargs, False, metadata)
         decorator.before(call)
@@ -644,9 +652,13 @@ class Decorated(Runnable[Input, Output]):
         run_id: list[Any] | None,
     ) -> Output:
         if index == len(self.decorators):
-            return await self.bound.ainvoke(
-                input, self._inner_config(config, metadata, run_id), **kwargs
-            )
+            try:
+                return await self.bound.ainvoke(
+                    input, self._inner_config(config, metadata, run_id), **kwargs
+                )
+            except Exception as exc:
+                scrub_credentials(exc)
+                raise
         decorator = self.decorators[index]
         call = self._call(input, config, kwargs, False, metadata)
         await decorator.abefore(call)
@@ -691,6 +703,7 @@ class Decorated(Runnable[Input, Output]):
                 total = _add_chunk(total, chunk)
                 yield chunk
         except Exception as exc:
+            scrub_credentials(exc)
             for call in calls:
                 call.partial = total
             error = self._fail(calls, exc)
@@ -718,7 +731,11 @@ class Decorated(Runnable[Input, Output]):
             iterator = iter(
                 self.bound.stream(input, self._inner_config(config, metadata, run_id), **kwargs)
             )
-            return _Opened(iterator, next(iterator, _NOTHING), [])
+            try:
+                return _Opened(iterator, next(iterator, _NOTHING), [])
+            except Exception as exc:
+                scrub_credentials(exc)
+                raise
         decorator = self.decorators[index]
         call = self._call(input, config, kwargs, True, metadata)
         decorator.before(call)
@@ -758,6 +775,7 @@ class Decorated(Runnable[Input, Output]):
                 total = _add_chunk(total, chunk)
                 yield chunk
         except Exception as exc:
+            scrub_credentials(exc)
             for call in calls:
                 call.partial = total
             error = await self._afail(calls, exc)
@@ -786,7 +804,11 @@ class Decorated(Runnable[Input, Output]):
             iterator = aiter(
                 self.bound.astream(input, self._inner_config(config, metadata, run_id), **kwargs)
             )
-            return _Opened(iterator, await anext(iterator, _NOTHING), [])
+            try:
+                return _Opened(iterator, await anext(iterator, _NOTHING), [])
+            except Exception as exc:
+                scrub_credentials(exc)
+                raise
         decorator = self.decorators[index]
         call = self._call(input, config, kwargs, True, metadata)
         await decorator.abefore(call)

@@ -46,6 +46,7 @@ __all__ = [
     "UnknownModelError",
     "classify",
     "retry_after",
+    "scrub_credentials",
 ]
 
 
@@ -812,3 +813,46 @@ def _retry_after(exc: BaseException, now: float) -> float | None:
             return amount * 60.0
         return amount
     return None
+
+
+# --------------------------------------------------------------------------- credentials
+
+# Request headers that carry a key: OpenAI/Azure/Mistral bearer tokens, Anthropic, Azure, Gemini.
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+_REDACTED = "[redacted by llm_routing]"
+
+
+def scrub_credentials(exc: BaseException) -> BaseException:
+    """Blank the key in the HTTP request a provider error keeps, and return ``exc``.
+
+    SDK errors (openai's, anthropic's) hold the ``httpx`` request they failed on, headers
+    included, so ``pickle.dumps(exc)`` (a task queue's result backend, a crash dump) would
+    carry ``Authorization: Bearer sk-…``. Messages never show headers; this closes the
+    pickled form too. The request was already sent, so nothing else reads those headers. Runs
+    along the ``__cause__``/``__context__`` chain; never raises.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for holder in (current, getattr(current, "response", None)):
+            try:
+                request = getattr(holder, "request", None)
+            except Exception:  # httpx raises RuntimeError for a request it never had
+                continue
+            _scrub_headers(getattr(request, "headers", None))
+        current = current.__cause__ or current.__context__
+    return exc
+
+
+def _scrub_headers(headers: Any) -> None:
+    if headers is None or not callable(getattr(headers, "keys", None)):
+        return
+    try:
+        for name in list(headers.keys()):
+            if str(name).lower() in _CREDENTIAL_HEADERS:
+                headers[name] = _REDACTED
+    except Exception:  # read-only or odd header containers: leave them, keep the real error
+        return

@@ -413,3 +413,40 @@ def test_malformed_provider_json_is_transient():
     with pytest.raises(json.JSONDecodeError) as info:
         json.loads("{not json")
     assert classify(info.value) is ErrorKind.TRANSIENT
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def _authorised_error(header: str, key: str):
+    request = httpx2.Request("POST", "https://api.example.com/v1/chat", headers={header: key})
+    response = httpx2.Response(401, json={"error": {"message": "bad key"}}, request=request)
+    client = openai.OpenAI(api_key="unused", max_retries=0)
+    return client._make_status_error_from_response(response)
+
+
+@pytest.mark.parametrize("header", ["Authorization", "x-api-key", "api-key", "x-goog-api-key"])
+def test_scrub_credentials_blanks_the_key_an_sdk_error_keeps_in_its_request(header):
+    from llm_routing.errors import scrub_credentials
+
+    key = "sk-FAKE-scrub-0123456789"
+    exc = _authorised_error(header, f"Bearer {key}")
+    assert key.encode() in pickle.dumps(exc)
+    assert scrub_credentials(exc) is exc
+    assert key.encode() not in pickle.dumps(exc)
+    assert exc.response.request.headers[header] == "[redacted by llm_routing]"
+
+
+def test_scrub_credentials_follows_the_cause_chain_and_ignores_errors_without_a_request():
+    from llm_routing.errors import scrub_credentials
+
+    inner = _authorised_error("Authorization", "Bearer sk-FAKE-chained")
+    try:
+        try:
+            raise inner
+        except openai.AuthenticationError as cause:
+            raise RuntimeError("wrapped") from cause
+    except RuntimeError as outer:
+        scrub_credentials(outer)
+    assert b"sk-FAKE-chained" not in pickle.dumps(inner)
+    scrub_credentials(httpx2.ConnectError("no request attached"))  # .request raises: ignored
