@@ -544,6 +544,20 @@ async def test_a_429_with_retry_after_cools_the_model_down_for_every_caller_of_i
     assert (stats["rate_limit_errors"], stats["retries"]) == (1, 1)
 
 
+async def test_a_retry_whose_wait_another_429_pushed_past_max_wait_is_a_refusal_not_a_retry():
+    clock = VirtualClock()
+    s = scheduler(clock, max_wait=2)
+    soon = fake(clock, errors=[rate_limited(retry_after=1)])
+    late = fake(clock, errors=[rate_limited(retry_after=2.5)])
+    outcomes = await asyncio.gather(
+        (s | soon).ainvoke("hi"), (s | late).ainvoke("hi"), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [RateLimitExhaustedError, RateLimitExhaustedError]
+    assert (soon.calls, late.calls) == (1, 1)  # the cooldown to 2.5 s left no retry in time
+    stats = s.stats()
+    assert (stats["rate_limit_errors"], stats["retries"]) == (2, 0)
+
+
 def test_a_429_is_retried_after_its_retry_after_in_virtual_time():
     clock = VirtualClock()
     model = fake(clock, errors=[rate_limited(retry_after=2)])

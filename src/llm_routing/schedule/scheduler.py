@@ -96,6 +96,7 @@ class _Pending:
         "rate_limit_retries",
         "request",
         "resolved",
+        "retrying",
         "ticket",
         "transient_retries",
         "waited",
@@ -111,6 +112,10 @@ class _Pending:
         self.transient_retries = 0
         self.explicit_max_tokens = False
         self.answered_at: float | None = None
+        # The stats counter ("retries" or "transient_retries") the next admission counts in:
+        # a retry is counted when it is sent, not when decided, since the wait before it may
+        # still pass max_wait and end the attempt instead.
+        self.retrying: str | None = None
 
 
 class _Stats:
@@ -521,6 +526,9 @@ class RateScheduler(Decorator):
         pending.attempts += 1
         pending.waited += ticket.waited_s
         self._stats.waited(pending.resolved.key, ticket.waited_s)
+        if pending.retrying is not None:
+            self._stats.add(pending.resolved.key, pending.retrying)
+            pending.retrying = None
         return ticket
 
     @staticmethod
@@ -577,7 +585,7 @@ class RateScheduler(Decorator):
                 ) from exc
             pending.transient_retries += 1
             pending.waited += delay
-            self._stats.add(key, "transient_retries")
+            pending.retrying = "transient_retries"
             return delay
         raise exc
 
@@ -603,7 +611,7 @@ class RateScheduler(Decorator):
                 reason="provider rate limit",
             ) from exc
         pending.rate_limit_retries += 1
-        self._stats.add(key, "retries")
+        pending.retrying = "retries"
         return 0.0
 
     def _delay(self, exc: Exception | None, retries: int) -> float:
@@ -668,8 +676,9 @@ class RateScheduler(Decorator):
     def stats(self) -> dict[str, Any]:
         """Waits (count, total, p50/p95/max seconds), 429s seen, retries and refusals.
 
-        ``rate_limit_errors`` counts provider 429s, ``retries`` the 429 retries,
-        ``transient_retries`` the 5xx/timeout retries, ``refused_max_wait`` /
+        ``rate_limit_errors`` counts provider 429s, ``retries`` the 429 retries sent,
+        ``transient_retries`` the 5xx/timeout retries sent (a retry whose wait ran past
+        ``max_wait`` is a refusal, not a retry), ``refused_max_wait`` /
         ``refused_too_large`` / ``refused_quota`` the calls refused without a request.
         """
         return self._stats.snapshot()
