@@ -773,3 +773,8 @@ def test_a_hold_cannot_be_settled_twice():
     ledger.settle(hold, _record(D("0.001")))
     with pytest.raises(RuntimeError, match="charged once"):
         ledger.settle(hold, _record(D("0.001")))
+
+
+def test_a_max_records_no_deque_can_hold_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match="max_records"):
+        CostTracker(max_records=2**63)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import decimal
 import itertools
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
@@ -284,9 +285,10 @@ class MemoryLedger(Ledger):
             raise TypeError(
                 f"MemoryLedger(max_records=…) must be an int or None, got {max_records!r}"
             )
-        if max_records is not None and max_records < 0:
+        if max_records is not None and not 0 <= max_records <= sys.maxsize:
             raise ValueError(
-                f"MemoryLedger(max_records=…) must be >= 0 or None (keep all), got {max_records}"
+                f"MemoryLedger(max_records=…) must be between 0 and {sys.maxsize} or None "
+                f"(keep all), got {max_records}"
             )
         self.max_records = max_records
         self._lock = threading.Lock()
