@@ -15,6 +15,7 @@ the router; nothing runs past a liveness bound computed from the configured time
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import threading
 import time
@@ -517,60 +518,19 @@ def _budget(**kwargs: Any) -> Any:
     return Budget(**{"limit_usd": 1, **kwargs})
 
 
-# name -> (constructor, keyword arguments to vary one at a time)
+def _arguments(function: Callable[..., Any], *skip: str) -> tuple[str, ...]:
+    """Every parameter of ``function`` but ``skip``, so a new argument is fuzzed unlisted."""
+    return tuple(name for name in inspect.signature(function).parameters if name not in skip)
+
+
+# name -> (constructor, keyword arguments to vary one at a time). build_router's primary is
+# fixed by the wrapper; langfuse=True would configure a Langfuse client from the environment.
 CONSTRUCTORS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "build_router": (
-        _build_router,
-        (
-            "fallbacks",
-            "large_context",
-            "tier",
-            "max_wait",
-            "budget_usd",
-            "guard",
-            "scheduler",
-            "tracker",
-            "backend",
-            "init_kwargs",
-        ),
-    ),
-    "ContextGuard": (ContextGuard, ("safety", "reserve_output", "catalog")),
-    "RateScheduler": (
-        RateScheduler,
-        (
-            "tier",
-            "limits",
-            "max_wait",
-            "backend",
-            "clock",
-            "catalog",
-            "request_margin",
-            "token_headroom",
-            "smoothing",
-            "rpd_reset",
-            "reserve_output",
-            "max_retries",
-            "backoff_initial",
-            "backoff_max",
-            "quota_cooldown",
-            "count_from",
-        ),
-    ),
-    "CostTracker": (
-        CostTracker,
-        (
-            "budget_usd",
-            "budgets",
-            "warn_at",
-            "catalog",
-            "strict",
-            "backend",
-            "reserve_output",
-            "max_records",
-            "clock",
-        ),
-    ),
-    "Budget": (_budget, ("limit_usd", "period", "tag")),
+    "build_router": (_build_router, _arguments(build_router, "primary", "langfuse")),
+    "ContextGuard": (ContextGuard, _arguments(ContextGuard)),
+    "RateScheduler": (RateScheduler, _arguments(RateScheduler)),
+    "CostTracker": (CostTracker, _arguments(CostTracker)),
+    "Budget": (_budget, _arguments(Budget)),
 }
 
 
