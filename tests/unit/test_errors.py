@@ -6,7 +6,7 @@ import email.utils
 import pickle
 
 import anthropic
-import httpx2
+import httpx
 import openai
 import pytest
 from google.genai import errors as genai_errors
@@ -29,23 +29,9 @@ from llm_routing import (
     classify,
     retry_after,
 )
+from sdk_errors import anthropic_error, openai_error
 
 NOW = 1_700_000_000.0
-
-
-def _openai_error(status: int, body: dict, headers: dict[str, str] | None = None):
-    """Build the exception exactly as the openai SDK does from an HTTP response."""
-    request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
-    response = httpx2.Response(status, headers=headers or {}, json=body, request=request)
-    client = openai.OpenAI(api_key="sk-test", max_retries=0)
-    return client._make_status_error_from_response(response)
-
-
-def _anthropic_error(status: int, body: dict, headers: dict[str, str] | None = None):
-    request = httpx2.Request("POST", "https://api.anthropic.com/v1/messages")
-    response = httpx2.Response(status, headers=headers or {}, json=body, request=request)
-    client = anthropic.Anthropic(api_key="sk-ant-test", max_retries=0)
-    return client._make_status_error_from_response(response)
 
 
 OPENAI_RATE_LIMIT = {
@@ -78,10 +64,10 @@ OPENAI_CONTEXT = {
 
 class TestClassifyOpenAI:
     def test_rate_limit_429_is_rate_limit(self):
-        assert classify(_openai_error(429, OPENAI_RATE_LIMIT)) is ErrorKind.RATE_LIMIT
+        assert classify(openai_error(429, OPENAI_RATE_LIMIT)) is ErrorKind.RATE_LIMIT
 
     def test_insufficient_quota_429_is_quota_not_rate_limit(self):
-        exc = _openai_error(429, OPENAI_QUOTA)
+        exc = openai_error(429, OPENAI_QUOTA)
         assert isinstance(exc, openai.RateLimitError)
         assert classify(exc) is ErrorKind.QUOTA
 
@@ -94,10 +80,10 @@ class TestClassifyOpenAI:
                 "code": "rate_limit_exceeded",
             }
         }
-        assert classify(_openai_error(429, body)) is ErrorKind.QUOTA
+        assert classify(openai_error(429, body)) is ErrorKind.QUOTA
 
     def test_context_length_exceeded_400_is_context(self):
-        exc = _openai_error(400, OPENAI_CONTEXT)
+        exc = openai_error(400, OPENAI_CONTEXT)
         assert isinstance(exc, openai.BadRequestError)
         assert classify(exc) is ErrorKind.CONTEXT
 
@@ -109,34 +95,34 @@ class TestClassifyOpenAI:
                 "code": None,
             }
         }
-        assert classify(_openai_error(400, body)) is ErrorKind.BAD_REQUEST
+        assert classify(openai_error(400, body)) is ErrorKind.BAD_REQUEST
 
     def test_unknown_model_404_is_bad_request(self):
         body = {"error": {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}}
-        assert classify(_openai_error(404, body)) is ErrorKind.BAD_REQUEST
+        assert classify(openai_error(404, body)) is ErrorKind.BAD_REQUEST
 
     def test_invalid_key_401_is_auth(self):
         body = {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}
-        assert classify(_openai_error(401, body)) is ErrorKind.AUTH
+        assert classify(openai_error(401, body)) is ErrorKind.AUTH
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504])
     def test_server_errors_are_transient(self, status):
         body = {"error": {"message": "The server had an error", "type": "server_error"}}
-        assert classify(_openai_error(status, body)) is ErrorKind.TRANSIENT
+        assert classify(openai_error(status, body)) is ErrorKind.TRANSIENT
 
     def test_timeout_is_transient(self):
-        request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
+        request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
         assert classify(openai.APITimeoutError(request=request)) is ErrorKind.TRANSIENT
 
     def test_connection_error_is_transient(self):
-        request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
+        request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
         assert classify(openai.APIConnectionError(request=request)) is ErrorKind.TRANSIENT
 
 
 class TestClassifyAnthropic:
     def test_overloaded_529_is_transient(self):
         body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-        exc = _anthropic_error(529, body)
+        exc = anthropic_error(529, body)
         assert isinstance(exc, anthropic.OverloadedError)
         assert classify(exc) is ErrorKind.TRANSIENT
 
@@ -149,7 +135,7 @@ class TestClassifyAnthropic:
                 "50,000 input tokens per minute.",
             },
         }
-        exc = _anthropic_error(429, body, {"retry-after": "12"})
+        exc = anthropic_error(429, body, {"retry-after": "12"})
         assert classify(exc) is ErrorKind.RATE_LIMIT
         assert retry_after(exc) == 12.0
 
@@ -161,7 +147,7 @@ class TestClassifyAnthropic:
                 "message": "Your credit balance is too low to access the Anthropic API.",
             },
         }
-        assert classify(_anthropic_error(400, body)) is ErrorKind.QUOTA
+        assert classify(anthropic_error(400, body)) is ErrorKind.QUOTA
 
     def test_prompt_too_long_is_context(self):
         body = {
@@ -171,13 +157,13 @@ class TestClassifyAnthropic:
                 "message": "prompt is too long: 210000 tokens > 200000 maximum",
             },
         }
-        assert classify(_anthropic_error(400, body)) is ErrorKind.CONTEXT
+        assert classify(anthropic_error(400, body)) is ErrorKind.CONTEXT
 
     def test_spend_limit_is_quota_although_a_429(self):
         exc = anthropic.EnforcedSpendLimitReachedError(
             "spend limit reached",
-            response=httpx2.Response(
-                429, request=httpx2.Request("POST", "https://api.anthropic.com/v1/messages")
+            response=httpx.Response(
+                429, request=httpx.Request("POST", "https://api.anthropic.com/v1/messages")
             ),
             body=None,
         )
@@ -283,21 +269,21 @@ class TestClassifyLangChainAndBuiltins:
 
 class TestRetryAfter:
     def test_retry_after_seconds(self):
-        exc = _openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": "20"})
+        exc = openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": "20"})
         assert retry_after(exc) == 20.0
 
     def test_retry_after_ms_wins_over_seconds(self):
-        exc = _openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": "1", "retry-after-ms": "350"})
+        exc = openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": "1", "retry-after-ms": "350"})
         assert retry_after(exc) == pytest.approx(0.35)
 
     def test_retry_after_http_date(self):
         when = email.utils.formatdate(NOW + 42, usegmt=True)
-        exc = _openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": when})
+        exc = openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": when})
         assert retry_after(exc, now=NOW) == pytest.approx(42.0)
 
     def test_retry_after_http_date_in_the_past_is_zero(self):
         when = email.utils.formatdate(NOW - 10, usegmt=True)
-        exc = _openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": when})
+        exc = openai_error(429, OPENAI_RATE_LIMIT, {"retry-after": when})
         assert retry_after(exc, now=NOW) == 0.0
 
     def test_x_ratelimit_reset_of_exhausted_dimension(self):
@@ -307,15 +293,15 @@ class TestRetryAfter:
             "x-ratelimit-remaining-tokens": "0",
             "x-ratelimit-reset-tokens": "6m0s",
         }
-        exc = _openai_error(429, OPENAI_RATE_LIMIT, headers)
+        exc = openai_error(429, OPENAI_RATE_LIMIT, headers)
         assert retry_after(exc) == 360.0
 
     def test_message_hint_is_last_resort(self):
-        exc = _openai_error(429, OPENAI_RATE_LIMIT)
+        exc = openai_error(429, OPENAI_RATE_LIMIT)
         assert retry_after(exc) == pytest.approx(0.3)
 
     def test_garbage_header_is_ignored(self):
-        exc = _openai_error(429, {"error": {"message": "slow down"}}, {"retry-after": "soon-ish"})
+        exc = openai_error(429, {"error": {"message": "slow down"}}, {"retry-after": "soon-ish"})
         assert retry_after(exc) is None
 
     def test_nothing_said_is_none(self):
@@ -418,29 +404,91 @@ def test_malformed_provider_json_is_transient():
 # --------------------------------------------------------------------------- credentials
 
 
-def _authorised_error(header: str, key: str):
-    request = httpx2.Request("POST", "https://api.example.com/v1/chat", headers={header: key})
-    response = httpx2.Response(401, json={"error": {"message": "bad key"}}, request=request)
-    client = openai.OpenAI(api_key="unused", max_retries=0)
-    return client._make_status_error_from_response(response)
+KEY = "sk-FAKE-scrub-0123456789"
+CREDENTIAL_HEADERS = ["Authorization", "x-api-key", "api-key", "x-goog-api-key"]
 
 
-@pytest.mark.parametrize("header", ["Authorization", "x-api-key", "api-key", "x-goog-api-key"])
-def test_scrub_credentials_blanks_the_key_an_sdk_error_keeps_in_its_request(header):
+def _carried_requests(exc):
+    """The HTTP requests an error keeps (its own and its response's), without duplicates."""
+    found = []
+    for holder in (exc, getattr(exc, "response", None)):
+        try:
+            request = getattr(holder, "request", None)
+        except RuntimeError:  # httpx: a response built without a request
+            request = None
+        if request is not None and all(request is not r for r in found):
+            found.append(request)
+    return found
+
+
+def _httpx_error(header, value):
+    request = httpx.Request("POST", "https://api.example.com/v1/chat", headers={header: value})
+    response = httpx.Response(401, json={"error": {"message": "bad key"}}, request=request)
+    return httpx.HTTPStatusError("401 Unauthorized", request=request, response=response)
+
+
+def _openai_401(header, value):
+    return openai_error(401, {"error": {"message": "bad key"}}, request_headers={header: value})
+
+
+def _anthropic_401(header, value):
+    body = {"type": "error", "error": {"type": "authentication_error", "message": "bad key"}}
+    request = httpx.Request(
+        "POST", "https://api.anthropic.com/v1/messages", headers={header: value}
+    )
+    response = httpx.Response(401, json=body, request=request)
+    return anthropic.AuthenticationError("bad key", response=response, body=body)
+
+
+def _authorised_error(factory, header, value):
+    """An error whose kept request carries ``header: value``, whatever the SDK release does.
+
+    Newer SDKs (openai 3.x) already drop some credential headers from the request they keep;
+    older ones (and httpx, and other headers) keep them. Our promise must hold either way, so
+    the header is put back on every kept request when the SDK removed it.
+    """
+    exc = factory(header, value)
+    for request in _carried_requests(exc):
+        if request.headers.get(header) != value:
+            request.headers[header] = value
+    assert KEY.encode() in pickle.dumps(exc)  # the precondition: there is a key to scrub
+    return exc
+
+
+@pytest.mark.parametrize("factory", [_httpx_error, _openai_401, _anthropic_401])
+@pytest.mark.parametrize("header", CREDENTIAL_HEADERS)
+def test_scrub_credentials_leaves_the_key_nowhere_in_an_error_that_kept_its_request(
+    factory, header
+):
     from llm_routing.errors import scrub_credentials
 
-    key = "sk-FAKE-scrub-0123456789"
-    exc = _authorised_error(header, f"Bearer {key}")
-    assert key.encode() in pickle.dumps(exc)
+    exc = _authorised_error(factory, header, f"Bearer {KEY}")
     assert scrub_credentials(exc) is exc
-    assert key.encode() not in pickle.dumps(exc)
-    assert exc.response.request.headers[header] == "[redacted by llm_routing]"
+    assert KEY not in str(exc)
+    assert KEY not in repr(exc)
+    assert all(KEY not in repr(arg) for arg in exc.args)
+    assert KEY.encode() not in pickle.dumps(exc)
+    requests = _carried_requests(exc)
+    assert requests
+    for request in requests:
+        assert request.headers[header] == "[redacted by llm_routing]"
+        assert all(KEY not in value for value in request.headers.values())
+
+
+def test_scrub_credentials_keeps_everything_but_the_key():
+    from llm_routing.errors import scrub_credentials
+
+    exc = _authorised_error(_openai_401, "Authorization", f"Bearer {KEY}")
+    status, url = exc.status_code, str(exc.request.url)
+    scrub_credentials(exc)
+    assert (exc.status_code, str(exc.request.url)) == (status, url)
+    assert classify(exc) is ErrorKind.AUTH
 
 
 def test_scrub_credentials_follows_the_cause_chain_and_ignores_errors_without_a_request():
     from llm_routing.errors import scrub_credentials
 
-    inner = _authorised_error("Authorization", "Bearer sk-FAKE-chained")
+    inner = _authorised_error(_openai_401, "Authorization", f"Bearer {KEY}-chained")
     try:
         try:
             raise inner
@@ -448,5 +496,5 @@ def test_scrub_credentials_follows_the_cause_chain_and_ignores_errors_without_a_
             raise RuntimeError("wrapped") from cause
     except RuntimeError as outer:
         scrub_credentials(outer)
-    assert b"sk-FAKE-chained" not in pickle.dumps(inner)
-    scrub_credentials(httpx2.ConnectError("no request attached"))  # .request raises: ignored
+    assert KEY.encode() not in pickle.dumps(inner)
+    scrub_credentials(httpx.ConnectError("no request attached"))  # .request raises: ignored

@@ -15,7 +15,6 @@ import threading
 import warnings
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 from langchain_core.exceptions import ModelRateLimitError
@@ -45,6 +44,7 @@ from llm_routing.schedule import (
 )
 from llm_routing.schedule.policy import Decision, Request
 from llm_routing.tokens import count_tokens
+from sdk_errors import openai_error
 
 MINI = "openai:gpt-4o-mini"
 EXACT = {"request_margin": 0, "token_headroom": 0.0}  # limits taken literally
@@ -176,14 +176,6 @@ def usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
     }
-
-
-def openai_error(status: int, body: dict, headers: dict[str, str] | None = None):
-    """Build the exception exactly as the openai SDK does from an HTTP response."""
-    request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
-    response = httpx2.Response(status, headers=headers or {}, json=body, request=request)
-    client = openai.OpenAI(api_key="sk-test", max_retries=0)
-    return client._make_status_error_from_response(response)
 
 
 def rate_limited(retry_after: float | None = None):
