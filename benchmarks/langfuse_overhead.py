@@ -66,9 +66,12 @@ def start_sim(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the simulator did not start within 60 s")
 
 
+DOWN_KEY = f"pk-bench-down-{uuid.uuid4().hex}"
+
+
 def clients() -> dict[str, Langfuse]:
     down = Langfuse(
-        public_key=f"pk-bench-down-{uuid.uuid4().hex}",
+        public_key=DOWN_KEY,
         secret_key="sk",
         base_url=f"http://127.0.0.1:{closed_port()}",
         tracer_provider=TracerProvider(),
@@ -95,7 +98,7 @@ def rows(model: Any, lf: dict[str, Langfuse]) -> dict[str, Callable[[], Any]]:
     down, memory = lf["unreachable"], lf["memory"]
     ours_down = {"callbacks": [langfuse_handler(down)]}
     ours_memory = {"callbacks": [langfuse_handler(memory)]}
-    sdk_down = {"callbacks": [CallbackHandler(public_key=down._resources.public_key)]}
+    sdk_down = {"callbacks": [CallbackHandler(public_key=DOWN_KEY)]}
     return {
         "no langfuse": lambda: model.invoke(PROMPT),
         "ours, host unreachable": lambda: model.invoke(PROMPT, config=ours_down),

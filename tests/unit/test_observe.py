@@ -6,6 +6,7 @@ fakes or the handler's callbacks driven directly with the results a chat model p
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -638,28 +640,48 @@ def test_without_the_sdk_import_works_and_every_entry_point_names_the_extra():
 
 
 FROM_ENV = """
+from langchain_core.language_models import FakeListChatModel
 import llm_routing.observe as observe
 handler = observe.langfuse_handler()
-print(handler.langfuse_client._resources.public_key)
+FakeListChatModel(responses=["hi"]).invoke("hello", config={"callbacks": [handler]})
 print(observe.shutdown(timeout_s=10))
 """
 
 
-def test_handler_without_a_client_uses_langfuses_environment_configuration(closed_port_url):
-    result = run_python(
-        FROM_ENV,
-        LANGFUSE_PUBLIC_KEY="pk-from-env",
-        LANGFUSE_SECRET_KEY="sk-from-env",
-        LANGFUSE_BASE_URL=closed_port_url,
-    )
+class _OtlpSink(BaseHTTPRequestHandler):
+    """Answers every OTLP export with 200 and keeps the request's path and headers."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append((self.path, self.headers.get("Authorization")))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_handler_without_a_client_uses_langfuses_environment_configuration():
+    # What the SDK does with its environment, seen where it matters: the export reaches
+    # LANGFUSE_BASE_URL, signed with LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY.
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
+    sink.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=sink.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_python(
+            FROM_ENV,
+            LANGFUSE_PUBLIC_KEY="pk-from-env",
+            LANGFUSE_SECRET_KEY="sk-from-env",
+            LANGFUSE_BASE_URL=f"http://127.0.0.1:{sink.server_address[1]}",
+        )
+    finally:
+        sink.shutdown()
+        sink.server_close()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["pk-from-env", "True"]
-
-
-@pytest.fixture
-def closed_port_url() -> str:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+    assert result.stdout.split() == ["True"]
+    expected = "Basic " + base64.b64encode(b"pk-from-env:sk-from-env").decode()
+    traces = [auth for path, auth in sink.received if path.endswith("/otel/v1/traces")]  # type: ignore[attr-defined]
+    assert traces
+    assert set(traces) == {expected}
