@@ -431,7 +431,18 @@ Example:
 # --------------------------------------------------------------------------- classification
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
-_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        # Anthropic's spend-limit 429s (error.details.error_code): a monthly threshold, not a
+        # rate; they come without retry-after because waiting minutes cannot help.
+        "enforced_spend_limit_reached",
+        "contract_spend_limit_reached",
+        "linked_organization_spend_limit_reached",
+    }
+)
 # Anthropic SDK classes for spend limits subclass RateLimitError (429) although waiting a
 # minute cannot help; match them by class name so the SDK need not be importable.
 _QUOTA_CLASS_NAMES = frozenset(
@@ -549,7 +560,7 @@ def _error_codes(exc: BaseException) -> set[str]:
             codes.add(value.lower())
     for body in _bodies(exc):
         for node in _walk_json(body):
-            for key in ("code", "type", "status", "reason", "quotaId"):
+            for key in ("code", "type", "status", "reason", "quotaId", "error_code"):
                 value = node.get(key)
                 if isinstance(value, str):
                     codes.add(value.lower())

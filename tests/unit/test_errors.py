@@ -122,9 +122,7 @@ class TestClassifyOpenAI:
 class TestClassifyAnthropic:
     def test_overloaded_529_is_transient(self):
         body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-        exc = anthropic_error(529, body)
-        assert isinstance(exc, anthropic.OverloadedError)
-        assert classify(exc) is ErrorKind.TRANSIENT
+        assert classify(anthropic_error(529, body)) is ErrorKind.TRANSIENT
 
     def test_rate_limit_429_is_rate_limit(self):
         body = {
@@ -159,16 +157,27 @@ class TestClassifyAnthropic:
         }
         assert classify(anthropic_error(400, body)) is ErrorKind.CONTEXT
 
-    def test_spend_limit_is_quota_although_a_429(self):
-        exc = anthropic.EnforcedSpendLimitReachedError(
-            "spend limit reached",
-            response=httpx.Response(
-                429, request=httpx.Request("POST", "https://api.anthropic.com/v1/messages")
-            ),
-            body=None,
-        )
+    SPEND_LIMIT = {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "Your organization has reached its monthly spend limit.",
+            "details": {"error_code": "enforced_spend_limit_reached"},
+        },
+    }
+
+    def test_spend_limit_429_is_quota_by_its_error_code(self):
+        # Any SDK release: the plain RateLimitError, told apart by the body's error_code.
+        exc = anthropic_error(429, self.SPEND_LIMIT)
         assert isinstance(exc, anthropic.RateLimitError)
         assert classify(exc) is ErrorKind.QUOTA
+        assert retry_after(exc) is None
+
+    def test_spend_limit_429_is_quota_by_the_sdks_own_class(self):
+        cls = getattr(anthropic, "EnforcedSpendLimitReachedError", None)
+        if cls is None:
+            pytest.skip("this anthropic release has no spend-limit error class")
+        assert classify(anthropic_error(429, self.SPEND_LIMIT, cls=cls)) is ErrorKind.QUOTA
 
 
 def _gemini_429(retry_delay: str | None, quota_id: str) -> genai_errors.ClientError:
