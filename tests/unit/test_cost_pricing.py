@@ -6,14 +6,21 @@ providers' usage objects, so the tests pin what users really get in ``usage_meta
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from anthropic.types import Usage as AnthropicUsage
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from langchain_anthropic.chat_models import _create_usage_metadata as anthropic_usage
-from langchain_openai.chat_models.base import _create_usage_metadata as openai_usage
+from langchain_anthropic import ChatAnthropic
+from langchain_core.messages.ai import UsageMetadata
+from langchain_openai import ChatOpenAI
 
 from llm_routing.catalog import ModelSpec, Price, default_catalog
 from llm_routing.cost import (
@@ -55,6 +62,81 @@ def usage(
 
 
 # --------------------------------------------------------------------------- providers
+
+
+# --- usage_metadata exactly as the real integrations build it ---------------------------------
+# The clients' public invoke, against a loopback server that answers with the provider's JSON:
+# what langchain-openai / langchain-anthropic put in usage_metadata is then what users get,
+# whatever private helper a release uses to build it.
+
+
+class _Canned(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps(self.server.reply).encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def canned(reply: dict[str, Any]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    server.reply = reply  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def openai_usage(usage: dict[str, Any], service_tier: str | None = None) -> UsageMetadata:
+    reply: dict[str, Any] = {
+        "id": "chatcmpl-usage",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage,
+    }
+    if service_tier is not None:
+        reply["service_tier"] = service_tier
+    with canned(reply) as url:
+        model = ChatOpenAI(model="gpt-4o-mini", api_key="k", base_url=f"{url}/v1", max_retries=0)
+        message = model.invoke("hi")
+    assert message.usage_metadata is not None
+    return message.usage_metadata
+
+
+def anthropic_usage(usage: AnthropicUsage) -> UsageMetadata:
+    reply = {
+        "id": "msg_usage",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": usage.model_dump(mode="json", exclude_none=True),
+    }
+    with canned(reply) as url:
+        model = ChatAnthropic(model="claude-haiku-4-5", api_key="k", base_url=url, max_retries=0)
+        message = model.invoke("hi")
+    assert message.usage_metadata is not None
+    return message.usage_metadata
 
 
 def test_shipped_prices_used_by_these_tests_are_the_published_ones():
