@@ -151,10 +151,12 @@ def test_prompt_value_and_messages_dict_count_as_their_messages():
 
 
 def test_matches_langchain_openai_for_text_messages(monkeypatch):
+    import tiktoken
     from langchain_openai import ChatOpenAI
-    from langchain_openai.chat_models import base
 
-    monkeypatch.setattr(base.tiktoken, "encoding_for_model", lambda _m: get_encoding("o200k_base"))
+    # Offline: tiktoken's public lookup answers with our packaged encoding instead of
+    # downloading it (langchain-openai asks tiktoken by model name).
+    monkeypatch.setattr(tiktoken, "encoding_for_model", lambda _m: get_encoding("o200k_base"))
     messages = [
         SystemMessage("You are a careful assistant."),
         HumanMessage("Summarise the text below.\n\n" + (CORPUS / "english_prose.txt").read_text()),
