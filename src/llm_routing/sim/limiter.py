@@ -1,22 +1,55 @@
-"""The simulator's rate limiter: exact sliding-log windows for RPM/TPM/RPD (and ITPM/OTPM/TPD).
+"""The simulator's rate limiter: RPM/TPM/RPD (and ITPM/OTPM/TPD) enforced the way providers do.
 
 Pure: no I/O, no threads, no sleeping; time comes from an injectable clock (or an explicit
 ``now``), so a property test can drive it in virtual time. The HTTP layer lives in ``sim.app``.
 
-Algorithm (a sliding log, the exact form of "no more than L per 60 s"):
+Three enforcement modes (``llm_routing.catalog.enforcement`` says which provider documents which):
 
-* Every admitted request is recorded in each window as ``(t, amount)``: 1 for request windows,
-  its token count for token windows. An entry is *live* at time ``now`` iff ``now < t + period``
-  (half-open: an entry admitted at ``t`` stops counting at exactly ``t + period``).
-* A request is admitted iff, for every window, ``live_total + amount <= limit``. Admission is
-  all-or-nothing: a rejected request records nothing anywhere.
-* When it is rejected, ``retry_at`` is the earliest time at which enough of the oldest live
-  entries have expired for it to fit (assuming nothing else is admitted meanwhile); a request
-  larger than a whole window's limit can never fit (``retry_at`` is ``inf``).
+``sliding`` (``SlidingWindowLimiter``, or ``ProviderLimiter(mode="sliding")``)
+    An exact sliding log, the exact form of "no more than L per 60 s". Every admitted request
+    is recorded in each window as ``(t, amount)`` (1 for request windows, its token count for
+    token windows). An entry is *live* at ``now`` iff ``now < t + period`` (half-open: an entry
+    admitted at ``t`` stops counting at exactly ``t + period``). A request is admitted iff, for
+    every window, ``live_total + amount <= limit``. No half-open interval ``[s, s + period)``
+    ever holds more than ``limit`` admitted units, and a request is refused only when admitting
+    it would break that rule.
 
-Consequently no half-open interval ``[s, s + period)`` ever holds more than ``limit`` admitted
-units, and a request is refused only when admitting it would break that rule. Token windows count
-what OpenAI counts at admission: prompt tokens plus the requested maximum output.
+``token_bucket``
+    Each per-minute window is a bucket of capacity ``L`` (the limit) refilled continuously at
+    ``L / 60`` per second, full at the start: a burst of up to ``L``, then the refill rate. A
+    request fits iff the bucket holds at least its amount. Over any interval of length ``t`` at
+    most ``L + L / 60 * t`` units are admitted. A request larger than ``L`` never fits.
+
+``quantized``
+    The per-minute window as in ``sliding`` (at most ``L`` in any 60 s) PLUS a per-second share:
+    a sub-bucket refilled continuously at ``share = L / 60`` per second with capacity
+    ``max(1, share)``: no burst beyond one second's share. The share is exact (a ``Fraction``,
+    never rounded): RPM 600 -> 10 per second, capacity 10; RPM 30 -> 1/2 per second, capacity 1
+    (one request every 2 s); TPM 100,000 -> 5,000/3 tokens per second. A request larger than the
+    sub-bucket's capacity (a big token request) is admitted when the sub-bucket is full and
+    leaves it in debt, so it waits for a full share instead of being refused forever; hence in
+    any interval of length ``t`` at most ``max(capacity, largest request) + share * t`` units
+    are admitted, and never more than ``L`` in 60 s.
+
+Day windows (``rpd``, ``tpd``) are sliding 24-hour logs in every mode.
+
+Admission is all-or-nothing: a refused request records nothing, except that with
+``count_refusal=True`` (a provider whose "unsuccessful requests contribute to your per-minute
+limit") a refused request is charged to the per-minute windows (the sliding log or the minute
+bucket; not the per-second share, not the day windows). A request that can never fit (larger
+than a whole window) is never charged.
+
+``retry_at`` is the earliest time at which the same request fits, assuming nothing else is
+admitted meanwhile (after the charge of the refusal itself, when refusals count): retrying at
+exactly ``retry_at`` is admitted. Bucket arithmetic is exact (``Fraction``); ``retry_at`` is
+rounded *up* to the next float, never down. A request larger than a window's limit can never
+fit (``retry_at`` is ``inf``).
+
+Output counted at completion (Anthropic's OTPM: "evaluated in real time as output tokens are
+produced"): with ``output_at="completion"`` admission charges no output, an output-token window
+admits a request only while it has room for at least one token, and ``record_output`` charges
+the tokens really generated when they are; that charge may overdraw a window (a request already
+running is not cut off), and new requests wait until it has drained.
 """
 
 from __future__ import annotations
@@ -26,14 +59,31 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
-__all__ = ["DAY", "MINUTE", "Decision", "SlidingWindowLimiter", "Violation", "WindowState"]
+from llm_routing.catalog.enforcement import MODES, EnforcementMode
+
+__all__ = [
+    "DAY",
+    "MINUTE",
+    "Cause",
+    "Decision",
+    "ProviderLimiter",
+    "SlidingWindowLimiter",
+    "Violation",
+    "WindowState",
+    "per_second_share",
+]
 
 MINUTE = 60.0
 DAY = 86_400.0
 
 LimitKind = Literal["requests", "tokens"]
+#: Why a request was refused: a per-minute window (log or bucket), the per-second share of a
+#: quantized limit, or a day window.
+Cause = Literal["minute", "per_second", "day"]
+OutputAt = Literal["admission", "completion"]
 _Unit = Literal["requests", "tokens", "input", "output"]
 
 # name -> (kind reported in 429 bodies, what the window counts, human label, period)
@@ -47,9 +97,29 @@ _WINDOWS: dict[str, tuple[LimitKind, _Unit, str, float]] = {
 }
 
 
+def per_second_share(limit: int) -> tuple[Fraction, Fraction]:
+    """The per-second share of a per-minute ``limit`` under ``quantized``: (rate, capacity).
+
+    Exact: ``rate = limit / 60`` per second, ``capacity = max(1, rate)``.
+
+    Example:
+        >>> per_second_share(600)
+        (Fraction(10, 1), Fraction(10, 1))
+        >>> per_second_share(30)
+        (Fraction(1, 2), Fraction(1, 1))
+    """
+    rate = Fraction(limit, 60)
+    return rate, max(Fraction(1), rate)
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One window a request does not fit in, with the numbers a 429 message quotes."""
+    """One window a request does not fit in, with the numbers a 429 message quotes.
+
+    ``limit`` is the window's published (per-minute or per-day) figure; ``used`` is what the
+    refusing part holds (for a per-second share, what is used of that share); ``cause`` says
+    which part refused.
+    """
 
     window: str
     kind: LimitKind
@@ -58,11 +128,17 @@ class Violation:
     used: int
     requested: int
     retry_at: float
+    cause: Cause = "minute"
 
 
 @dataclass(frozen=True, slots=True)
 class WindowState:
-    """What the ``x-ratelimit-*`` headers report for one window after a decision."""
+    """What the ``x-ratelimit-*`` headers report for one window after a decision.
+
+    ``remaining`` is how many units would be admitted right now (the least room of the window's
+    parts: the minute log, the bucket, the per-second share); ``reset_after`` is the time until
+    the window is back to its initial state (every part full again).
+    """
 
     limit: int
     remaining: int
@@ -75,13 +151,17 @@ class Decision:
 
     ``violations`` is empty when admitted. ``retry_at`` is absolute (same clock as ``now``)
     so callers in virtual time can compare it exactly; ``retry_after`` is the relative form.
-    ``windows`` holds the state of each configured window *after* the decision.
+    ``windows`` holds the state of each configured window *after* the decision. ``charged``
+    says a refused request was counted anyway (failed requests count); ``refused_by`` is the
+    cause that refused it, before that charge.
     """
 
     admitted: bool
     now: float
     violations: tuple[Violation, ...]
     windows: dict[str, WindowState]
+    charged: bool = False
+    refused_by: Cause | None = None
 
     @property
     def retry_at(self) -> float:
@@ -100,17 +180,32 @@ class Decision:
             return None
         return max(self.violations, key=lambda v: v.retry_at)
 
+    @property
+    def cause(self) -> Cause | None:
+        """Why the request was refused (``None`` when admitted)."""
+        if self.refused_by is not None:
+            return self.refused_by
+        binding = self.binding
+        return None if binding is None else binding.cause
 
-class _Window:
-    __slots__ = ("entries", "label", "limit", "name", "period", "total", "unit")
 
-    def __init__(self, name: str, limit: int) -> None:
-        _, unit, label, period = _WINDOWS[name]
-        self.name = name
-        self.unit: _Unit = unit
-        self.label = label
+def _up(value: Fraction) -> float:
+    """The smallest float >= ``value`` (so a retry at that float is never early)."""
+    result = float(value)
+    if Fraction(result) < value:
+        result = math.nextafter(result, math.inf)
+    return result
+
+
+class _Log:
+    """A sliding log over ``period`` seconds (may hold more than ``limit`` after charges)."""
+
+    __slots__ = ("cause", "entries", "limit", "period", "total")
+
+    def __init__(self, limit: int, period: float, cause: Cause) -> None:
         self.limit = limit
         self.period = period
+        self.cause: Cause = cause
         self.entries: deque[tuple[float, int]] = deque()
         self.total = 0
 
@@ -134,16 +229,331 @@ class _Window:
                 return t + self.period
         return math.inf  # unreachable: the whole log frees ``total`` >= ``excess``
 
+    def record(self, amount: int, now: float) -> None:
+        if amount:
+            self.entries.append((now, amount))
+            self.total += amount
+
+    def used(self, now: float) -> int:
+        return self.total
+
+    def remaining(self, now: float) -> int:
+        return max(0, self.limit - self.total)
+
+    def reset_after(self, now: float) -> float:
+        return max(0.0, self.entries[-1][0] + self.period - now) if self.entries else 0.0
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.total = 0
+
+
+class _Bucket:
+    """A continuously refilled bucket, in exact arithmetic.
+
+    State is the time ``tat`` at which the bucket is full again (GCRA's theoretical arrival
+    time): its level at ``now`` is ``capacity - max(0, tat - now) * rate``. With ``debt``, a
+    request larger than the capacity is admitted when the bucket is full and drives it
+    negative; without, it never fits.
+    """
+
+    __slots__ = ("capacity", "cause", "debt", "rate", "tat")
+
+    def __init__(self, rate: Fraction, capacity: Fraction, *, debt: bool, cause: Cause) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.debt = debt
+        self.cause: Cause = cause
+        self.tat: Fraction | None = None  # None: full
+
+    def expire(self, now: float) -> None:
+        if self.tat is not None and self.tat <= Fraction(now):
+            self.tat = None
+
+    def _deficit(self, now: Fraction) -> Fraction:
+        return Fraction(0) if self.tat is None or self.tat <= now else (self.tat - now) * self.rate
+
+    def retry_at(self, amount: int, now: float) -> float:
+        if self.rate == 0:
+            return now if amount == 0 else math.inf
+        needed = Fraction(amount)
+        if needed > self.capacity:
+            if not self.debt:
+                return math.inf
+            needed = self.capacity
+        exact_now = Fraction(now)
+        if self.capacity - self._deficit(exact_now) >= needed:
+            return now
+        assert self.tat is not None  # a deficit means a pending refill
+        return _up(self.tat - (self.capacity - needed) / self.rate)
+
+    def record(self, amount: int, now: float) -> None:
+        if not amount or self.rate == 0:
+            return
+        exact_now = Fraction(now)
+        start = exact_now if self.tat is None or self.tat < exact_now else self.tat
+        self.tat = start + Fraction(amount) / self.rate
+
+    def used(self, now: float) -> int:
+        return math.ceil(self._deficit(Fraction(now)))
+
+    def remaining(self, now: float) -> int:
+        return max(0, math.floor(self.capacity - self._deficit(Fraction(now))))
+
+    def reset_after(self, now: float) -> float:
+        exact_now = Fraction(now)
+        if self.tat is None or self.tat <= exact_now:
+            return 0.0
+        return _up(self.tat - exact_now)
+
+    def clear(self) -> None:
+        self.tat = None
+
+
+_Part = _Log | _Bucket
+
+
+class _Window:
+    __slots__ = ("kind", "label", "limit", "name", "parts", "period", "unit")
+
+    def __init__(self, name: str, limit: int, mode: EnforcementMode) -> None:
+        kind, unit, label, period = _WINDOWS[name]
+        self.name = name
+        self.kind: LimitKind = kind
+        self.unit: _Unit = unit
+        self.label = label
+        self.limit = limit
+        self.period = period
+        parts: list[_Part]
+        if period == DAY:
+            parts = [_Log(limit, period, "day")]
+        elif mode == "sliding":
+            parts = [_Log(limit, period, "minute")]
+        elif mode == "token_bucket":
+            parts = [_Bucket(Fraction(limit, 60), Fraction(limit), debt=False, cause="minute")]
+        else:
+            rate, capacity = per_second_share(limit)
+            parts = [
+                _Log(limit, period, "minute"),
+                _Bucket(rate, capacity, debt=True, cause="per_second"),
+            ]
+        self.parts = parts
+
     def state(self, now: float) -> WindowState:
-        reset = self.entries[-1][0] + self.period - now if self.entries else 0.0
-        return WindowState(self.limit, max(0, self.limit - self.total), max(0.0, reset))
+        remaining = min(p.remaining(now) for p in self.parts)
+        reset = max(p.reset_after(now) for p in self.parts)
+        return WindowState(self.limit, max(0, min(self.limit, remaining)), reset)
 
 
-class SlidingWindowLimiter:
-    """Per-model admission control with exact sliding windows (see the module docstring).
+class ProviderLimiter:
+    """Per-model (or per-limit-group) admission control in one enforcement mode.
+
+    See the module docstring for the modes. ``None`` for a limit means unlimited. ``clock``
+    returns seconds on any monotonic scale; if it ever goes backwards the limiter treats time
+    as standing still. ``output_at="completion"`` counts output when ``record_output`` reports
+    it instead of at admission (Anthropic's OTPM).
+
+    Example:
+        >>> limiter = ProviderLimiter(mode="quantized", rpm=600, clock=lambda: 0.0)
+        >>> [limiter.acquire(10).admitted for _ in range(11)].count(True)
+        10
+        >>> limiter.acquire(10).retry_after
+        0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: EnforcementMode = "sliding",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        itpm: int | None = None,
+        otpm: int | None = None,
+        tpd: int | None = None,
+        output_at: OutputAt = "admission",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        owner = type(self).__name__
+        limits = {"rpm": rpm, "tpm": tpm, "rpd": rpd, "itpm": itpm, "otpm": otpm, "tpd": tpd}
+        for name, value in limits.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{owner} {name} must be an int or None, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{owner} {name} must be >= 0 or None (unlimited), got {value}")
+        if mode not in MODES:
+            raise ValueError(f"{owner} mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if output_at not in ("admission", "completion"):
+            raise ValueError(
+                f"{owner} output_at must be 'admission' or 'completion', got {output_at!r}"
+            )
+        if not callable(clock):
+            raise TypeError(f"{owner} clock must be a callable, got {clock!r}")
+        self._mode: EnforcementMode = mode
+        self._output_at: OutputAt = output_at
+        self._clock = clock
+        self._windows = [_Window(n, v, mode) for n, v in limits.items() if v is not None]
+        self._last_now = -math.inf
+
+    @property
+    def mode(self) -> EnforcementMode:
+        """The enforcement mode."""
+        return self._mode
+
+    @property
+    def output_at(self) -> OutputAt:
+        """When output tokens are charged: at admission or at completion."""
+        return self._output_at
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The configured windows and their limits (unlimited ones are absent)."""
+        return {w.name: w.limit for w in self._windows}
+
+    def check(
+        self, input_tokens: int, output_tokens: int = 0, *, now: float | None = None
+    ) -> Decision:
+        """Would a request of this size be admitted now? Records nothing."""
+        return self._decide(input_tokens, output_tokens, now, record=False, charge=False)
+
+    def acquire(
+        self,
+        input_tokens: int,
+        output_tokens: int = 0,
+        *,
+        now: float | None = None,
+        count_refusal: bool = False,
+    ) -> Decision:
+        """Admit the request if it fits every window (and record it), else refuse it.
+
+        ``count_refusal=True`` charges a refused request to the per-minute windows anyway
+        (unless it can never fit); the returned ``retry_at`` accounts for that charge.
+        """
+        return self._decide(input_tokens, output_tokens, now, record=True, charge=count_refusal)
+
+    def record_output(self, output_tokens: int, *, now: float | None = None) -> None:
+        """Charge output tokens generated by an admitted request (``output_at="completion"``).
+
+        Goes to every window counting output (OTPM, and TPM/TPD); may overdraw them. A no-op
+        when output is charged at admission.
+        """
+        _check_count("output_tokens", output_tokens)
+        if self._output_at != "completion" or not output_tokens:
+            return
+        current = self._now(now)
+        for w in self._windows:
+            if w.unit in ("output", "tokens"):
+                for part in w.parts:
+                    part.expire(current)
+                    part.record(output_tokens, current)
+
+    def state(self, *, now: float | None = None) -> dict[str, WindowState]:
+        """Current state of every window (for headers on responses that admit nothing)."""
+        current = self._now(now)
+        for w in self._windows:
+            for part in w.parts:
+                part.expire(current)
+        return {w.name: w.state(current) for w in self._windows}
+
+    def reset(self) -> None:
+        """Forget every admitted request."""
+        for w in self._windows:
+            for part in w.parts:
+                part.clear()
+
+    def _now(self, now: float | None) -> float:
+        current = self._clock() if now is None else now
+        if current < self._last_now:
+            current = self._last_now
+        self._last_now = current
+        return current
+
+    def _amounts(self, input_tokens: int, output_tokens: int) -> dict[_Unit, tuple[int, int]]:
+        """Per unit: (the amount that must fit, the amount recorded)."""
+        tokens = input_tokens + output_tokens
+        probe = output_tokens
+        if self._output_at == "completion":
+            probe = max(1, output_tokens)  # room for at least one generated token
+        return {
+            "requests": (1, 1),
+            "tokens": (tokens, tokens),
+            "input": (input_tokens, input_tokens),
+            "output": (probe, output_tokens),
+        }
+
+    def _violations(self, amounts: dict[_Unit, tuple[int, int]], current: float) -> list[Violation]:
+        violations: list[Violation] = []
+        for w in self._windows:
+            amount = amounts[w.unit][0]
+            for part in w.parts:
+                at = part.retry_at(amount, current)
+                if at > current:
+                    violations.append(
+                        Violation(
+                            w.name,
+                            w.kind,
+                            w.label,
+                            w.limit,
+                            part.used(current),
+                            amount,
+                            at,
+                            part.cause,
+                        )
+                    )
+        return violations
+
+    def _decide(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        now: float | None,
+        *,
+        record: bool,
+        charge: bool,
+    ) -> Decision:
+        _check_count("input_tokens", input_tokens)
+        _check_count("output_tokens", output_tokens)
+        current = self._now(now)
+        for w in self._windows:
+            for part in w.parts:
+                part.expire(current)
+        amounts = self._amounts(input_tokens, output_tokens)
+        violations = self._violations(amounts, current)
+        admitted = not violations
+        charged = False
+        refused_by: Cause | None = None
+        if admitted and record:
+            for w in self._windows:
+                for part in w.parts:
+                    part.record(amounts[w.unit][1], current)
+        elif not admitted and record and charge:
+            refused_by = max(violations, key=lambda v: v.retry_at).cause
+            if all(math.isfinite(v.retry_at) for v in violations):
+                for w in self._windows:
+                    for part in w.parts:
+                        if part.cause == "minute":
+                            part.record(amounts[w.unit][1], current)
+                charged = True
+                violations = self._violations(amounts, current)
+        return Decision(
+            admitted=admitted,
+            now=current,
+            violations=tuple(violations),
+            windows={w.name: w.state(current) for w in self._windows},
+            charged=charged,
+            refused_by=refused_by,
+        )
+
+
+class SlidingWindowLimiter(ProviderLimiter):
+    """Per-model admission control with exact sliding windows (``mode="sliding"``).
 
     ``None`` for a limit means unlimited. ``clock`` returns seconds on any monotonic scale;
     if it ever goes backwards the limiter treats time as standing still (windows stay sorted).
+    Token windows count what OpenAI counts at admission: prompt tokens plus the requested
+    maximum output.
     """
 
     def __init__(
@@ -157,93 +567,11 @@ class SlidingWindowLimiter:
         tpd: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        limits = {"rpm": rpm, "tpm": tpm, "rpd": rpd, "itpm": itpm, "otpm": otpm, "tpd": tpd}
-        for name, value in limits.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(
-                    f"SlidingWindowLimiter {name} must be an int or None, got {value!r}"
-                )
-            if value < 0:
-                raise ValueError(
-                    f"SlidingWindowLimiter {name} must be >= 0 or None (unlimited), got {value}"
-                )
-        if not callable(clock):
-            raise TypeError(f"SlidingWindowLimiter clock must be a callable, got {clock!r}")
-        self._clock = clock
-        self._windows = [_Window(n, v) for n, v in limits.items() if v is not None]
-        self._last_now = -math.inf
-
-    @property
-    def limits(self) -> dict[str, int]:
-        """The configured windows and their limits (unlimited ones are absent)."""
-        return {w.name: w.limit for w in self._windows}
-
-    def check(
-        self, input_tokens: int, output_tokens: int = 0, *, now: float | None = None
-    ) -> Decision:
-        """Would a request of this size be admitted now? Records nothing."""
-        return self._decide(input_tokens, output_tokens, now, record=False)
-
-    def acquire(
-        self, input_tokens: int, output_tokens: int = 0, *, now: float | None = None
-    ) -> Decision:
-        """Admit the request if it fits every window (and record it), else reject it."""
-        return self._decide(input_tokens, output_tokens, now, record=True)
-
-    def state(self, *, now: float | None = None) -> dict[str, WindowState]:
-        """Current state of every window (for headers on responses that admit nothing)."""
-        current = self._now(now)
-        for w in self._windows:
-            w.expire(current)
-        return {w.name: w.state(current) for w in self._windows}
-
-    def reset(self) -> None:
-        """Forget every admitted request."""
-        for w in self._windows:
-            w.entries.clear()
-            w.total = 0
-
-    def _now(self, now: float | None) -> float:
-        current = self._clock() if now is None else now
-        if current < self._last_now:
-            current = self._last_now
-        self._last_now = current
-        return current
-
-    def _decide(
-        self, input_tokens: int, output_tokens: int, now: float | None, *, record: bool
-    ) -> Decision:
-        for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        current = self._now(now)
-        amounts: dict[_Unit, int] = {
-            "requests": 1,
-            "tokens": input_tokens + output_tokens,
-            "input": input_tokens,
-            "output": output_tokens,
-        }
-        violations: list[Violation] = []
-        for w in self._windows:
-            w.expire(current)
-            amount = amounts[w.unit]
-            at = w.retry_at(amount, current)
-            if at > current:
-                violations.append(
-                    Violation(w.name, _WINDOWS[w.name][0], w.label, w.limit, w.total, amount, at)
-                )
-        admitted = not violations
-        if admitted and record:
-            for w in self._windows:
-                amount = amounts[w.unit]
-                if amount:
-                    w.entries.append((current, amount))
-                    w.total += amount
-        return Decision(
-            admitted=admitted,
-            now=current,
-            violations=tuple(violations),
-            windows={w.name: w.state(current) for w in self._windows},
+        super().__init__(
+            mode="sliding", rpm=rpm, tpm=tpm, rpd=rpd, itpm=itpm, otpm=otpm, tpd=tpd, clock=clock
         )
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
