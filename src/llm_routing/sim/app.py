@@ -32,7 +32,9 @@ from llm_routing.sim.state import (
     Completion,
     Rejection,
     SimState,
+    daily_quota_body,
     error_body,
+    spend_limit_body,
 )
 
 __all__ = ["ShutdownSignal", "create_app"]
@@ -526,7 +528,7 @@ class _ChatCompletions:
             status, body = _server_error(fault)
             await _send_json(send, status, body, admission.headers)
             return
-        if fault in ("429", "quota"):
+        if fault in ("429", "quota", "spend_limit", "daily_quota"):
             body, headers = _rate_limit_fault(fault, admission)
             await _send_json(send, 429, body, headers)
             return
@@ -616,6 +618,10 @@ def _rate_limit_fault(
         return error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"), list(
             admission.headers
         )
+    if kind == "spend_limit":  # never a retry-after: waiting cannot help
+        return spend_limit_body(f"req_{admission.completion.id}"), list(admission.headers)
+    if kind == "daily_quota":
+        return daily_quota_body(admission.completion.model, None), list(admission.headers)
     headers = list(admission.headers)
     wait = admission.retry_after
     hint = ""

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from types import FrameType
 
 from llm_routing.sim.config import SimModel
@@ -36,6 +36,16 @@ def _serve_parser() -> argparse.ArgumentParser:
         "sim-long",
     )
     parser.add_argument("--tier", default="tier1", help="rate-limit tier for --models")
+    parser.add_argument(
+        "--enforcement",
+        choices=("sliding", "token_bucket", "quantized", "provider"),
+        default=None,
+        help="how every model enforces its limits: sliding (an exact 60 s log), token_bucket "
+        "(burst up to the limit, refill limit/60 per second), quantized (plus a per-second "
+        "share of limit/60, no burst beyond it) or provider (what each model's provider "
+        "documents, e.g. OpenAI and Anthropic quantized; the demo models are OpenAI-shaped); "
+        "default: the simulator's default (llm_routing.sim.config.DEFAULT_ENFORCEMENT)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for faults, jitter, answers")
     parser.add_argument(
         "--latency",
@@ -64,7 +74,14 @@ def _models(args: argparse.Namespace) -> list[SimModel]:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
         if not names:
             raise ValueError("--models is empty; name at least one catalogue model")
-        models = [SimModel.from_spec(catalog.get(n), tier=args.tier) for n in names]
+        follow = True if args.enforcement == "provider" else None
+        models = [
+            SimModel.from_spec(catalog.get(n), tier=args.tier, follow_docs=follow) for n in names
+        ]
+    if args.enforcement == "provider" and args.models is None:
+        models = [SimModel.like("openai", **_fields(m)) for m in models]
+    elif args.enforcement is not None and args.enforcement != "provider":
+        models = [replace(m, enforcement=args.enforcement) for m in models]
     plans: dict[str, FaultPlan] = {}
     for item in args.faults:
         name, sep, spec = item.partition("=")
@@ -80,6 +97,12 @@ def _models(args: argparse.Namespace) -> list[SimModel]:
         plan = next((p for n, p in plans.items() if n == m.name or n in m.aliases), m.faults)
         out.append(replace(m, latency=latency, faults=plan))
     return out
+
+
+def _fields(model: SimModel) -> dict[str, object]:
+    """A model's fields other than how it enforces and counts (for ``SimModel.like``)."""
+    skip = {"enforcement", "failed_requests_count", "tokens_counted", "output_counted"}
+    return {f.name: getattr(model, f.name) for f in fields(model) if f.name not in skip}
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
@@ -102,7 +125,11 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         print(f"Simulated provider at {sim.base_url}", flush=True)
         for m in models:
             limits = ", ".join(f"{k}={v}" for k, v in m.limits().items() if v is not None)
-            print(f"  {m.name}: window {m.context_window}; {limits or 'unlimited'}", flush=True)
+            print(
+                f"  {m.name}: window {m.context_window}; {limits or 'unlimited'}; "
+                f"{m.enforcement} enforcement",
+                flush=True,
+            )
         print("Stats at GET /sim/stats; Ctrl-C to stop.", flush=True)
         stop.wait()
     except KeyboardInterrupt:

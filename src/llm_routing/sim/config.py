@@ -1,23 +1,89 @@
-"""What one simulated model is: window, output cap, limits, quota, latency, faults, reply size.
+"""What one simulated model is: window, output cap, limits and their enforcement, quota, faults.
 
-Plain frozen values. ``SimModel.from_spec`` reads defaults from a catalogue ``ModelSpec``; the
-catalogue itself is optional (a bare ``SimModel(name=...)`` works without it).
+Also latency and reply size. Plain frozen values. ``SimModel.from_spec`` reads defaults from
+a catalogue ``ModelSpec``; the catalogue itself is optional (a bare ``SimModel(name=...)``
+works without it). How limits are enforced follows the providers' documentation
+(``llm_routing.catalog.enforcement``) once ``FOLLOW_PROVIDER_DOCS`` is on; see that switch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from llm_routing.catalog.enforcement import (
+    MODES,
+    Enforcement,
+    EnforcementMode,
+    OutputCounted,
+    TokensCounted,
+    enforcement_for,
+)
 from llm_routing.sim.faults import FaultPlan
 from llm_routing.sim.latency import Latency
 
 if TYPE_CHECKING:
     from llm_routing.catalog.spec import ModelSpec, Price
 
-__all__ = ["SimModel"]
+__all__ = ["DEFAULT_ENFORCEMENT", "FOLLOW_PROVIDER_DOCS", "QuotaError", "SimModel"]
 
 _LIMIT_FIELDS = ("rpm", "tpm", "rpd", "itpm", "otpm", "tpd")
+
+#: THE SWITCH. ``True``: simulated models enforce limits the way their provider documents
+#: (``enforcement_for(provider)``): ``SimModel.from_spec`` follows the spec's provider, and a
+#: bare ``SimModel`` is OpenAI-shaped (quantized, refused requests count). ``False`` (for now):
+#: every model enforces the exact 60-second sliding log and counts like the simulator always
+#: did, unless it names ``enforcement=`` / ``failed_requests_count=`` itself or is built with
+#: ``SimModel.like(provider)`` or ``from_spec(..., follow_docs=True)``. It stays off until the
+#: scheduler reaches the limit under quantized enforcement (issue 16); flipping it is the one
+#: edit that turns the provider defaults on (``DEFAULT_ENFORCEMENT`` follows it).
+FOLLOW_PROVIDER_DOCS: bool = False
+
+#: The enforcement of a bare ``SimModel`` (one that names no ``enforcement``): OpenAI's
+#: documented ``"quantized"`` when ``FOLLOW_PROVIDER_DOCS`` is on, else ``"sliding"``.
+DEFAULT_ENFORCEMENT: EnforcementMode = "quantized" if FOLLOW_PROVIDER_DOCS else "sliding"
+
+#: What a spent ``quota_tokens``/``quota_requests`` answers (all HTTP 429, none with
+#: ``retry-after``): OpenAI's ``insufficient_quota``, Anthropic's spend cap
+#: (``enforced_spend_limit_reached``) or a Gemini ``RESOURCE_EXHAUSTED`` per-day quota.
+QuotaError = Literal["insufficient_quota", "spend_limit", "daily_quota"]
+_QUOTA_ERRORS: tuple[QuotaError, ...] = ("insufficient_quota", "spend_limit", "daily_quota")
+_TOKENS_COUNTED: tuple[TokensCounted, ...] = (
+    "input+max_output",
+    "input",
+    "uncached_input+cache_writes",
+)
+_OUTPUT_COUNTED: tuple[OutputCounted, ...] = ("none", "actual")
+
+
+def _default_enforcement() -> EnforcementMode:
+    return DEFAULT_ENFORCEMENT
+
+
+def _default_failed_requests_count() -> bool:
+    # A bare SimModel is OpenAI-shaped: OpenAI counts refused requests, once docs are followed.
+    return FOLLOW_PROVIDER_DOCS and enforcement_for("openai").failed_requests_count
+
+
+def _follow(enforcement: Enforcement) -> dict[str, Any]:
+    """The ``SimModel`` fields that make a model enforce and count like ``enforcement``."""
+    return {
+        "enforcement": enforcement.mode,
+        "failed_requests_count": enforcement.failed_requests_count,
+        "tokens_counted": enforcement.tokens_counted,
+        "output_counted": enforcement.output_counted,
+        "requests_header": "rpd" if enforcement.requests_header_period_s >= 86_400 else "rpm",
+    }
+
+
+# What ``from_spec`` uses while FOLLOW_PROVIDER_DOCS is off: the simulator's historical behaviour.
+_HISTORICAL: dict[str, Any] = {
+    "enforcement": "sliding",
+    "failed_requests_count": False,
+    "tokens_counted": "input+max_output",
+    "output_counted": "none",
+    "requests_header": "rpm",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +91,37 @@ class SimModel:
     """One model the simulator serves.
 
     Limits (``rpm``, ``tpm``, ``rpd`` and the Anthropic-style ``itpm``/``otpm``, plus ``tpd``)
-    are enforced with exact sliding windows (``sim.limiter``); ``None`` means unlimited. Token
-    windows count what OpenAI counts at admission: prompt tokens plus the requested output cap
-    (``max_tokens``/``max_completion_tokens``, or ``default_output_reserve`` when the request
-    sets none). ``quota_tokens``/``quota_requests`` model a prepaid balance: once spent, every
-    request gets 429 ``insufficient_quota`` until ``reset()``.
+    are enforced by ``sim.limiter.ProviderLimiter``; ``None`` means unlimited.
+
+    How they are enforced (``enforcement``): ``"sliding"`` (an exact 60-second log),
+    ``"token_bucket"`` (continuous refill at limit/60 per second, burst up to the limit) or
+    ``"quantized"`` (the minute window plus a per-second share of limit/60 with no burst beyond
+    it: RPM 600 admits 10 at once, then one every 0.1 s). Day windows are 24-hour logs in every
+    mode. Defaults follow the provider the model is shaped like (``from_spec``: the spec's
+    provider; ``SimModel.like(provider)``; a bare ``SimModel`` is OpenAI-shaped), which for
+    OpenAI and Anthropic is ``"quantized"``; while the switch ``FOLLOW_PROVIDER_DOCS`` in this
+    module is off, the default is ``DEFAULT_ENFORCEMENT`` = ``"sliding"``.
+
+    What counts:
+
+    * ``tokens_counted``: ``"input+max_output"`` (OpenAI: the prompt plus the requested output
+      cap, ``max_tokens``/``max_completion_tokens`` or ``default_output_reserve``, charged at
+      admission), ``"input"`` (Gemini: TPM counts input only) or
+      ``"uncached_input+cache_writes"`` (Anthropic ITPM; the simulator serves no prompt cache,
+      so every prompt token is uncached input).
+    * ``output_counted="actual"`` (Anthropic OTPM): the output really generated is charged when
+      the answer completes, ``max_tokens`` never; ``"none"``: nothing after admission.
+    * ``failed_requests_count`` (OpenAI): a request refused with 429 still counts toward the
+      per-minute windows, so retrying early pushes the wait further.
+
+    ``limit_group``: models naming the same group share one set of windows (OpenAI's "shared
+    limits", Anthropic's combined Opus limit); every member must declare the same limits and
+    enforcement. ``requests_header="rpd"`` reports the day window in the
+    ``x-ratelimit-*-requests`` headers, as Groq does.
+
+    ``quota_tokens``/``quota_requests`` model a prepaid balance or spend cap: once spent, every
+    request gets the 429 ``quota_error`` names (``"insufficient_quota"``, ``"spend_limit"``,
+    ``"daily_quota"``; never a ``retry-after``: waiting cannot help) until ``reset()``.
 
     ``reply_tokens`` is how long a plain-text answer is when ``max_tokens`` does not cut it.
     ``tokenizer`` names the encoding used to count prompts (as ``ModelSpec.tokenizer``).
@@ -55,6 +147,13 @@ class SimModel:
     faults: FaultPlan = field(default_factory=FaultPlan)
     aliases: tuple[str, ...] = ()
     price: Price | None = None
+    enforcement: EnforcementMode = field(default_factory=_default_enforcement)
+    failed_requests_count: bool = field(default_factory=_default_failed_requests_count)
+    tokens_counted: TokensCounted = "input+max_output"
+    output_counted: OutputCounted = "none"
+    limit_group: str | None = None
+    requests_header: Literal["rpm", "rpd"] = "rpm"
+    quota_error: QuotaError = "insufficient_quota"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -78,14 +177,52 @@ class SimModel:
                 f"got {self.faults!r}"
             )
         object.__setattr__(self, "aliases", tuple(self.aliases))
+        _check_choice("enforcement", self.enforcement, MODES)
+        if not isinstance(self.failed_requests_count, bool):
+            raise TypeError(
+                f"SimModel.failed_requests_count must be a bool, got {self.failed_requests_count!r}"
+            )
+        _check_choice("tokens_counted", self.tokens_counted, _TOKENS_COUNTED)
+        _check_choice("output_counted", self.output_counted, _OUTPUT_COUNTED)
+        _check_choice("requests_header", self.requests_header, ("rpm", "rpd"))
+        _check_choice("quota_error", self.quota_error, _QUOTA_ERRORS)
+        if self.limit_group is not None and (
+            not isinstance(self.limit_group, str) or not self.limit_group
+        ):
+            raise ValueError(
+                f"SimModel.limit_group must be a non-empty string or None, got {self.limit_group!r}"
+            )
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, tier: str | None = "tier1", **overrides: Any) -> SimModel:
+    def like(cls, provider: str, **fields: Any) -> SimModel:
+        """A model enforcing and counting the way ``provider`` documents, whatever the switch.
+
+        ``SimModel.like("anthropic", name="claude", itpm=400_000, otpm=80_000)`` is quantized,
+        counts ITPM as uncached input and OTPM as the output really generated. ``fields``
+        replace any field, the enforcement ones included.
+        """
+        return cls(**{**_follow(enforcement_for(provider)), **fields})
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ModelSpec,
+        tier: str | None = "tier1",
+        *,
+        follow_docs: bool | None = None,
+        **overrides: Any,
+    ) -> SimModel:
         """A simulated twin of a catalogue model, with that tier's published limits.
 
-        ``tier=None`` leaves the limits unlimited; ``overrides`` replace any field
-        (``SimModel.from_spec(spec, rpm=5, latency=Latency.realistic())``).
+        Limits are enforced the way ``enforcement_for(spec.provider)`` documents (OpenAI and
+        Anthropic: quantized; what counts per provider) when ``follow_docs`` is true; ``None``
+        means the module switch ``FOLLOW_PROVIDER_DOCS`` (off for now: the exact sliding log
+        and the simulator's historical counting). ``tier=None`` leaves the limits unlimited;
+        ``overrides`` replace any field (``SimModel.from_spec(spec, rpm=5,
+        enforcement="token_bucket")``).
         """
+        docs = FOLLOW_PROVIDER_DOCS if follow_docs is None else follow_docs
+        shape = _follow(enforcement_for(spec.provider)) if docs else dict(_HISTORICAL)
         limits: dict[str, int | None] = {}
         if tier is not None:
             lim = spec.limits(tier)
@@ -101,12 +238,18 @@ class SimModel:
             aliases=aliases,
             price=spec.price,
             **limits,  # type: ignore[arg-type]
+            **shape,
         )
         return replace(base, **overrides) if overrides else base
 
     def limits(self) -> dict[str, int | None]:
         """The rate limits, as keyword arguments for ``SlidingWindowLimiter``."""
         return {name: getattr(self, name) for name in _LIMIT_FIELDS}
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"SimModel.{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -16,12 +16,29 @@ from typing import Any, Literal, cast
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultPlan"]
 
 FaultKind = Literal[
-    "429", "quota", "500", "502", "503", "529", "timeout", "reset", "drop", "malformed"
+    "429",
+    "quota",
+    "spend_limit",
+    "daily_quota",
+    "500",
+    "502",
+    "503",
+    "529",
+    "timeout",
+    "reset",
+    "drop",
+    "malformed",
 ]
 
 #: ``429``: OpenAI's ``rate_limit_exceeded`` although the windows had room (another tenant, a
 #: provider-side limit we do not know), with ``retry-after`` when the plan sets ``retry_after``.
-#: ``quota``: 429 ``insufficient_quota``. ``500``/``502``/``503``: OpenAI-shaped server errors.
+#: ``quota``: 429 ``insufficient_quota``.
+#: ``spend_limit``: Anthropic's spend-cap 429 (``error.type`` ``rate_limit_error``,
+#: ``error.details.error_code`` ``enforced_spend_limit_reached``) with NO ``retry-after``: the
+#: organisation's monthly cap is reached and waiting cannot help before the next month.
+#: ``daily_quota``: a Gemini-shaped 429 ``RESOURCE_EXHAUSTED`` whose quota id says ``PerDay``,
+#: no ``retry-after``: the day's quota is spent until the day resets.
+#: ``500``/``502``/``503``: OpenAI-shaped server errors.
 #: ``529``: Anthropic's "overloaded" body.
 #: ``timeout``: accept the request and never answer. ``reset``: close the connection without a
 #: response. ``drop``: start the response, then cut the connection after ``drop_after`` chunks.
@@ -30,6 +47,8 @@ FaultKind = Literal[
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "429",
     "quota",
+    "spend_limit",
+    "daily_quota",
     "500",
     "502",
     "503",

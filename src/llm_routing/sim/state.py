@@ -7,6 +7,7 @@ All mutation happens under one lock, so ``stats()``/``reset()`` may be called fr
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import random
@@ -16,15 +17,17 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from llm_routing.sim import _tokens
 from llm_routing.sim.config import SimModel
 from llm_routing.sim.faults import FaultKind, FaultPlan
-from llm_routing.sim.limiter import Decision, SlidingWindowLimiter, WindowState
+from llm_routing.sim.limiter import Decision, ProviderLimiter, WindowState, per_second_share
 from llm_routing.sim.schema_gen import sample_from_schema
 
 __all__ = [
+    "CAUSES",
     "QUOTA_MESSAGE",
     "Admission",
     "ChatRequest",
@@ -32,9 +35,25 @@ __all__ = [
     "Rejection",
     "SimState",
     "ToolCall",
+    "daily_quota_body",
     "error_body",
     "format_duration",
+    "spend_limit_body",
 ]
+
+#: The causes ``stats()["rate_limited_by_cause"]`` counts 429s by: a per-minute window (the
+#: sliding log or the minute bucket), the per-second share of a quantized limit, a day window,
+#: an Anthropic-shaped spend cap, a Gemini-shaped daily quota, OpenAI's ``insufficient_quota``,
+#: and ``429`` faults injected on purpose.
+CAUSES = (
+    "minute",
+    "per_second",
+    "day",
+    "spend_limit",
+    "daily_quota",
+    "insufficient_quota",
+    "injected",
+)
 
 #: Events kept per model timeline (the newest): enough for the benchmarks' 10,000-request runs,
 #: bounded so a simulator serving for days does not grow without end.
@@ -57,6 +76,64 @@ def error_body(
 ) -> dict[str, Any]:
     """An OpenAI-shaped error body."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def spend_limit_body(request_id: str, *, now: float | None = None) -> dict[str, Any]:
+    """Anthropic's spend-cap 429 body (sent without ``retry-after``: waiting cannot help).
+
+    Shape from https://docs.anthropic.com/en/api/rate-limits ("Reaching your spend cap"): error
+    type ``rate_limit_error`` like a rate limit, told apart by ``error.details.error_code``
+    ``enforced_spend_limit_reached``. Access resumes on the first day of the next month (UTC).
+    """
+    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).date()
+    resume = dt.date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    message = (
+        "You have reached your API usage limits: your organization has crossed its monthly API "
+        "usage threshold, set based on your organization's API tier. You will regain access on "
+        f"{resume.isoformat()} at 00:00 UTC."
+    )
+    return {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": message,
+            "details": {"error_code": "enforced_spend_limit_reached"},
+        },
+        "request_id": request_id,
+    }
+
+
+def daily_quota_body(model: str, limit: int | None) -> dict[str, Any]:
+    """A Gemini-shaped per-day quota 429 (``RESOURCE_EXHAUSTED``, a ``...PerDay...`` quota id).
+
+    Sent without ``retry-after``: Gemini's RPD resets at midnight Pacific time, so waiting
+    within any sane deadline cannot help.
+    """
+    metric = "generativelanguage.googleapis.com/generate_content_requests"
+    shown = "unknown" if limit is None else str(limit)
+    return {
+        "error": {
+            "code": 429,
+            "message": (
+                "You exceeded your current quota, please check your plan and billing details. "
+                f"Quota exceeded for metric: {metric}, limit: {shown}, model: {model}"
+            ),
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": metric,
+                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel",
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": shown,
+                        }
+                    ],
+                }
+            ],
+        }
+    }
 
 
 def format_duration(seconds: float) -> str:
@@ -164,6 +241,7 @@ def _empty_counters() -> dict[str, Any]:
         "requests_received": 0,
         "requests_served": 0,
         "rate_limited": {"requests": 0, "tokens": 0},
+        "rate_limited_by_cause": dict.fromkeys(CAUSES, 0),
         "insufficient_quota": 0,
         "context_length_exceeded": 0,
         "bad_requests": 0,
@@ -177,9 +255,9 @@ def _empty_counters() -> dict[str, Any]:
 class _ModelRuntime:
     """Mutable per-model state (guarded by ``SimState``'s lock)."""
 
-    def __init__(self, model: SimModel, seed: int, clock: Callable[[], float]) -> None:
+    def __init__(self, model: SimModel, seed: int, limiter: ProviderLimiter) -> None:
         self.model = model
-        self.limiter = SlidingWindowLimiter(clock=clock, **model.limits())
+        self.limiter = limiter  # shared by every model of a limit group
         base = seed * 1_000_003 + zlib.crc32(model.name.encode())
         self.fault_rng = random.Random(base)
         self.latency_rng = random.Random(base + 1)
@@ -214,9 +292,13 @@ class SimState:
         if not self._models:
             raise ValueError("SimState needs at least one SimModel (models=[SimModel(name=...)])")
         self._lookup: dict[str, str] = {}
+        groups: dict[str, SimModel] = {}
         for model in self._models:
             if not isinstance(model, SimModel):
                 raise TypeError(f"models must be SimModel instances, got {model!r}")
+            if model.limit_group is not None:
+                first = groups.setdefault(model.limit_group, model)
+                _check_group_agrees(first, model)
             for alias in (model.name, *model.aliases):
                 owner = self._lookup.get(alias)
                 if owner is not None and owner != model.name:
@@ -243,7 +325,15 @@ class SimState:
             self._reset_locked()
 
     def _reset_locked(self) -> None:
-        self._runtimes = {m.name: _ModelRuntime(m, self.seed, self.clock) for m in self._models}
+        shared: dict[str, ProviderLimiter] = {}
+        self._runtimes = {}
+        for m in self._models:
+            if m.limit_group is None:
+                limiter = _limiter_for(m, self.clock)
+            else:
+                limiter = shared.get(m.limit_group) or _limiter_for(m, self.clock)
+                shared[m.limit_group] = limiter
+            self._runtimes[m.name] = _ModelRuntime(m, self.seed, limiter)
         self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
         self._t0 = self.clock()
 
@@ -334,9 +424,10 @@ class SimState:
             self._global["not_found"] += 1
 
     def note_served(self, completion: Completion) -> None:
-        """Count a fully answered request."""
+        """Count a fully answered request; charge its output where output counts at completion."""
         with self._lock:
             rt = self._runtime(completion.model)
+            rt.limiter.record_output(completion.completion_tokens)
             rt.counters["requests_served"] += 1
             rt.counters["prompt_tokens"] += completion.prompt_tokens
             rt.counters["completion_tokens"] += completion.completion_tokens
@@ -371,7 +462,7 @@ class SimState:
         with self._lock:
             rt.counters["context_length_exceeded"] += 1
             self._event(rt, "context_length_exceeded", prompt_tokens + completion)
-            headers = _ratelimit_headers(rt.limiter.state())
+            headers = _ratelimit_headers(rt.limiter.state(), model.requests_header)
         raise Rejection(
             400,
             error_body(message, param="messages", code="context_length_exceeded"),
@@ -381,7 +472,9 @@ class SimState:
     def admit(self, request: ChatRequest, prompt_tokens: int) -> Admission:
         """Quota, then rate limits, then faults; compose the answer of an admitted request.
 
-        Raises ``Rejection`` (429) when the quota is spent or a window is full.
+        Raises ``Rejection`` (429) when the quota is spent or a window is full. What the
+        windows are charged with follows the model (``SimModel.tokens_counted``,
+        ``output_counted``, ``failed_requests_count``).
         """
         with self._lock:
             rt = self._runtime(request.model)
@@ -389,20 +482,20 @@ class SimState:
             reserve = request.max_tokens
             if reserve is None:
                 reserve = model.default_output_reserve
+            # What the token windows are charged at admission. The simulator serves no prompt
+            # cache, so "uncached input + cache writes" is the whole prompt.
+            output_charge = reserve if model.tokens_counted == "input+max_output" else 0
+            charge = prompt_tokens + output_charge
             if self._quota_spent(rt):
-                rt.counters["insufficient_quota"] += 1
-                self._event(rt, "insufficient_quota", prompt_tokens + reserve)
-                raise Rejection(
-                    429,
-                    error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"),
-                    _ratelimit_headers(rt.limiter.state()),
-                )
-            decision = rt.limiter.acquire(prompt_tokens, reserve)
-            headers = _ratelimit_headers(decision.windows)
+                raise self._quota_rejection(rt, charge)
+            decision = rt.limiter.acquire(
+                prompt_tokens, output_charge, count_refusal=model.failed_requests_count
+            )
+            headers = _ratelimit_headers(decision.windows, model.requests_header)
             if not decision.admitted:
                 raise self._rate_limited(rt, decision, headers)
             completion = self._compose(rt, request, prompt_tokens)
-            rt.counters["tokens_admitted"] += prompt_tokens + reserve
+            rt.counters["tokens_admitted"] += charge
             rt.spent_requests += 1
             rt.spent_tokens += completion.prompt_tokens + completion.completion_tokens
             rt.fault_counter += 1
@@ -410,7 +503,13 @@ class SimState:
             if fault is not None:
                 faults = rt.counters["faults"]
                 faults[fault] = faults.get(fault, 0) + 1
-                self._event(rt, f"fault:{fault}", prompt_tokens + reserve)
+                self._event(rt, f"fault:{fault}", charge)
+                cause = _FAULT_CAUSES.get(fault)
+                if cause is not None:
+                    rt.counters["rate_limited_by_cause"][cause] += 1
+                if fault in ("drop", "malformed"):
+                    # The answer was generated (then cut on the wire): its output counts.
+                    rt.limiter.record_output(completion.completion_tokens)
             ttft, per_token = model.latency.sample(rt.latency_rng)
             return Admission(
                 completion=completion,
@@ -422,6 +521,27 @@ class SimState:
                 per_token=per_token,
                 headers=headers,
             )
+
+    def _quota_rejection(self, rt: _ModelRuntime, charge: int) -> Rejection:
+        model = rt.model
+        headers = _ratelimit_headers(rt.limiter.state(), model.requests_header)
+        if model.quota_error == "spend_limit":
+            rt.counters["rate_limited_by_cause"]["spend_limit"] += 1
+            self._event(rt, "spend_limit", charge)
+            self._ids += 1
+            return Rejection(429, spend_limit_body(f"req_sim{self._ids}"), headers)
+        if model.quota_error == "daily_quota":
+            rt.counters["rate_limited_by_cause"]["daily_quota"] += 1
+            self._event(rt, "daily_quota", charge)
+            return Rejection(429, daily_quota_body(model.name, model.quota_requests), headers)
+        rt.counters["insufficient_quota"] += 1
+        rt.counters["rate_limited_by_cause"]["insufficient_quota"] += 1
+        self._event(rt, "insufficient_quota", charge)
+        return Rejection(
+            429,
+            error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"),
+            headers,
+        )
 
     @staticmethod
     def _quota_spent(rt: _ModelRuntime) -> bool:
@@ -438,8 +558,13 @@ class SimState:
         binding = decision.binding
         assert binding is not None  # a refused decision always names its window
         rt.counters["rate_limited"][binding.kind] += 1
+        cause = decision.cause or binding.cause
+        rt.counters["rate_limited_by_cause"][cause] += 1
         self._event(rt, f"rate_limited:{binding.kind}", binding.requested)
         where = f"{rt.model.name} in organization org-sim on {binding.label}"
+        if binding.cause == "per_second":
+            rate, _ = per_second_share(binding.limit)
+            where += f" (enforced per second: {_share_text(rate)} per 1s)"
         if math.isinf(decision.retry_after):
             message = (
                 f"Request too large for {where}: Limit {binding.limit}, Requested "
@@ -533,8 +658,16 @@ class SimState:
             totals.update(self._global)
             for name, rt in self._runtimes.items():
                 counters = json.loads(json.dumps(rt.counters))
+                m = rt.model
                 models[name] = {
                     **counters,
+                    "enforcement": {
+                        "mode": m.enforcement,
+                        "failed_requests_count": m.failed_requests_count,
+                        "tokens_counted": m.tokens_counted,
+                        "output_counted": m.output_counted,
+                        "limit_group": m.limit_group,
+                    },
                     "limits": {k: v for k, v in rt.model.limits().items() if v is not None},
                     "context_window": rt.model.context_window,
                     "quota_spent": {"tokens": rt.spent_tokens, "requests": rt.spent_requests},
@@ -551,6 +684,8 @@ class SimState:
                     totals[key] += counters[key]
                 for kind, count in counters["rate_limited"].items():
                     totals["rate_limited"][kind] += count
+                for cause, count in counters["rate_limited_by_cause"].items():
+                    totals["rate_limited_by_cause"][cause] += count
                 for kind, count in counters["faults"].items():
                     totals["faults"][kind] = totals["faults"].get(kind, 0) + count
             totals["uptime"] = round(self.clock() - self._t0, 6)
@@ -574,9 +709,65 @@ def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any], bool] | Non
     return first["name"], first.get("parameters") or {}, False
 
 
-def _ratelimit_headers(windows: Mapping[str, WindowState]) -> list[tuple[str, str]]:
+_FAULT_CAUSES: dict[str, str] = {
+    "429": "injected",
+    "quota": "insufficient_quota",
+    "spend_limit": "spend_limit",
+    "daily_quota": "daily_quota",
+}
+
+# What must agree between the members of a limit group (they share one limiter).
+_GROUP_FIELDS = (
+    "rpm",
+    "tpm",
+    "rpd",
+    "itpm",
+    "otpm",
+    "tpd",
+    "enforcement",
+    "failed_requests_count",
+    "tokens_counted",
+    "output_counted",
+)
+
+
+def _limiter_for(model: SimModel, clock: Callable[[], float]) -> ProviderLimiter:
+    return ProviderLimiter(
+        mode=model.enforcement,
+        output_at="completion" if model.output_counted == "actual" else "admission",
+        clock=clock,
+        **model.limits(),
+    )
+
+
+def _check_group_agrees(first: SimModel, model: SimModel) -> None:
+    for name in _GROUP_FIELDS:
+        a, b = getattr(first, name), getattr(model, name)
+        if a != b:
+            raise ValueError(
+                f"models {first.name!r} and {model.name!r} share limit_group "
+                f"{model.limit_group!r} but declare different {name} ({a!r} vs {b!r}); a limit "
+                "group has one set of windows, so give every member the same limits and "
+                "enforcement"
+            )
+
+
+def _share_text(rate: Fraction) -> str:
+    if rate.denominator == 1:
+        return str(rate.numerator)
+    return f"{float(rate):.6g}"
+
+
+def _ratelimit_headers(
+    windows: Mapping[str, WindowState], requests: str = "rpm"
+) -> list[tuple[str, str]]:
+    """OpenAI's ``x-ratelimit-*`` headers; ``requests="rpd"`` reports the day (as Groq does).
+
+    ``remaining`` is what would be admitted now (under ``quantized``, at most the per-second
+    share's room); ``reset`` is the time until the window is back to its initial state.
+    """
     headers: list[tuple[str, str]] = []
-    for window, suffix in (("rpm", "requests"), ("tpm", "tokens")):
+    for window, suffix in ((requests, "requests"), ("tpm", "tokens")):
         state = windows.get(window)
         if state is None:
             continue
