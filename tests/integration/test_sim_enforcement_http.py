@@ -44,6 +44,7 @@ def enforced():
         SimModel(name="sliding-600", rpm=600, enforcement="sliding"),
         SimModel(name="bucket-600", rpm=600, enforcement="token_bucket"),
         SimModel(name="capped", faults=FaultPlan.always("spend_limit")),
+        SimModel(name="gem", rpd=250, faults=FaultPlan.always("daily_quota")),
     ]
     with SimulatedProvider(models, clock=clock) as sim:
         yield sim, clock
@@ -105,3 +106,19 @@ def test_spend_limit_429_has_anthropic_shape_and_no_retry_after(sim):
     assert error["type"] == "rate_limit_error"
     assert error["details"]["error_code"] == "enforced_spend_limit_reached"
     assert server.stats()["models"]["capped"]["rate_limited_by_cause"]["spend_limit"] == 1
+
+
+def test_daily_quota_429_has_gemini_shape_and_no_retry_after(sim):
+    server, _ = sim
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={"model": "gem", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
+    assert response.status_code == 429
+    assert "retry-after" not in response.headers
+    error = response.json()["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    violation = error["details"][0]["violations"][0]
+    assert "PerDay" in violation["quotaId"]
+    assert violation["quotaValue"] == "250"

@@ -416,3 +416,10 @@ def test_retry_after_is_never_zero_for_a_refusal():
     rejected = refusal(state, "m")
     assert int(header(rejected, "retry-after-ms")) >= 1
     assert not math.isnan(float(header(rejected, "retry-after")))
+
+
+def test_a_model_builds_its_own_limiter_for_virtual_time_runs():
+    clock = Clock()
+    limiter = SimModel.like("anthropic", name="c", rpm=60, otpm=100).limiter(clock)
+    assert (limiter.mode, limiter.output_at) == ("quantized", "completion")
+    assert limiter.limits == {"rpm": 60, "otpm": 100}

@@ -8,6 +8,11 @@ raw access to the connection for faults; uvicorn's asyncio server holds thousand
 connections in one thread and runs in a background thread with its own event loop (no nested
 loop tricks, no signal handlers), so tests drive it with real clients such as ``ChatOpenAI``.
 
+Limits are enforced the way providers document (``SimModel(enforcement="sliding" |
+"token_bucket" | "quantized")``, what counts per provider, limit groups; the provider defaults
+sit behind ``llm_routing.sim.config.FOLLOW_PROVIDER_DOCS``), from
+``llm_routing.catalog.enforcement`` rather than from the scheduler's own model.
+
 ```python
 with SimulatedProvider([SimModel(name="gpt-4o-mini", rpm=3, tpm=10_000)], seed=0) as sim:
     llm = ChatOpenAI(model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0)
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from llm_routing.sim.config import SimModel
 from llm_routing.sim.faults import FAULT_KINDS, FaultPlan
 from llm_routing.sim.latency import Latency
-from llm_routing.sim.limiter import Decision, SlidingWindowLimiter
+from llm_routing.sim.limiter import Decision, ProviderLimiter, SlidingWindowLimiter
 from llm_routing.sim.schema_gen import sample_from_schema
 
 if TYPE_CHECKING:
@@ -32,6 +37,7 @@ __all__ = [
     "Decision",
     "FaultPlan",
     "Latency",
+    "ProviderLimiter",
     "SimModel",
     "SimulatedProvider",
     "SlidingWindowLimiter",

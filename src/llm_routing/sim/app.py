@@ -529,7 +529,7 @@ class _ChatCompletions:
             await _send_json(send, status, body, admission.headers)
             return
         if fault in ("429", "quota", "spend_limit", "daily_quota"):
-            body, headers = _rate_limit_fault(fault, admission)
+            body, headers = _rate_limit_fault(fault, admission, _model(self.state, request).rpd)
             await _send_json(send, 429, body, headers)
             return
         if request.stream:
@@ -612,7 +612,7 @@ def _model(state: SimState, request: ChatRequest) -> SimModel:
 
 
 def _rate_limit_fault(
-    kind: str, admission: Admission
+    kind: str, admission: Admission, rpd: int | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     if kind == "quota":
         return error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"), list(
@@ -621,7 +621,7 @@ def _rate_limit_fault(
     if kind == "spend_limit":  # never a retry-after: waiting cannot help
         return spend_limit_body(f"req_{admission.completion.id}"), list(admission.headers)
     if kind == "daily_quota":
-        return daily_quota_body(admission.completion.model, None), list(admission.headers)
+        return daily_quota_body(admission.completion.model, rpd), list(admission.headers)
     headers = list(admission.headers)
     wait = admission.retry_after
     hint = ""

@@ -8,6 +8,8 @@ works without it). How limits are enforced follows the providers' documentation
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +23,7 @@ from llm_routing.catalog.enforcement import (
 )
 from llm_routing.sim.faults import FaultPlan
 from llm_routing.sim.latency import Latency
+from llm_routing.sim.limiter import ProviderLimiter
 
 if TYPE_CHECKING:
     from llm_routing.catalog.spec import ModelSpec, Price
@@ -245,6 +248,20 @@ class SimModel:
     def limits(self) -> dict[str, int | None]:
         """The rate limits, as keyword arguments for ``SlidingWindowLimiter``."""
         return {name: getattr(self, name) for name in _LIMIT_FIELDS}
+
+    def limiter(self, clock: Callable[[], float] = time.monotonic) -> ProviderLimiter:
+        """A fresh limiter enforcing this model's limits its way (for virtual-time runs too).
+
+        Example:
+            >>> SimModel(name="m", rpm=600, enforcement="quantized").limiter().mode
+            'quantized'
+        """
+        return ProviderLimiter(
+            mode=self.enforcement,
+            output_at="completion" if self.output_counted == "actual" else "admission",
+            clock=clock,
+            **self.limits(),
+        )
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -329,9 +329,9 @@ class SimState:
         self._runtimes = {}
         for m in self._models:
             if m.limit_group is None:
-                limiter = _limiter_for(m, self.clock)
+                limiter = m.limiter(self.clock)
             else:
-                limiter = shared.get(m.limit_group) or _limiter_for(m, self.clock)
+                limiter = shared.get(m.limit_group) or m.limiter(self.clock)
                 shared[m.limit_group] = limiter
             self._runtimes[m.name] = _ModelRuntime(m, self.seed, limiter)
         self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
@@ -729,15 +729,6 @@ _GROUP_FIELDS = (
     "tokens_counted",
     "output_counted",
 )
-
-
-def _limiter_for(model: SimModel, clock: Callable[[], float]) -> ProviderLimiter:
-    return ProviderLimiter(
-        mode=model.enforcement,
-        output_at="completion" if model.output_counted == "actual" else "admission",
-        clock=clock,
-        **model.limits(),
-    )
 
 
 def _check_group_agrees(first: SimModel, model: SimModel) -> None:
