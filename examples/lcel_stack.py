@@ -2,7 +2,9 @@
 
 Runs against the simulated provider (no API key): ``python examples/lcel_stack.py``.
 One stack (one scheduler's windows, one tracker's ledger) decorates two models; the primary
-allows 4 requests a minute, so the 5th and 6th fall back instead of waiting.
+allows 4 requests a minute, which OpenAI may enforce as one request every 15 s, so the
+scheduler paces it: the first question goes to the primary and, with ``max_wait=5``, the next
+ones fall back at once instead of waiting 15 s for their turn.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ def main() -> None:
     with SimulatedProvider(MODELS) as sim:
         guard = ContextGuard()
         # The simulator allows 4 requests a minute on gpt-4o-mini; tell the scheduler so.
-        # request_margin=0 uses all 4 (the default keeps 2 spare); max_wait=0 never waits.
+        # request_margin=0 uses all 4 (the default keeps 2 spare). Pacing follows the provider
+        # (one every 15 s; pacing="burst" would send 4 at once), and max_wait=5 refuses any wait
+        # longer than 5 s, so the chain falls back; the backup's own pace is a fraction of that.
         scheduler = RateScheduler(
-            limits={"openai:gpt-4o-mini": {"rpm": 4}}, max_wait=0, request_margin=0
+            limits={"openai:gpt-4o-mini": {"rpm": 4}}, max_wait=5, request_margin=0
         )
         tracker = CostTracker(budget_usd=1.00)
         stack = guard | scheduler | tracker  # reusable: state is shared by every model

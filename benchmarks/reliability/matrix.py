@@ -71,6 +71,8 @@ __all__ = [
 #: knows them (windows, prices, tier1 limits), so the guard, scheduler and tracker do too.
 MODELS: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini")
 NAMES: tuple[str, ...] = tuple(f"openai:{m}" for m in MODELS)
+# Limits far above a cell's few calls, enforced by the simulator and known to the scheduler.
+CELL_LIMITS: dict[str, int | None] = {"rpm": 60_000, "tpm": 100_000_000, "rpd": None}
 
 SCOPES: tuple[str, ...] = ("primary", "all", "first")
 SCOPE_LABELS = {
@@ -324,6 +326,9 @@ class Harness:
         """The router under test: real ChatOpenAI (no SDK retries), default guard and tracker."""
         s = self.settings
         scheduler = RateScheduler(
+            # The limits the simulator enforces (paced by default, a millisecond apart): the
+            # matrix is about faults, so no cell's outcome may hinge on waiting for capacity.
+            limits={name: dict(CELL_LIMITS) for name in NAMES},
             max_wait=s.max_wait,
             max_retries=s.max_retries,
             backoff_initial=s.backoff_initial,

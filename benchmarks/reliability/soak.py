@@ -233,10 +233,21 @@ def sim_models(config: SoakConfig) -> list[SimModel]:
     ]
 
 
-def scheduler_limits(config: SoakConfig) -> dict[str, dict[str, int | None]]:
-    """The scheduler's limits: the simulator's, per model (the catalogue's tiers differ)."""
+def scheduler_limits(config: SoakConfig) -> dict[str, dict[str, int | str | None]]:
+    """The scheduler's limits: the simulator's, per model (the catalogue's tiers differ).
+
+    The soak's simulator keeps exact sliding minute windows, which accept a whole minute's
+    quota at once, so the scheduler is told to burst: the primary fills in the first seconds
+    and the overflow exercises the fallbacks (paced, a closed loop of callers would only wait
+    their turn within ``max_wait`` and never overflow).
+    """
     return {
-        f"{PROVIDER}:{name}": {"rpm": rpm, "tpm": rpm * TOKENS_PER_REQUEST_LIMIT, "rpd": None}
+        f"{PROVIDER}:{name}": {
+            "rpm": rpm,
+            "tpm": rpm * TOKENS_PER_REQUEST_LIMIT,
+            "rpd": None,
+            "pacing": "burst",
+        }
         for name, rpm in zip(MODEL_NAMES, config.rpms, strict=True)
     }
 

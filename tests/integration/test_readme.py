@@ -35,7 +35,7 @@ README = ROOT / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 SERVED = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o")
 
-PRELUDE = r'''
+PRELUDE = r"""
 import ipaddress, json, socket, sys
 
 _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
@@ -69,7 +69,7 @@ for number, code in enumerate(json.loads(sys.stdin.read()), 1):
     print(f"--- README python block {number}", flush=True)
     exec(compile(code, f"README.md python block {number}", "exec"), namespace)
 print("--- all blocks ran", flush=True)
-'''
+"""
 
 
 def readme_blocks(language: str) -> list[str]:

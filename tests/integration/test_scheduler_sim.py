@@ -66,6 +66,9 @@ def client(sim: SimulatedProvider, name: str, **kw) -> ChatOpenAI:
 
 
 def scheduler(clock: ScaledClock, **kw) -> RateScheduler:
+    # The simulator here keeps exact sliding minute windows, whose bucket allows a burst of a
+    # whole minute's quota: tell the scheduler so (quantized providers have their own tests).
+    kw.setdefault("pacing", "burst")
     return RateScheduler(limits=LIMITS, clock=clock, **kw)
 
 

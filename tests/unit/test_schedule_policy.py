@@ -344,13 +344,57 @@ def test_smoothing_spaces_admissions_by_window_over_effective_rpm():
     state = ModelState()
     fill(state, limits, 10.0, 1)
     decision = decide(state, limits, 10.2, NOTHING)
-    assert (decision.at, decision.binding) == (11.0, "smoothing")
+    assert (decision.at, decision.binding) == (11.0, "pace_rpm")
     assert decide(state, limits, 11.0, NOTHING).admit
 
 
 def test_without_smoothing_a_burst_up_to_the_limit_is_admitted_at_once():
     limits = RateLimits(rpm=62)
     fill(ModelState(), limits, 10.0, 60)
+
+
+def test_token_pacing_holds_the_next_admission_by_its_tokens_at_the_per_second_rate():
+    limits = RateLimits(tpm=6_000, token_headroom=0, smoothing=True)  # 100 tokens per second
+    state = ModelState()
+    take(state, limits, 0.0, Request(150, 50))
+    decision = decide(state, limits, 0.5, Request(10, 0))
+    assert (decision.admit, decision.at, decision.binding) == (False, 2.0, "pace_tpm")
+    assert decide(state, limits, 2.0, Request(10, 0)).admit
+
+
+def test_itpm_pacing_counts_input_tokens_only():
+    limits = RateLimits(itpm=6_000, token_headroom=0, smoothing=True)
+    state = ModelState()
+    take(state, limits, 0.0, Request(300, 5_000))
+    decision = decide(state, limits, 1.0, NOTHING)
+    assert (decision.at, decision.binding) == (3.0, "pace_itpm")
+
+
+def test_pacing_never_refuses_a_request_larger_than_one_seconds_share():
+    # 5,000 tokens is 50 s of a 6,000 TPM: admitted now, and the next one waits those 50 s.
+    limits = RateLimits(tpm=6_000, token_headroom=0, smoothing=True)
+    state = ModelState()
+    assert decide(state, limits, 0.0, Request(5_000, 0)).admit
+    take(state, limits, 0.0, Request(5_000, 0))
+    assert decide(state, limits, 0.0, NOTHING).at == 50.0
+
+
+def test_after_a_cooldown_pacing_resumes_at_the_rate_not_in_a_burst():
+    limits = RateLimits(rpm=62, tpm=6_000, token_headroom=0, smoothing=True)
+    state = ModelState()
+    cooldown(state, 30.0)
+    assert decide(state, limits, 10.0, NOTHING).at == 30.0
+    take(state, limits, 30.0, Request(50, 0))
+    decision = decide(state, limits, 30.0, Request(50, 0))
+    assert (decision.at, decision.binding) == (31.0, "pace_rpm")
+
+
+def test_a_projection_of_the_queue_ahead_paces_tokens_too():
+    limits = RateLimits(tpm=6_000, token_headroom=0, smoothing=True)
+    state = ModelState()
+    ahead = [Request(100, 0), Request(200, 0)]
+    decision = project(state, limits, 0.0, ahead, Request(10, 0))
+    assert (decision.admit, decision.at) == (False, 3.0)  # 100 + 200 tokens at 100/s
 
 
 # --------------------------------------------------------------------------- settle, release

@@ -167,6 +167,9 @@ def fake(clock: VirtualClock | None = None, **kw) -> Fake:
 
 
 def scheduler(clock: VirtualClock, **kw) -> RateScheduler:
+    # These tests pin the minute windows, retries and waits with tiny limits; per-second
+    # pacing (the default for providers that quantize) has tests of its own.
+    kw.setdefault("pacing", "burst")
     return RateScheduler(clock=clock, **kw)
 
 
@@ -1050,3 +1053,58 @@ def test_an_odd_ratelimit_header_is_skipped_never_raised(remaining):
 
     headers = {"x-ratelimit-remaining-requests": remaining, "x-ratelimit-reset-requests": "1s"}
     assert _ratelimit_headers(headers) is None
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+def test_default_pacing_follows_each_providers_documented_enforcement():
+    s = RateScheduler()
+    assert s.pacing == "auto"
+    # OpenAI and Anthropic say their per-minute limits may be enforced per second.
+    assert s.limits_for(MINI).smoothing
+    assert s.limits_for("anthropic:claude-haiku-4-5").smoothing
+
+
+def test_pacing_burst_or_paced_overrides_the_default_globally_and_per_model():
+    assert not RateScheduler(pacing="burst").limits_for(MINI).smoothing
+    assert not RateScheduler(limits={MINI: {"pacing": "burst"}}).limits_for(MINI).smoothing
+    both = RateScheduler(pacing="burst", limits={MINI: {"pacing": "paced"}})
+    assert both.limits_for(MINI).smoothing
+    assert not both.limits_for("openai:gpt-4o").smoothing
+
+
+@pytest.mark.parametrize("value", ["smooth", True, None])
+def test_pacing_rejects_an_unknown_mode_naming_the_known_ones(value):
+    with pytest.raises(ValueError, match=r"RateScheduler\(pacing=…\) must be 'auto'"):
+        RateScheduler(pacing=value)
+    with pytest.raises(ValueError, match=r"limits\['openai:gpt-4o-mini'\]\)\['pacing'\]"):
+        RateScheduler(limits={MINI: {"pacing": value}})
+
+
+def test_smoothing_is_deprecated_and_says_what_to_write_instead():
+    with pytest.warns(DeprecationWarning, match="pacing='paced'"):
+        paced = RateScheduler(smoothing=True)
+    assert paced.pacing == "paced" and paced.limits_for(MINI).smoothing
+    with pytest.warns(DeprecationWarning, match="pacing='burst'"):
+        burst = RateScheduler(smoothing=False)
+    assert not burst.limits_for(MINI).smoothing
+
+
+async def test_by_default_a_burst_is_paced_to_the_per_second_rate():
+    clock = VirtualClock()
+    s = RateScheduler(limits={MINI: {"rpm": 62, "tpm": None, "rpd": None}}, clock=clock)
+    model = fake(clock)
+    decorated = s | model
+    await asyncio.gather(*(decorated.ainvoke("hi") for _ in range(5)))
+    assert model.times == [0.0, 1.0, 2.0, 3.0, 4.0]  # 60 per minute after the margin
+
+
+async def test_burst_pacing_admits_the_whole_window_at_once():
+    clock = VirtualClock()
+    limits = {MINI: {"rpm": 62, "tpm": None, "rpd": None}}
+    s = RateScheduler(limits=limits, clock=clock, pacing="burst")
+    model = fake(clock)
+    decorated = s | model
+    await asyncio.gather(*(decorated.ainvoke("hi") for _ in range(5)))
+    assert model.times == [0.0] * 5

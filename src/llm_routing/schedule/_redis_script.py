@@ -54,6 +54,7 @@ local st = {
   req = 0, tok = 0, inp = 0, out = 0, cut = -INF,
   dreq = 0, dcut = -INF, cend = -INF, creq = 0,
   cool = -INF, last = -INF, high = -INF, win = 60.0, seq = 0, hz = -INF,
+  ptok = -INF, pinp = -INF,
   s_req = 0, s_tok = 0, s_inp = 0, s_out = 0,
 }
 st.exp = -INF
@@ -307,9 +308,13 @@ local function decide(lim, rin, rout, concurrency)
       if when > at then at, binding = when, 'otpm' end
     end
   end
-  if lim.smoothing and lim.rpm then
-    local when = st.last + window / lim.rpm
-    if when > at then at, binding = when, 'smoothing' end
+  if lim.smoothing then
+    if lim.rpm then
+      local when = st.last + window / lim.rpm
+      if when > at then at, binding = when, 'pace_rpm' end
+    end
+    if lim.tpm and st.ptok > at then at, binding = st.ptok, 'pace_tpm' end
+    if lim.itpm and st.pinp > at then at, binding = st.pinp, 'pace_itpm' end
   end
   if at > now then
     return {0, f(at), binding, (binding == 'rpd') and 1 or 0}
@@ -353,6 +358,14 @@ local function record(lim, rin, rout, rid)
     horizon(now + DAY)
   end
   st.last = now
+  if lim.smoothing then
+    if lim.tpm and lim.tpm > 0 then
+      st.ptok = math.max(st.ptok, now) + (rin + rout) * lim.window / lim.tpm
+    end
+    if lim.itpm and lim.itpm > 0 then
+      st.pinp = math.max(st.pinp, now) + rin * lim.window / lim.itpm
+    end
+  end
   horizon(now + lim.window)
   redis.call('HSET', I, rid, id)
   created[I] = true

@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_routing.catalog import Catalog, Limits, ModelSpec, default_catalog
+from llm_routing.catalog.enforcement import enforcement_for
 from llm_routing.errors import UnknownModelError
 from llm_routing.schedule.policy import RateLimits
 
 __all__ = ["LimitResolver", "api_key_fingerprint"]
 
 _LIMIT_KEYS = frozenset({"rpm", "tpm", "rpd", "itpm", "otpm", "max_concurrency"})
-_OPTION_KEYS = frozenset({"request_margin", "token_headroom", "smoothing", "day"})
+_OPTION_KEYS = frozenset({"request_margin", "token_headroom", "smoothing", "pacing", "day"})
+PACING_MODES = ("auto", "paced", "burst")
 # LangChain's provider names (and the seed's) for the catalogue's.
 _PROVIDER_ALIASES = {
     "google_genai": "google",
@@ -50,6 +52,26 @@ def _as_argument(message: str) -> str:
         if message.startswith(prefix):
             return f"RateScheduler({argument}=…) {message.removeprefix(prefix)}"
     return message
+
+
+def check_pacing(value: Any, where: str) -> None:
+    """``pacing`` is one of `PACING_MODES`; the error says what each means."""
+    if value not in PACING_MODES:
+        raise ValueError(
+            f"{where} must be 'auto' (pace where the provider enforces its limits per "
+            "second, burst where its bucket allows it: the catalogue's enforcement), 'paced' "
+            f"or 'burst'; got {value!r}"
+        )
+
+
+def paced_by_default(provider: str) -> bool:
+    """Whether ``provider`` enforces per-minute limits over shorter periods (so we pace).
+
+    From `llm_routing.catalog.enforcement`: every provider documented so far says its limits
+    may be quantized (enforced per second), and an unknown provider is treated the same way,
+    since pacing costs little where a minute-sized bucket would have allowed a burst.
+    """
+    return enforcement_for(provider).mode == "quantized"
 
 
 def _provider(name: str) -> str:
@@ -100,7 +122,7 @@ class LimitResolver:
         self._default_tier = tier if isinstance(tier, str) else None
         self._options = dict(options)
         try:
-            RateLimits(**self._options)  # validates the options once, naming the bad one
+            RateLimits(**self._limit_options(self._options, None))  # names the bad option
         except (TypeError, ValueError) as exc:
             raise type(exc)(_as_argument(str(exc))) from None
         self._overrides = self._check_limits(limits)
@@ -189,8 +211,10 @@ class LimitResolver:
                     f"{where}: unknown key(s) {sorted(unknown)}; limits: {sorted(_LIMIT_KEYS)}, "
                     f"options: {sorted(_OPTION_KEYS)}"
                 )
+            if "pacing" in fields:
+                check_pacing(fields["pacing"], f"{where}['pacing']")
             try:
-                RateLimits(**{**self._options, **fields})
+                RateLimits(**self._limit_options({**self._options, **fields}, None))
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}: {exc}") from None
             out[self._canonical(name)] = fields
@@ -243,7 +267,8 @@ class LimitResolver:
                 f"RateScheduler: the catalogue has no rate limits for {spec.key}; it is not "
                 f"paced (429s are still retried). Pass limits={{'{spec.key}': {{...}}}}.",
             )
-        resolved = RateLimits(**{**self._options, **base, **(override or {})})
+        merged = {**self._options, **base, **(override or {})}
+        resolved = RateLimits(**self._limit_options(merged, spec.provider))
         with self._lock:
             self._cache[spec.key] = resolved
         return resolved
@@ -262,8 +287,27 @@ class LimitResolver:
                     f"limits={{'{name}': {{'rpm': …, 'tpm': …}}}}",
                     model=name,
                 ) from None
-            return key, RateLimits(**{**self._options, **override})
+            provider = key.split(":", 1)[0] if ":" in key else ""
+            return key, RateLimits(**self._limit_options({**self._options, **override}, provider))
         return spec.key, self.for_spec(spec)
+
+    @staticmethod
+    def _limit_options(fields: Mapping[str, Any], provider: str | None) -> dict[str, Any]:
+        """``fields`` as `RateLimits` keywords: ``pacing`` becomes ``smoothing``.
+
+        An explicit ``smoothing`` (deprecated) or ``pacing='paced'|'burst'`` wins; ``auto``
+        follows the provider's documented enforcement (``provider=None``: only validating).
+        """
+        out = {k: v for k, v in fields.items() if k != "pacing"}
+        pacing = fields.get("pacing", "auto")
+        if out.get("smoothing") is None:
+            if pacing == "paced":
+                out["smoothing"] = True
+            elif pacing == "burst" or provider is None:
+                out["smoothing"] = False
+            else:
+                out["smoothing"] = paced_by_default(provider)
+        return out
 
     def _warn_once(self, key: str, message: str) -> None:
         with self._lock:

@@ -79,6 +79,15 @@ class RateLimits:
     ``request_margin`` and ``token_headroom`` keep us just under the provider's limits, so
     clock skew between us and the provider, and requests the provider counts slightly
     differently, do not turn into 429s.
+
+    ``smoothing`` paces admissions to the per-minute limits' per-second rate, which is how
+    providers that quantize their limits enforce them (OpenAI: 60,000 RPM "may be enforced"
+    as 1,000 per second; Anthropic: 60 RPM "as 1 request per second"): one request every
+    ``window_s / effective_rpm`` seconds, and for tokens a GCRA with no burst, where each
+    admission holds the next one back by ``tokens * window_s / effective_tpm`` seconds (the
+    same for ``itpm``). Without it, the minute windows alone allow a whole minute's quota in
+    one burst, which only a provider with a minute-sized bucket accepts. ``RateScheduler``
+    sets it per provider from `llm_routing.catalog.enforcement`.
     """
 
     rpm: int | None = None
@@ -330,6 +339,8 @@ class ModelState:
         "last_admit",
         "log",
         "output_tokens",
+        "pace_inp",
+        "pace_tok",
         "projection",
         "requests",
         "synthetic",
@@ -353,6 +364,10 @@ class ModelState:
         self.inflight: dict[str, _Entry] = {}
         self.cooldown_until = -math.inf
         self.last_admit = -math.inf
+        # Token pacing (``RateLimits.smoothing``): the earliest time the next admission may
+        # happen, given the tokens admitted so far at the per-second rate.
+        self.pace_tok = -math.inf
+        self.pace_inp = -math.inf
         self.high = -math.inf
         self.synthetic: dict[str, list[tuple[float, int]]] = {d: [] for d in _DIMS}
         self.synthetic_total: dict[str, int] = dict.fromkeys(_DIMS, 0)
@@ -528,10 +543,15 @@ def _decide(
             )
             if when > at:
                 at, binding = when, "otpm"
-    if limits.smoothing and rpm is not None:
-        when = state.last_admit + window / rpm
-        if when > at:
-            at, binding = when, "smoothing"
+    if limits.smoothing:
+        if rpm is not None:
+            when = state.last_admit + window / rpm
+            if when > at:
+                at, binding = when, "pace_rpm"
+        if tpm is not None and state.pace_tok > at:
+            at, binding = state.pace_tok, "pace_tpm"
+        if itpm is not None and state.pace_inp > at:
+            at, binding = state.pace_inp, "pace_itpm"
     if at > now:
         return Decision(False, at, binding, None, binding == "rpd")
     if (
@@ -563,6 +583,15 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
         state.day_log.append(entry)
         state.day_requests += 1
     state.last_admit = now
+    if limits.smoothing:
+        tpm = limits.effective_tpm
+        if tpm:
+            state.pace_tok = (
+                max(state.pace_tok, now) + (entry.inp + entry.out) * limits.window_s / tpm
+            )
+        itpm = limits.effective_itpm
+        if itpm:
+            state.pace_inp = max(state.pace_inp, now) + entry.inp * limits.window_s / itpm
     return entry
 
 

@@ -181,8 +181,22 @@ def _limit_text(binding: str | None, limits: RateLimits) -> str:
         return f"RPD {limits.rpd:,} ({mode})"
     if binding == "concurrency":
         return f"max_concurrency {limits.max_concurrency}"
-    if binding == "smoothing" and limits.effective_rpm is not None:
-        return f"smoothing (one request every {limits.window_s / limits.effective_rpm:.3g}s)"
+    per_second = limits.window_s
+    if binding == "pace_rpm" and limits.effective_rpm is not None:
+        return (
+            f"pacing to the provider's per-second rate (one request every "
+            f"{per_second / limits.effective_rpm:.3g}s)"
+        )
+    if binding == "pace_tpm" and limits.effective_tpm:
+        return (
+            f"pacing to the provider's per-second rate "
+            f"({limits.effective_tpm / per_second:,.0f} tokens/s)"
+        )
+    if binding == "pace_itpm" and limits.effective_itpm:
+        return (
+            f"pacing to the provider's per-second rate "
+            f"({limits.effective_itpm / per_second:,.0f} input tokens/s)"
+        )
     if binding == "cooldown":
         return "the cooldown after a provider rate-limit error"
     return str(binding)

@@ -236,6 +236,8 @@ def _state_from(raw: Sequence[Any], epoch_offset: float) -> tuple[float, ModelSt
     state.cal_requests = int(fields["creq"])
     state.cooldown_until = fields["cool"]
     state.last_admit = fields["last"]
+    state.pace_tok = fields.get("ptok", -math.inf)
+    state.pace_inp = fields.get("pinp", -math.inf)
     state.high = fields["high"]
     state.window_s = fields["win"]
     entries: dict[Any, Any] = {}
@@ -952,7 +954,7 @@ class RedisBackend(Backend):
         """
         missed = False
         while not self._closing.is_set():
-            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
             try:
                 pubsub.subscribe(self._channel)
                 while not self._closing.is_set():

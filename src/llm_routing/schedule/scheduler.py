@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
@@ -35,7 +36,7 @@ from llm_routing.errors import (
 )
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
-from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint
+from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint, check_pacing
 from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
@@ -221,7 +222,8 @@ class RateScheduler(Decorator):
         catalog: Catalog | None = None,
         request_margin: int = 2,
         token_headroom: float = 0.02,
-        smoothing: bool = False,
+        pacing: Literal["auto", "paced", "burst"] = "auto",
+        smoothing: bool | None = None,
         rpd_reset: Literal["rolling", "calendar"] = "rolling",
         reserve_output: int | None = None,
         max_retries: int = 2,
@@ -260,6 +262,21 @@ class RateScheduler(Decorator):
                 "window from when its answer came: safe when sending lags admission) or "
                 f"'admission' (exact for in-process providers), got {count_from!r}"
             )
+        check_pacing(pacing, "RateScheduler(pacing=…)")
+        if smoothing is not None:
+            if not isinstance(smoothing, bool):
+                raise TypeError(f"RateScheduler(smoothing=…) must be a bool, got {smoothing!r}")
+            warnings.warn(
+                "RateScheduler(smoothing=…) is deprecated: pacing now follows how each provider "
+                "enforces its limits (pacing='auto', the default, paces providers that enforce "
+                "per second). Write pacing='paced' for smoothing=True, pacing='burst' for "
+                "smoothing=False.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if pacing == "auto":
+                pacing = "paced" if smoothing else "burst"
+        self.pacing = pacing
         self.count_from = count_from
         self.max_wait = float(max_wait)
         self.max_retries = max_retries
@@ -274,7 +291,7 @@ class RateScheduler(Decorator):
             {
                 "request_margin": request_margin,
                 "token_headroom": token_headroom,
-                "smoothing": smoothing,
+                "pacing": pacing,
                 "day": rpd_reset,
             },
         )

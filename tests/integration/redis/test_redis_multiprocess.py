@@ -40,8 +40,19 @@ def run(redis_server) -> Iterator[dict[str, Any]]:
         SimModel(name=TPM_MODEL, rpm=RPM, tpm=TPM),
     ]
     bursts = [
-        (RPM_MODEL, {"rpm": RPM, "tpm": 10_000_000, "rpd": None}, PER_WORKER, MAX_TOKENS),
-        (TPM_MODEL, {"rpm": RPM, "tpm": TPM, "rpd": None}, PER_WORKER, MAX_TOKENS),
+        # Bursts that fill one sliding window exactly: pacing would spread them past it.
+        (
+            RPM_MODEL,
+            {"rpm": RPM, "tpm": 10_000_000, "rpd": None, "pacing": "burst"},
+            PER_WORKER,
+            MAX_TOKENS,
+        ),
+        (
+            TPM_MODEL,
+            {"rpm": RPM, "tpm": TPM, "rpd": None, "pacing": "burst"},
+            PER_WORKER,
+            MAX_TOKENS,
+        ),
     ]
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(WORKERS)
