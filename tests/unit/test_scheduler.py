@@ -1031,16 +1031,17 @@ def test_stats_after_a_mixed_run():
 
 
 def test_ratelimit_headers_read_openai_pairs_into_one_value():
+    from llm_routing.schedule.headers import parse_ratelimit_headers
     from llm_routing.schedule.policy import RateLimitHeaders
-    from llm_routing.schedule.scheduler import _ratelimit_headers
 
-    found = _ratelimit_headers(
+    found = parse_ratelimit_headers(
         {
             "X-RateLimit-Remaining-Requests": "59",
             "x-ratelimit-reset-requests": "1s",
             "x-ratelimit-remaining-tokens": "149984.5",
             "x-ratelimit-reset-tokens": "6m0s",
-        }
+        },
+        "openai",
     )
     assert found == RateLimitHeaders(
         remaining_requests=59, reset_requests_s=1.0, remaining_tokens=149984, reset_tokens_s=360.0
@@ -1049,10 +1050,10 @@ def test_ratelimit_headers_read_openai_pairs_into_one_value():
 
 @pytest.mark.parametrize("remaining", ["-1", "inf", "nan", "lots", "1e400"])
 def test_an_odd_ratelimit_header_is_skipped_never_raised(remaining):
-    from llm_routing.schedule.scheduler import _ratelimit_headers
+    from llm_routing.schedule.headers import parse_ratelimit_headers
 
     headers = {"x-ratelimit-remaining-requests": remaining, "x-ratelimit-reset-requests": "1s"}
-    assert _ratelimit_headers(headers) is None
+    assert parse_ratelimit_headers(headers, "openai") is None
 
 
 # --------------------------------------------------------------------------- pacing
@@ -1108,3 +1109,19 @@ async def test_burst_pacing_admits_the_whole_window_at_once():
     decorated = s | model
     await asyncio.gather(*(decorated.ainvoke("hi") for _ in range(5)))
     assert model.times == [0.0] * 5
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "kept"),
+    [("openai", "gpt-4o-mini", 1), ("anthropic", "claude-haiku-4-5", 0)],
+)
+def test_a_429_keeps_its_request_slot_only_where_the_provider_counts_refusals(provider, name, kept):
+    # OpenAI: "unsuccessful requests contribute to your per-minute limit"; Anthropic's pages
+    # say nothing of the kind, so a refusal it did not count must not hold our window.
+    clock = VirtualClock()
+    key = f"{provider}:{name}"
+    s = scheduler(clock, limits={key: {"rpm": 100, "tpm": None, "rpd": None}}, max_wait=0)
+    model = fake(clock, model_name=name, provider=provider, errors=[rate_limited(5)])
+    with pytest.raises(RateLimitExhaustedError):
+        (s | model).invoke("hi")
+    assert s.snapshot(model)["requests_in_window"] == kept

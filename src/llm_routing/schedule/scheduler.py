@@ -8,7 +8,6 @@ error kind, the max-wait budget and the scheduler's statistics. Window arithmeti
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import warnings
 from collections import deque
@@ -23,22 +22,22 @@ from llm_routing._decorator import Call, Decorator
 from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
 from llm_routing._urls import scheme_of
 from llm_routing.catalog import Catalog, ModelSpec
+from llm_routing.catalog.enforcement import enforcement_for
 from llm_routing.errors import (
     ErrorKind,
     LLMRoutingError,
     ProviderUnavailableError,
     QuotaExceededError,
     RateLimitExhaustedError,
-    _header_getter,
-    _parse_duration,
     classify,
     retry_after,
 )
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
+from llm_routing.schedule.headers import error_headers, parse_ratelimit_headers
 from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint, check_pacing
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.policy import RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
 from llm_routing.tokens import count_tokens
 
@@ -53,8 +52,6 @@ difference back, so this only decides how many calls can be in flight at once ne
 OpenAI itself counts ``max_tokens`` against TPM when it is sent.
 """
 
-# Providers whose token limiter charges the requested max_tokens at admission, unrefunded.
-_COUNTS_MAX_TOKENS = frozenset({"openai"})
 _WAIT_SAMPLES = 10_000
 _SPEC_CACHE_SIZE = 256
 
@@ -573,9 +570,12 @@ class RateScheduler(Decorator):
                 answered_at=self.admission.now(),
             )
         else:
-            # Refused at the door (429, quota, bad request): the request slot stays, as the
-            # provider may count refusals, but no tokens were processed.
-            self.admission.release(ticket, keep_request=True)
+            # Refused at the door (429, quota, bad request): no tokens were processed. The
+            # request slot stays where the provider says refusals count (OpenAI: "unsuccessful
+            # requests contribute to your per-minute limit"), and is given back elsewhere, so
+            # a burst of refusals does not fill our window with requests the provider forgot.
+            counts = enforcement_for(pending.resolved.spec.provider).failed_requests_count
+            self.admission.release(ticket, keep_request=counts)
         if kind is ErrorKind.RATE_LIMIT:
             return self._rate_limited(pending, exc)
         if kind is ErrorKind.QUOTA:
@@ -609,7 +609,7 @@ class RateScheduler(Decorator):
     def _rate_limited(self, pending: _Pending, exc: Exception) -> float:
         key = pending.resolved.key
         self._stats.add(key, "rate_limit_errors")
-        self._correct(pending, _error_headers(exc))
+        self._correct(pending, error_headers(exc))
         hint = retry_after(exc)
         # A Retry-After of 0 is no advice: retrying at once would resend at full speed for as
         # long as the provider keeps refusing, so it backs off like a 429 without a hint.
@@ -641,7 +641,8 @@ class RateScheduler(Decorator):
 
     def _usage(self, pending: _Pending, output: Any, *, reserve: bool = True) -> tuple[int, int]:
         input_tokens, output_tokens = self._reported(pending, output, reserve=reserve)
-        if pending.explicit_max_tokens and pending.resolved.spec.provider in _COUNTS_MAX_TOKENS:
+        counted = enforcement_for(pending.resolved.spec.provider).tokens_counted
+        if pending.explicit_max_tokens and counted == "input+max_output":
             # OpenAI counts a request's max_tokens against TPM when it arrives and never gives
             # the unused part back; settling lower would let us send more than it admits.
             output_tokens = max(output_tokens, pending.request.output_tokens)
@@ -661,7 +662,7 @@ class RateScheduler(Decorator):
         """Let the provider's ``x-ratelimit-*`` count win over ours when it is lower."""
         if not headers:
             return
-        found = _ratelimit_headers(headers)
+        found = parse_ratelimit_headers(headers, pending.resolved.spec.provider)
         if found is not None:
             resolved = pending.resolved
             self.admission.correct(resolved.key, resolved.limits, found)
@@ -790,43 +791,3 @@ def _response_headers(output: Any) -> Mapping[str, Any] | None:
         if isinstance(headers, Mapping):
             return headers
     return None
-
-
-def _error_headers(exc: Exception) -> Mapping[str, Any] | None:
-    get = _header_getter(exc)
-    found = {
-        name: value
-        for name in (
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
-        )
-        if (value := get(name)) is not None
-    }
-    return found or None
-
-
-def _ratelimit_headers(headers: Mapping[str, Any]) -> RateLimitHeaders | None:
-    """OpenAI's ``x-ratelimit-remaining/reset-*`` pairs; ``None`` when none is usable.
-
-    A header that does not parse, is negative or infinite is skipped: a provider's odd header
-    must never turn a successful call into an error.
-    """
-    lowered = {str(k).lower(): v for k, v in headers.items()}
-    found: dict[str, float] = {}
-    for dim in ("requests", "tokens"):
-        remaining = lowered.get(f"x-ratelimit-remaining-{dim}")
-        reset = lowered.get(f"x-ratelimit-reset-{dim}")
-        if remaining is None or reset is None:
-            continue
-        try:
-            count = float(str(remaining))
-        except ValueError:
-            continue
-        seconds = _parse_duration(str(reset))
-        if seconds is None or not (0 <= count < math.inf and 0 <= seconds < math.inf):
-            continue
-        found[f"remaining_{dim}"] = math.floor(count)
-        found[f"reset_{dim}_s"] = seconds
-    return RateLimitHeaders(**found) if found else None
