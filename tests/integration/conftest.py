@@ -8,11 +8,15 @@ import pytest
 
 from llm_routing.sim import SimModel, SimulatedProvider
 
+# These models pin exact sliding minute windows (the simulator's historical behaviour);
+# per-second enforcement has tests of its own (test_sim_enforcement_*, test_scheduler_enforcement).
+SLIDING = {"enforcement": "sliding", "failed_requests_count": False}
+
 SIM_MODELS = [
     SimModel(name="gpt-4o-mini", aliases=("openai:gpt-4o-mini",)),
     SimModel(name="tiny-window", context_window=300, max_output_tokens=100),
-    SimModel(name="two-rpm", rpm=2, tpm=1_000_000),
-    SimModel(name="small-tpm", tpm=200),
+    SimModel(name="two-rpm", rpm=2, tpm=1_000_000, **SLIDING),
+    SimModel(name="small-tpm", tpm=200, **SLIDING),
     SimModel(name="one-rpd", rpd=1),
     SimModel(name="prepaid", quota_requests=1),
     SimModel(name="prepaid-tokens", quota_tokens=30),

@@ -25,13 +25,17 @@ from llm_routing.router import build_router
 from llm_routing.schedule import RateScheduler, ScaledClock
 from llm_routing.sim import FaultPlan, SimModel, SimulatedProvider
 
+# These models pin exact sliding minute windows (the simulator's historical behaviour);
+# per-second enforcement has tests of its own (test_sim_enforcement_*, test_scheduler_enforcement).
+SLIDING = {"enforcement": "sliding", "failed_requests_count": False}
+
 SCALE = 30.0
 
 MODELS = [
-    SimModel(name="gpt-4o-mini", rpm=120, tpm=1_000_000),
-    SimModel(name="gpt-4o", rpm=5, tpm=1_000_000),
+    SimModel(name="gpt-4o-mini", rpm=120, tpm=1_000_000, **SLIDING),
+    SimModel(name="gpt-4o", rpm=5, tpm=1_000_000, **SLIDING),
     SimModel(name="gpt-4.1-mini"),
-    SimModel(name="gpt-4.1-nano", rpm=60, tpm=6_000, default_output_reserve=100),
+    SimModel(name="gpt-4.1-nano", rpm=60, tpm=6_000, default_output_reserve=100, **SLIDING),
 ]
 LIMITS = {
     "openai:gpt-4o-mini": {"rpm": 120, "tpm": 1_000_000},

@@ -141,15 +141,18 @@ def test_zero_limit_refuses_everything_in_every_mode():
 # -- headers: remaining is what fits now, reset is back to full ------------------------------
 
 
-def test_quantized_headers_report_the_share_room_and_the_full_reset():
+def test_quantized_headers_report_the_minute_limit_as_providers_document_them():
+    # "x-ratelimit-remaining-requests: the remaining number of requests that are permitted
+    # before exhausting the rate limit" (OpenAI), on the per-minute scale; the per-second
+    # share shows only in a 429's retry-after.
     lim = limiter("quantized", rpm=600)
     for _ in range(3):
         decision = lim.acquire(1, now=0.0)
     state = decision.windows["rpm"]
-    assert (state.limit, state.remaining) == (600, 7)
+    assert (state.limit, state.remaining) == (600, 597)
     assert state.reset_after == 60.0  # the minute log empties last
     later = lim.state(now=0.5)["rpm"]
-    assert later.remaining == 10  # the share is full again; 597 left in the minute
+    assert later.remaining == 597
     assert later.reset_after == 59.5
 
 
@@ -163,7 +166,8 @@ def test_token_bucket_headers_report_level_and_refill_time():
 
 
 def test_remaining_headers_count_down_to_exactly_what_fits():
-    for mode in ("sliding", "token_bucket", "quantized"):
+    # In a quantized limit the share binds first: remaining says what the minute allows.
+    for mode in ("sliding", "token_bucket"):
         lim = limiter(mode, rpm=600)
         remaining = lim.state(now=0.0)["rpm"].remaining
         admitted = sum(lim.acquire(1, now=0.0).admitted for _ in range(1_000))
@@ -205,8 +209,7 @@ def test_refusal_in_a_quantized_limit_is_charged_to_the_minute_not_the_share():
     assert refused.charged
     assert refused.refused_by == "per_second"
     assert refused.retry_at == 0.5  # the share is not charged
-    assert lim.state(now=0.0)["rpm"].remaining == 0
-    assert lim.state(now=0.5)["rpm"].remaining == 1
+    assert lim.state(now=0.0)["rpm"].remaining == 117  # the minute is: 3 of 120
 
 
 def test_request_that_can_never_fit_is_not_charged():

@@ -50,8 +50,8 @@ def test_quantized_rpm_600_refuses_the_eleventh_request_of_one_instant_with_trut
     clock = Clock()
     state = SimState([SimModel(name="m", rpm=600, enforcement="quantized")], clock=clock)
     admissions = [serve(state, "m") for _ in range(10)]
-    assert header(admissions[0], "x-ratelimit-remaining-requests") == "9"
-    assert header(admissions[-1], "x-ratelimit-remaining-requests") == "0"
+    assert header(admissions[0], "x-ratelimit-remaining-requests") == "599"  # minute scale
+    assert header(admissions[-1], "x-ratelimit-remaining-requests") == "590"
     assert header(admissions[-1], "x-ratelimit-limit-requests") == "600"
     rejected = refusal(state, "m")
     assert rejected.status == 429
@@ -104,7 +104,8 @@ def test_openai_shaped_refusals_count_and_retry_after_accounts_for_them():
 
 def test_without_failed_requests_counting_the_wait_is_the_plain_window():
     clock = Clock()
-    state = SimState([SimModel(name="m", rpm=2, enforcement="sliding")], clock=clock)
+    model = SimModel(name="m", rpm=2, enforcement="sliding", failed_requests_count=False)
+    state = SimState([model], clock=clock)
     serve(state, "m")
     clock.now = 1.0
     serve(state, "m")
@@ -274,18 +275,18 @@ def test_groq_shaped_requests_headers_report_the_day():
 # -- the switch and the defaults --------------------------------------------------------------
 
 
-def test_the_switch_is_off_and_bare_models_keep_the_historical_behaviour():
-    assert config.FOLLOW_PROVIDER_DOCS is False
-    assert config.DEFAULT_ENFORCEMENT == "sliding"
+def test_the_switch_is_on_and_bare_models_are_shaped_like_openai_documents_its_limits():
+    assert config.FOLLOW_PROVIDER_DOCS is True
+    assert config.DEFAULT_ENFORCEMENT == "quantized"
     model = SimModel(name="m")
-    assert (model.enforcement, model.failed_requests_count) == ("sliding", False)
+    assert (model.enforcement, model.failed_requests_count) == ("quantized", True)
     assert (model.tokens_counted, model.output_counted) == ("input+max_output", "none")
 
 
-def test_from_spec_is_sliding_while_the_switch_is_off():
+def test_from_spec_follows_the_providers_documentation():
     spec = default_catalog().get("anthropic:claude-haiku-4-5")
     model = SimModel.from_spec(spec)
-    assert (model.enforcement, model.output_counted) == ("sliding", "none")
+    assert (model.enforcement, model.output_counted) == ("quantized", "actual")
     assert SimModel.from_spec(spec, enforcement="token_bucket").enforcement == "token_bucket"
 
 

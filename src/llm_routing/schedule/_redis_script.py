@@ -54,7 +54,7 @@ local st = {
   req = 0, tok = 0, inp = 0, out = 0, cut = -INF,
   dreq = 0, dcut = -INF, cend = -INF, creq = 0,
   cool = -INF, last = -INF, high = -INF, win = 60.0, seq = 0, hz = -INF,
-  ptok = -INF, pinp = -INF,
+  preq = -INF, ptok = -INF, pinp = -INF,
   s_req = 0, s_tok = 0, s_inp = 0, s_out = 0,
 }
 st.exp = -INF
@@ -309,10 +309,7 @@ local function decide(lim, rin, rout, concurrency)
     end
   end
   if lim.smoothing then
-    if lim.rpm then
-      local when = st.last + window / lim.rpm
-      if when > at then at, binding = when, 'pace_rpm' end
-    end
+    if lim.rpm and st.preq > at then at, binding = st.preq, 'pace_rpm' end
     if lim.tpm and st.ptok > at then at, binding = st.ptok, 'pace_tpm' end
     if lim.itpm and st.pinp > at then at, binding = st.pinp, 'pace_itpm' end
   end
@@ -359,11 +356,12 @@ local function record(lim, rin, rout, rid)
   end
   st.last = now
   if lim.smoothing then
+    if lim.rpm then st.preq = now + lim.window / math.max(1, lim.rpm - st.s_req) end
     if lim.tpm and lim.tpm > 0 then
-      st.ptok = math.max(st.ptok, now) + (rin + rout) * lim.window / lim.tpm
+      st.ptok = math.max(st.ptok, now) + (rin + rout) * lim.window / math.max(1, lim.tpm - st.s_tok)
     end
     if lim.itpm and lim.itpm > 0 then
-      st.pinp = math.max(st.pinp, now) + rin * lim.window / lim.itpm
+      st.pinp = math.max(st.pinp, now) + rin * lim.window / math.max(1, lim.itpm - st.s_inp)
     end
   end
   horizon(now + lim.window)

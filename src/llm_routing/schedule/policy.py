@@ -340,6 +340,7 @@ class ModelState:
         "log",
         "output_tokens",
         "pace_inp",
+        "pace_req",
         "pace_tok",
         "projection",
         "requests",
@@ -364,8 +365,10 @@ class ModelState:
         self.inflight: dict[str, _Entry] = {}
         self.cooldown_until = -math.inf
         self.last_admit = -math.inf
-        # Token pacing (``RateLimits.smoothing``): the earliest time the next admission may
-        # happen, given the tokens admitted so far at the per-second rate.
+        # Pacing (``RateLimits.smoothing``): the earliest time the next admission may happen,
+        # given the requests and tokens admitted so far at the per-second rate, fixed when
+        # each admission is recorded (so a decision's time stays exact).
+        self.pace_req = -math.inf
         self.pace_tok = -math.inf
         self.pace_inp = -math.inf
         self.high = -math.inf
@@ -544,10 +547,8 @@ def _decide(
             if when > at:
                 at, binding = when, "otpm"
     if limits.smoothing:
-        if rpm is not None:
-            when = state.last_admit + window / rpm
-            if when > at:
-                at, binding = when, "pace_rpm"
+        if rpm is not None and state.pace_req > at:
+            at, binding = state.pace_req, "pace_rpm"
         if tpm is not None and state.pace_tok > at:
             at, binding = state.pace_tok, "pace_tpm"
         if itpm is not None and state.pace_inp > at:
@@ -584,14 +585,21 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
         state.day_requests += 1
     state.last_admit = now
     if limits.smoothing:
+        # Paced at what is left of the limit once others' usage (``correct``) is taken out.
+        synthetic = state.synthetic_total
+        rpm = limits.effective_rpm
+        if rpm is not None:
+            state.pace_req = now + limits.window_s / max(1, rpm - synthetic["req"])
         tpm = limits.effective_tpm
         if tpm:
+            share = max(1, tpm - synthetic["tok"])
             state.pace_tok = (
-                max(state.pace_tok, now) + (entry.inp + entry.out) * limits.window_s / tpm
+                max(state.pace_tok, now) + (entry.inp + entry.out) * limits.window_s / share
             )
         itpm = limits.effective_itpm
         if itpm:
-            state.pace_inp = max(state.pace_inp, now) + entry.inp * limits.window_s / itpm
+            share = max(1, itpm - synthetic["inp"])
+            state.pace_inp = max(state.pace_inp, now) + entry.inp * limits.window_s / share
     return entry
 
 

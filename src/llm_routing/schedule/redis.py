@@ -236,6 +236,7 @@ def _state_from(raw: Sequence[Any], epoch_offset: float) -> tuple[float, ModelSt
     state.cal_requests = int(fields["creq"])
     state.cooldown_until = fields["cool"]
     state.last_admit = fields["last"]
+    state.pace_req = fields.get("preq", -math.inf)
     state.pace_tok = fields.get("ptok", -math.inf)
     state.pace_inp = fields.get("pinp", -math.inf)
     state.high = fields["high"]

@@ -9,8 +9,8 @@ connections in one thread and runs in a background thread with its own event loo
 loop tricks, no signal handlers), so tests drive it with real clients such as ``ChatOpenAI``.
 
 Limits are enforced the way providers document (``SimModel(enforcement="sliding" |
-"token_bucket" | "quantized")``, what counts per provider, limit groups; the provider defaults
-sit behind ``llm_routing.sim.config.FOLLOW_PROVIDER_DOCS``), from
+"token_bucket" | "quantized")``, what counts per provider, limit groups; a bare model is
+OpenAI-shaped: quantized, refused requests count), from
 ``llm_routing.catalog.enforcement`` rather than from the scheduler's own model.
 
 ```python

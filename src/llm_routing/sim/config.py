@@ -3,7 +3,7 @@
 Also latency and reply size. Plain frozen values. ``SimModel.from_spec`` reads defaults from
 a catalogue ``ModelSpec``; the catalogue itself is optional (a bare ``SimModel(name=...)``
 works without it). How limits are enforced follows the providers' documentation
-(``llm_routing.catalog.enforcement``) once ``FOLLOW_PROVIDER_DOCS`` is on; see that switch.
+(``llm_routing.catalog.enforcement``); ``FOLLOW_PROVIDER_DOCS`` turns that off.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ __all__ = ["DEFAULT_ENFORCEMENT", "FOLLOW_PROVIDER_DOCS", "QuotaError", "SimMode
 
 _LIMIT_FIELDS = ("rpm", "tpm", "rpd", "itpm", "otpm", "tpd")
 
-#: THE SWITCH. ``True``: simulated models enforce limits the way their provider documents
+#: ``True`` (the default since the scheduler paces to per-second enforcement, issue 16):
+#: simulated models enforce limits the way their provider documents
 #: (``enforcement_for(provider)``): ``SimModel.from_spec`` follows the spec's provider, and a
-#: bare ``SimModel`` is OpenAI-shaped (quantized, refused requests count). ``False`` (for now):
-#: every model enforces the exact 60-second sliding log and counts like the simulator always
-#: did, unless it names ``enforcement=`` / ``failed_requests_count=`` itself or is built with
-#: ``SimModel.like(provider)`` or ``from_spec(..., follow_docs=True)``. It stays off until the
-#: scheduler reaches the limit under quantized enforcement (issue 16); flipping it is the one
-#: edit that turns the provider defaults on (``DEFAULT_ENFORCEMENT`` follows it).
-FOLLOW_PROVIDER_DOCS: bool = False
+#: bare ``SimModel`` is OpenAI-shaped (quantized, refused requests count). ``False``: every
+#: model enforces the exact 60-second sliding log and counts like the simulator of version one,
+#: unless it names ``enforcement=`` / ``failed_requests_count=`` itself or is built with
+#: ``SimModel.like(provider)`` or ``from_spec(..., follow_docs=True)``. A test double must not
+#: share the idealisation of the code it tests: keep it on.
+FOLLOW_PROVIDER_DOCS: bool = True
 
 #: The enforcement of a bare ``SimModel`` (one that names no ``enforcement``): OpenAI's
 #: documented ``"quantized"`` when ``FOLLOW_PROVIDER_DOCS`` is on, else ``"sliding"``.
@@ -102,8 +102,8 @@ class SimModel:
     it: RPM 600 admits 10 at once, then one every 0.1 s). Day windows are 24-hour logs in every
     mode. Defaults follow the provider the model is shaped like (``from_spec``: the spec's
     provider; ``SimModel.like(provider)``; a bare ``SimModel`` is OpenAI-shaped), which for
-    OpenAI and Anthropic is ``"quantized"``; while the switch ``FOLLOW_PROVIDER_DOCS`` in this
-    module is off, the default is ``DEFAULT_ENFORCEMENT`` = ``"sliding"``.
+    OpenAI and Anthropic is ``"quantized"`` (``DEFAULT_ENFORCEMENT``; with the module switch
+    ``FOLLOW_PROVIDER_DOCS`` off, ``"sliding"``).
 
     What counts:
 
@@ -219,8 +219,8 @@ class SimModel:
 
         Limits are enforced the way ``enforcement_for(spec.provider)`` documents (OpenAI and
         Anthropic: quantized; what counts per provider) when ``follow_docs`` is true; ``None``
-        means the module switch ``FOLLOW_PROVIDER_DOCS`` (off for now: the exact sliding log
-        and the simulator's historical counting). ``tier=None`` leaves the limits unlimited;
+        means the module switch ``FOLLOW_PROVIDER_DOCS`` (on: the provider's documentation;
+        off: the exact sliding log and version one's counting). ``tier=None`` leaves the limits unlimited;
         ``overrides`` replace any field (``SimModel.from_spec(spec, rpm=5,
         enforcement="token_bucket")``).
         """

@@ -577,11 +577,23 @@ class Comparison:
         plain, routed = self.plain, self.routed
         waited = routed.fallbacks.get("rate_limit", 0)
         too_long = routed.fallbacks.get("context", 0)
+        drawn = self._provider(routed.server_stats, "rate_limited")
+        plain_drawn = self._provider(plain.server_stats, "rate_limited")
+        if drawn:
+            # Each was retried after its Retry-After; say why there were any at all.
+            drew = (
+                f"drew {drawn} 429(s) where the plain run drew {plain_drawn} (the simulator "
+                "enforces limits per second, as OpenAI documents, and its fast clock magnifies "
+                f"timing jitter {self.factor:g}-fold; each was retried after its Retry-After)"
+            )
+        else:
+            drew = "drew no 429 from the provider"
         text = (
             f"Without routing, {plain.failures} of {plain.requests} requests raised in the app; "
-            f"through the router, {routed.failures}. The scheduler waited for capacity instead "
-            f"of drawing 429s and fell back {waited} time(s) when a wait would have passed "
-            f"max_wait ({self.max_wait:g} s); the guard moved {too_long} input(s) too long for "
+            f"through the router, {routed.failures}. The scheduler paced requests to the "
+            f"provider's per-second rate, {drew}, and fell back {waited} time(s) when a wait "
+            f"would have passed max_wait ({self.max_wait:g} s); the guard moved {too_long} "
+            f"input(s) too long for "
             f"their model to one whose window fits, before any request was sent. The clock runs "
             f"{self.factor:g}x faster than real time: a one-minute window passes in "
             f"{60 / self.factor:.0f} s."

@@ -340,8 +340,13 @@ class _Window:
         self.parts = parts
 
     def state(self, now: float) -> WindowState:
-        remaining = min(p.remaining(now) for p in self.parts)
-        reset = max(p.reset_after(now) for p in self.parts)
+        # Headers describe the per-minute limit, as OpenAI's and Anthropic's pages document
+        # them ("the remaining number of requests that are permitted before exhausting the
+        # rate limit", with the limit in requests per minute); a per-second share shows only
+        # in a 429's retry-after. So a quantized window reports its minute part.
+        parts = self.parts[:1]
+        remaining = min(p.remaining(now) for p in parts)
+        reset = max(p.reset_after(now) for p in parts)
         return WindowState(self.limit, max(0, min(self.limit, remaining)), reset)
 
 

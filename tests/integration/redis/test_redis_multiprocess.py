@@ -22,6 +22,10 @@ import redis_workers
 
 from llm_routing.sim import SimModel, SimulatedProvider
 
+# These models pin exact sliding minute windows (the simulator's historical behaviour);
+# per-second enforcement has tests of its own (test_sim_enforcement_*, test_scheduler_enforcement).
+SLIDING = {"enforcement": "sliding", "failed_requests_count": False}
+
 pytestmark = pytest.mark.slow
 
 WORKERS = 4
@@ -36,8 +40,8 @@ TPM_MODEL = "gpt-4.1-nano"
 @pytest.fixture(scope="module")
 def run(redis_server) -> Iterator[dict[str, Any]]:
     models = [
-        SimModel(name=RPM_MODEL, rpm=RPM, tpm=10_000_000),
-        SimModel(name=TPM_MODEL, rpm=RPM, tpm=TPM),
+        SimModel(name=RPM_MODEL, rpm=RPM, tpm=10_000_000, **SLIDING),
+        SimModel(name=TPM_MODEL, rpm=RPM, tpm=TPM, **SLIDING),
     ]
     bursts = [
         # Bursts that fill one sliding window exactly: pacing would spread them past it.
