@@ -220,8 +220,8 @@ class SimModel:
         Limits are enforced the way ``enforcement_for(spec.provider)`` documents (OpenAI and
         Anthropic: quantized; what counts per provider) when ``follow_docs`` is true; ``None``
         means the module switch ``FOLLOW_PROVIDER_DOCS`` (on: the provider's documentation;
-        off: the exact sliding log and version one's counting). ``tier=None`` leaves the limits unlimited;
-        ``overrides`` replace any field (``SimModel.from_spec(spec, rpm=5,
+        off: the exact sliding log and version one's counting). ``tier=None`` leaves the
+        limits unlimited; ``overrides`` replace any field (``SimModel.from_spec(spec, rpm=5,
         enforcement="token_bucket")``).
         """
         docs = FOLLOW_PROVIDER_DOCS if follow_docs is None else follow_docs
