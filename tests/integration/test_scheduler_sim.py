@@ -193,6 +193,22 @@ def test_quota_error_alone_is_a_quota_exceeded_error(sim, clock):
         (scheduler(clock) | client(sim, "gpt-4o-mini")).invoke("a")
 
 
+@pytest.mark.parametrize("fault", ["spend_limit", "daily_quota"])
+def test_spend_limit_and_daily_quota_429s_reroute_at_once_never_waited_on(sim, clock, fault):
+    # Anthropic's spend-limit 429 and Gemini's PerDay RESOURCE_EXHAUSTED are 429s that no
+    # wait can cure: typed as quota, not retried, the next model serves at once.
+    sim.set_faults("gpt-4o-mini", FaultPlan.always(fault))
+    sched = scheduler(clock)
+    router = build_router(
+        client(sim, "gpt-4o-mini"), [client(sim, "gpt-4.1-mini")], scheduler=sched, tracker=False
+    )
+    served = router.invoke("a")
+    assert served.response_metadata["llm_routing.model"] == "openai:gpt-4.1-mini"
+    assert counters(sim, "gpt-4o-mini")["requests_received"] == 1
+    assert router.stats()["quota_fallbacks"] == 1
+    assert sched.stats()["rate_limit_errors"] == 0 and sched.stats()["retries"] == 0
+
+
 def test_transient_errors_are_retried_then_provider_unavailable(sim, clock):
     sim.set_faults("gpt-4.1-mini", FaultPlan.always("503"))
     sched = scheduler(clock, max_retries=2, backoff_initial=0.5)
