@@ -184,6 +184,8 @@ class Settings:
     drop_after: int = 2
     batch_size: int = 2
     slack: float = 5.0
+    # How the simulator enforces CELL_LIMITS (llm_routing.catalog.enforcement's modes).
+    enforcement: str = "quantized"
 
     def bound(self, entry: str) -> float:
         """How long one call may take before it counts as hung.
@@ -300,7 +302,8 @@ class Harness:
         }
 
     def __enter__(self) -> Harness:
-        plain = [SimModel(name=m) for m in MODELS]
+        limits = {"rpm": CELL_LIMITS["rpm"], "tpm": CELL_LIMITS["tpm"]}
+        plain = [SimModel(name=m, enforcement=self.settings.enforcement, **limits) for m in MODELS]
         # A day of one batch: the fallback serves a whole batch, and spending it takes as much.
         daily = [SimModel(name=m, rpd=self.settings.batch_size) for m in MODELS]
         small = [

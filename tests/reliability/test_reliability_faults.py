@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.reliability.matrix import ENTRIES, FAULTS, SCOPES, cells, render, run
+from benchmarks.reliability.matrix import ENTRIES, FAULTS, SCOPES, Settings, cells, render, run
 
 CELLS = cells()
 
@@ -77,3 +77,15 @@ def test_render_prints_every_row_and_zero_violations(matrix):
     rows = {(c["fault"], c["scope"]) for c in matrix["cells"]}
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(rows) + 1
     assert f"cells: {len(CELLS)}, invariant violations: 0" in table
+
+
+@pytest.mark.parametrize("enforcement", ["token_bucket", "sliding"])
+def test_the_matrix_keeps_its_invariants_under_every_enforcement_mode(enforcement):
+    # The full matrix runs against the documented default (quantized); the quick one (three
+    # entry points) against the simulator's other modes.
+    result = run(quick=True, settings=Settings(enforcement=enforcement), workers=4)
+    assert result["totals"]["violations"] == 0, [
+        (c["fault"], c["scope"], c["entry"], c["violations"])
+        for c in result["cells"]
+        if c["violations"]
+    ]
