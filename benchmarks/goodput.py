@@ -16,7 +16,12 @@ count_from='admission' twin) vs LangChain's InMemoryRateLimiter at the same rate
 limiter, then a smoothed RateScheduler as a probe of wake-up lateness. Part 3, several
 processes: four OS processes share one limit against the simulated provider, each with its own
 RateScheduler at that limit, first on a MemoryBackend each, then on one RedisBackend (a private
-``redis-server`` on a free port, or ``--redis-url``; needs the ``redis`` extra).
+``redis-server`` on a free port, or ``--redis-url``; needs the ``redis`` extra). Part 4
+(``--part enforcement``, benchmarks/goodput_enforcement.py, about 6 minutes on a ScaledClock
+x5): for each enforcement mode of the simulated provider (sliding, token_bucket, quantized),
+200 closed-loop ChatOpenAI callers for 3 simulated minutes at RPM 600 behind our default
+RateScheduler, LangChain's InMemoryRateLimiter and no limiter: goodput, 429s per 1,000
+requests, p50/p99 latency and p50 over the shortest the enforcement allows.
 """
 
 from __future__ import annotations
@@ -475,14 +480,24 @@ def print_virtual(rows: Sequence[dict[str, Any]], minutes: int) -> None:
 
 
 def serve(
-    rpm: int, tpm: int, latency: tuple[float, float, float], clock: ScaledClock | None, conn: Any
+    rpm: int,
+    tpm: int,
+    latency: tuple[float, float, float],
+    clock: ScaledClock | None,
+    conn: Any,
+    enforcement: dict[str, Any] | None = None,
 ) -> None:
-    """The simulated provider in a child process, so its CPU never counts as ours."""
+    """The simulated provider in a child process, so its CPU never counts as ours.
+
+    ``enforcement``: ``SimModel`` fields such as ``{"enforcement": "quantized",
+    "failed_requests_count": False}``; ``None`` leaves the model's defaults.
+    """
     model = SimModel(
         name=NAME,
         rpm=rpm,
         tpm=tpm,
         latency=Latency(ttft=latency[0], per_token=latency[1], jitter=latency[2]),
+        **(enforcement or {}),
     )
     now: Callable[[], float] = clock.now if clock is not None else time.monotonic
     sim = SimulatedProvider([model], seed=0, clock=now)
@@ -761,14 +776,22 @@ class SimProcess:
     the system-wide monotonic clock, so the pickled copy in the child agrees with ours).
     """
 
-    def __init__(self, factor: float, rpm: int = H_RPM, tpm: int = H_TPM) -> None:
+    def __init__(
+        self,
+        factor: float,
+        rpm: int = H_RPM,
+        tpm: int = H_TPM,
+        enforcement: dict[str, Any] | None = None,
+    ) -> None:
         self.scaled = ScaledClock(factor) if factor != 1.0 else None
         self.clock: Clock = self.scaled if self.scaled is not None else SystemClock()
         context = multiprocessing.get_context("spawn")
         self._parent, child = context.Pipe()
         latency = (H_LATENCY[0] / factor, H_LATENCY[1] / factor, H_LATENCY[2])
         self._process = context.Process(
-            target=serve, args=(rpm, tpm, latency, self.scaled, child), daemon=True
+            target=serve,
+            args=(rpm, tpm, latency, self.scaled, child, enforcement),
+            daemon=True,
         )
         self._url: str | None = None
 
@@ -1093,7 +1116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--factor", type=float, default=10.0, help="ScaledClock speed-up for --quick (10)"
     )
-    parser.add_argument("--part", choices=("all", "virtual", "http", "multiprocess"), default="all")
+    parser.add_argument(
+        "--part", choices=("all", "virtual", "http", "multiprocess", "enforcement"), default="all"
+    )
     parser.add_argument(
         "--admission-row",
         action="store_true",
@@ -1109,7 +1134,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--jobs", type=int, default=None, help="part 2 requests in all (default: one per caller)"
     )
+    from benchmarks import goodput_enforcement
+
+    goodput_enforcement.add_arguments(parser)
     args = parser.parse_args(argv)
+    goodput_enforcement.check_args(parser, args)
     if args.minutes < 1 or args.callers < 1 or (args.jobs is not None and args.jobs < 1):
         parser.error("--minutes, --callers and --jobs must be >= 1")
     if args.quick and not args.factor > 1:
@@ -1189,6 +1218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "latency_real_s": {"ttft": H_LATENCY[0], "per_token": H_LATENCY[1]},
                 "rows": multi_rows,
             }
+    if args.part in ("all", "enforcement"):
+        results["enforcement"] = goodput_enforcement.run_from_args(parser, args)
     results["total_real_s"] = time.perf_counter() - started
     out = RESULTS / ("goodput-quick.json" if args.quick else "goodput.json")
     out.parent.mkdir(parents=True, exist_ok=True)
