@@ -386,7 +386,29 @@ def test_after_a_cooldown_pacing_resumes_at_the_rate_not_in_a_burst():
     assert decide(state, limits, 10.0, NOTHING).at == 30.0
     take(state, limits, 30.0, Request(50, 0))
     decision = decide(state, limits, 30.0, Request(50, 0))
-    assert (decision.at, decision.binding) == (31.0, "pace_rpm")
+    # One request a second, stretched by half after the 429 that caused the cooldown.
+    assert (decision.at, decision.binding) == (31.5, "pace_rpm")
+
+
+def test_a_new_429_episode_stretches_the_pace_once_and_admissions_give_it_back():
+    limits = RateLimits(rpm=62, smoothing=True)  # one request a second
+    state = ModelState()
+    take(state, limits, 0.0)
+    cooldown(state, 1.0)
+    cooldown(state, 1.2)  # the same episode: the first cooldown is not over yet
+    assert state.pace_slow == 1.5
+    now = 1.2
+    for _ in range(200):
+        now = decide(state, limits, now, NOTHING).at
+        take(state, limits, now)
+    assert state.pace_slow == 1.0
+    take_at = decide(state, limits, now, NOTHING).at
+    assert take_at - now == 1.0  # back to the full rate
+    state.high = 500.0  # time has passed the cooldown: a new 429 is a new episode
+    for until in (501.0, 502.0, 503.0, 504.0, 505.0):
+        state.high = until
+        cooldown(state, until + 0.5)
+    assert state.pace_slow == 4.0  # capped
 
 
 def test_a_projection_of_the_queue_ahead_paces_tokens_too():
@@ -754,3 +776,12 @@ def test_a_late_head_holds_the_entries_behind_it_which_only_over_counts():
     assert decide(state, limits, 0.0, NOTHING).at == 80.0
     assert snapshot(state, 70.0)["requests_in_window"] == 2
     assert snapshot(state, 80.0)["requests_in_window"] == 0
+
+
+def test_the_lua_policy_uses_the_same_pacing_constants():
+    from llm_routing.schedule import policy
+    from llm_routing.schedule._redis_script import POLICY_LUA
+
+    slowdown = f"math.min({policy.PACE_SLOW_MAX!r}, st.pslow * {policy.PACE_SLOWDOWN!r})"
+    assert slowdown in POLICY_LUA
+    assert f"math.max(1.0, slow * {policy.PACE_RECOVERY!r})" in POLICY_LUA

@@ -54,7 +54,7 @@ local st = {
   req = 0, tok = 0, inp = 0, out = 0, cut = -INF,
   dreq = 0, dcut = -INF, cend = -INF, creq = 0,
   cool = -INF, last = -INF, high = -INF, win = 60.0, seq = 0, hz = -INF,
-  preq = -INF, ptok = -INF, pinp = -INF,
+  preq = -INF, ptok = -INF, pinp = -INF, pslow = 1.0,
   s_req = 0, s_tok = 0, s_inp = 0, s_out = 0,
 }
 st.exp = -INF
@@ -356,13 +356,16 @@ local function record(lim, rin, rout, rid)
   end
   st.last = now
   if lim.smoothing then
-    if lim.rpm then st.preq = now + lim.window / math.max(1, lim.rpm - st.s_req) end
+    local slow = st.pslow
+    local pw = lim.window * slow
+    if lim.rpm then st.preq = now + pw / math.max(1, lim.rpm - st.s_req) end
     if lim.tpm and lim.tpm > 0 then
-      st.ptok = math.max(st.ptok, now) + (rin + rout) * lim.window / math.max(1, lim.tpm - st.s_tok)
+      st.ptok = math.max(st.ptok, now) + (rin + rout) * pw / math.max(1, lim.tpm - st.s_tok)
     end
     if lim.itpm and lim.itpm > 0 then
-      st.pinp = math.max(st.pinp, now) + rin * lim.window / math.max(1, lim.itpm - st.s_inp)
+      st.pinp = math.max(st.pinp, now) + rin * pw / math.max(1, lim.itpm - st.s_inp)
     end
+    st.pslow = math.max(1.0, slow * 0.99)  -- policy.PACE_RECOVERY
   end
   horizon(now + lim.window)
   redis.call('HSET', I, rid, id)
@@ -462,6 +465,8 @@ elseif op == 'release' then
 elseif op == 'cooldown' then
   local untl = tonumber(ARGV[A])
   if untl > st.cool then
+    -- policy.PACE_SLOW_MAX and PACE_SLOWDOWN (a test checks they agree)
+    if st.cool <= st.high then st.pslow = math.min(4.0, st.pslow * 1.5) end
     st.cool = untl
     horizon(untl)
   end

@@ -43,6 +43,15 @@ __all__ = [
 DAY_S = 86_400.0
 """Length of the rolling RPD window, and of a calendar day."""
 
+PACE_SLOWDOWN = 1.5
+"""How much a new episode of provider 429s stretches the pacing interval."""
+
+PACE_SLOW_MAX = 4.0
+"""The most the pacing interval is ever stretched."""
+
+PACE_RECOVERY = 0.99
+"""Per paced admission, the stretch decays by this factor back to 1 (about 40 for 1.5x)."""
+
 NEVER_TOO_LARGE = "request larger than the limit"
 """``Decision.never`` when a request can never fit a token limit, whatever the state."""
 
@@ -341,6 +350,7 @@ class ModelState:
         "output_tokens",
         "pace_inp",
         "pace_req",
+        "pace_slow",
         "pace_tok",
         "projection",
         "requests",
@@ -369,6 +379,7 @@ class ModelState:
         # given the requests and tokens admitted so far at the per-second rate, fixed when
         # each admission is recorded (so a decision's time stays exact).
         self.pace_req = -math.inf
+        self.pace_slow = 1.0
         self.pace_tok = -math.inf
         self.pace_inp = -math.inf
         self.high = -math.inf
@@ -586,20 +597,22 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
     state.last_admit = now
     if limits.smoothing:
         # Paced at what is left of the limit once others' usage (``correct``) is taken out.
+        # ``slow`` stretches every interval after unexpected 429s (see ``cooldown``).
         synthetic = state.synthetic_total
+        slow = state.pace_slow
+        window = limits.window_s * slow
         rpm = limits.effective_rpm
         if rpm is not None:
-            state.pace_req = now + limits.window_s / max(1, rpm - synthetic["req"])
+            state.pace_req = now + window / max(1, rpm - synthetic["req"])
         tpm = limits.effective_tpm
         if tpm:
             share = max(1, tpm - synthetic["tok"])
-            state.pace_tok = (
-                max(state.pace_tok, now) + (entry.inp + entry.out) * limits.window_s / share
-            )
+            state.pace_tok = max(state.pace_tok, now) + (entry.inp + entry.out) * window / share
         itpm = limits.effective_itpm
         if itpm:
             share = max(1, itpm - synthetic["inp"])
-            state.pace_inp = max(state.pace_inp, now) + entry.inp * limits.window_s / share
+            state.pace_inp = max(state.pace_inp, now) + entry.inp * window / share
+        state.pace_slow = max(1.0, slow * PACE_RECOVERY)
     return entry
 
 
@@ -727,10 +740,20 @@ def release(state: ModelState, rid: str, *, keep_request: bool = False) -> bool:
 
 
 def cooldown(state: ModelState, until: float) -> None:
-    """After a provider 429: admit nobody before ``until`` (an earlier cooldown never shortens)."""
+    """After a provider 429: admit nobody before ``until`` (an earlier cooldown never shortens).
+
+    A 429 while paced means the provider saw more than we sent at its pace: arrivals bunched
+    on the way (the event loop, the network) or someone else shares the key. So a new episode
+    (the previous cooldown over by the latest time seen) also stretches the pace by
+    ``PACE_SLOWDOWN``, up to ``PACE_SLOW_MAX``; each admission gives back a little of it
+    (``PACE_RECOVERY``), so every caller backs off together and returns to the full rate
+    within a few hundred requests. Concurrent 429s of one episode stretch it once.
+    """
     if until != until:
         raise ValueError("cooldown until must be a time in seconds, got nan")
     if until > state.cooldown_until:
+        if state.cooldown_until <= state.high:
+            state.pace_slow = min(PACE_SLOW_MAX, state.pace_slow * PACE_SLOWDOWN)
         state.cooldown_until = until
         state.projection = None
 

@@ -237,6 +237,7 @@ def _state_from(raw: Sequence[Any], epoch_offset: float) -> tuple[float, ModelSt
     state.cooldown_until = fields["cool"]
     state.last_admit = fields["last"]
     state.pace_req = fields.get("preq", -math.inf)
+    state.pace_slow = fields.get("pslow", 1.0)
     state.pace_tok = fields.get("ptok", -math.inf)
     state.pace_inp = fields.get("pinp", -math.inf)
     state.high = fields["high"]
