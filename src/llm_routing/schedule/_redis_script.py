@@ -358,7 +358,16 @@ local function record(lim, rin, rout, rid)
   if lim.smoothing then
     local slow = st.pslow
     local pw = lim.window * slow
-    if lim.rpm then st.preq = now + pw / math.max(1, lim.rpm - st.s_req) end
+    if lim.rpm and lim.raw_rpm then
+      -- policy._record: a late admission is paced from when it was due, within the slack
+      local interval = pw / math.max(1, lim.rpm - st.s_req)
+      local exact = lim.window / lim.raw_rpm
+      local catch = math.max(0.0, interval - exact) * math.max(1.0, 1.0 / exact)
+      local late = now - st.preq
+      local start = now
+      if late > 0.0 and late <= catch then start = st.preq end
+      st.preq = start + interval
+    end
     if lim.tpm and lim.tpm > 0 then
       st.ptok = math.max(st.ptok, now) + (rin + rout) * pw / math.max(1, lim.tpm - st.s_tok)
     end

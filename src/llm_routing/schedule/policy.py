@@ -602,8 +602,16 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
         slow = state.pace_slow
         window = limits.window_s * slow
         rpm = limits.effective_rpm
-        if rpm is not None:
-            state.pace_req = now + window / max(1, rpm - synthetic["req"])
+        if rpm is not None and limits.rpm is not None:
+            interval = window / max(1, rpm - synthetic["req"])
+            # An admission a little late (a wake-up after its time) is paced from when it was
+            # due, not from when it ran, or every late wake-up would be lost for good: up to
+            # the slack our margin leaves within one second of the provider's exact spacing.
+            exact = limits.window_s / limits.rpm
+            catch_up = max(0.0, interval - exact) * max(1.0, 1.0 / exact)
+            late = now - state.pace_req
+            start = state.pace_req if 0.0 < late <= catch_up else now
+            state.pace_req = start + interval
         tpm = limits.effective_tpm
         if tpm:
             share = max(1, tpm - synthetic["tok"])
