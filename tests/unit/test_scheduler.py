@@ -298,8 +298,8 @@ def test_limits_that_are_not_a_mapping_per_model_are_a_type_error():
         RateScheduler(limits={"gpt-4o": 30})
 
 
-def test_count_from_must_be_response_or_admission():
-    with pytest.raises(ValueError, match=r"count_from=.*'response'.*'admission'.*'sent'"):
+def test_count_from_must_be_auto_response_or_admission():
+    with pytest.raises(ValueError, match=r"count_from=.*'auto'.*'response'.*'admission'.*'sent'"):
         RateScheduler(count_from="sent")
 
 
@@ -756,11 +756,17 @@ def test_without_usage_the_output_text_is_counted():
 
 
 @pytest.mark.parametrize(
-    ("count_from", "at_60", "at_65"), [("response", 1, 0), ("admission", 0, 0)]
+    ("count_from", "pacing", "at_60", "at_65"),
+    [
+        ("response", "burst", 1, 0),
+        ("admission", "burst", 0, 0),
+        ("auto", "burst", 1, 0),  # a burst reaches the provider late: count from the answer
+        ("auto", "paced", 0, 0),  # paced requests arrive spread out: admission is exact
+    ],
 )
-def test_count_from_decides_when_a_request_leaves_the_window(count_from, at_60, at_65):
+def test_count_from_decides_when_a_request_leaves_the_window(count_from, pacing, at_60, at_65):
     clock = VirtualClock()
-    s = scheduler(clock, count_from=count_from)
+    s = scheduler(clock, count_from=count_from, pacing=pacing)
     model = fake(clock, latency=5.0)  # admitted at 0, answered at 5
     (s | model).invoke("hi")
     clock.advance_to(60.0)

@@ -228,7 +228,7 @@ class RateScheduler(Decorator):
         backoff_max: float = 30.0,
         quota_cooldown: float = 60.0,
         per_api_key: bool = False,
-        count_from: Literal["response", "admission"] = "response",
+        count_from: Literal["auto", "response", "admission"] = "auto",
     ) -> None:
         _check_seconds("max_wait", max_wait)
         _check_seconds("backoff_initial", backoff_initial)
@@ -253,10 +253,11 @@ class RateScheduler(Decorator):
                 "RateScheduler(clock=…) must be a Clock (SystemClock, VirtualClock) or None, "
                 f"got {type(clock).__name__}"
             )
-        if count_from not in ("response", "admission"):
+        if count_from not in ("auto", "response", "admission"):
             raise ValueError(
-                "RateScheduler(count_from=…) must be 'response' (count a request in the minute "
-                "window from when its answer came: safe when sending lags admission) or "
+                "RateScheduler(count_from=…) must be 'auto' (from admission where requests are "
+                "paced, from the answer where they burst), 'response' (count a request in the "
+                "minute window from when its answer came: safe when sending lags admission) or "
                 f"'admission' (exact for in-process providers), got {count_from!r}"
             )
         check_pacing(pacing, "RateScheduler(pacing=…)")
@@ -422,7 +423,13 @@ class RateScheduler(Decorator):
         # proceed() returns when the answer (a stream's first chunk) is here: the provider
         # has counted the request by now.
         pending.ticket = ticket
-        if self.count_from == "response":
+        # Paced requests reach the provider spread out, so the minute window never fills at
+        # its edge and counting from admission is exact; a burst reaches it seconds after its
+        # admission, and counting from the answer is what keeps its window's edge safe.
+        count_from = self.count_from
+        if count_from == "auto":
+            count_from = "admission" if pending.resolved.limits.smoothing else "response"
+        if count_from == "response":
             pending.answered_at = self.admission.now()
 
     def after(self, call: Call, output: Any) -> None:
