@@ -12,7 +12,7 @@ from llm_routing.sim.latency import Latency
 
 def test_demo_shows_rate_limits_and_context_overflows():
     report = run_demo(seed=0, models=demo_models(Latency.fast()), progress=False)
-    assert report.requests == 106
+    assert report.requests == 104
     assert report.models["sim-mini"].context_overflows == 3
     assert report.models["sim-mini"].rate_limited_requests > 0
     assert report.models["sim-standard"].rate_limited_tokens > 0
@@ -38,5 +38,5 @@ def test_demo_progress_bar_renders_to_the_given_console():
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100)
     report = run_demo(seed=0, models=demo_models(Latency.fast()), console=console, progress=True)
-    assert report.requests == 106
+    assert report.requests == 104
     assert "sending workload" in buffer.getvalue()
