@@ -228,6 +228,10 @@ def sim_models(config: SoakConfig) -> list[SimModel]:
             tpm=rpm * TOKENS_PER_REQUEST_LIMIT,
             latency=LATENCY,
             reply_tokens=REPLY_TOKENS,
+            # Exact sliding windows, which take a minute's quota at once: the soak's scheduler
+            # bursts into them (see scheduler_limits) so the overflow reaches the fallbacks.
+            enforcement="sliding",
+            failed_requests_count=False,
         )
         for name, rpm in zip(MODEL_NAMES, config.rpms, strict=True)
     ]
