@@ -18,7 +18,7 @@ import anthropic
 import httpx
 import openai
 
-__all__ = ["anthropic_error", "openai_error", "status_error"]
+__all__ = ["anthropic_error", "gemini_error", "openai_error", "status_error"]
 
 # The public classes both SDKs document per status code (openai's README, "Handling errors";
 # anthropic's the same). A status without one is the base APIStatusError.
@@ -94,3 +94,21 @@ def anthropic_error(
     return status_error(
         anthropic, status, body, headers, url="https://api.anthropic.com/v1/messages", cls=cls
     )
+
+
+def gemini_error(status: int, body: dict[str, Any]) -> Exception:
+    """The error google-genai raises for this response, through its public ``raise_for_response``.
+
+    Its error classes' constructors changed what their second argument is between releases
+    (a response object in 1.x, the JSON body later); the public classmethod takes a response
+    in every release.
+    """
+    from google.genai import errors as genai_errors
+
+    request = httpx.Request("POST", "https://generativelanguage.googleapis.com/v1beta/models")
+    response = httpx.Response(status, json=body, request=request)
+    try:
+        genai_errors.APIError.raise_for_response(response)
+    except genai_errors.APIError as exc:
+        return exc
+    raise AssertionError(f"google-genai raised nothing for HTTP {status}")

@@ -29,7 +29,7 @@ from llm_routing import (
     classify,
     retry_after,
 )
-from sdk_errors import anthropic_error, openai_error
+from sdk_errors import anthropic_error, gemini_error, openai_error
 
 NOW = 1_700_000_000.0
 
@@ -180,7 +180,7 @@ class TestClassifyAnthropic:
         assert classify(anthropic_error(429, self.SPEND_LIMIT, cls=cls)) is ErrorKind.QUOTA
 
 
-def _gemini_429(retry_delay: str | None, quota_id: str) -> genai_errors.ClientError:
+def _gemini_429(retry_delay: str | None, quota_id: str) -> Exception:
     details: list[dict] = [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
@@ -197,7 +197,7 @@ def _gemini_429(retry_delay: str | None, quota_id: str) -> genai_errors.ClientEr
         details.append(
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}
         )
-    return genai_errors.ClientError(
+    return gemini_error(
         429,
         {
             "error": {
@@ -228,9 +228,10 @@ class TestClassifyGemini:
         assert retry_after(exc) == 1.5
 
     def test_server_error_is_transient(self):
-        exc = genai_errors.ServerError(
+        exc = gemini_error(
             503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "overloaded"}}
         )
+        assert isinstance(exc, genai_errors.ServerError)
         assert classify(exc) is ErrorKind.TRANSIENT
 
 
