@@ -53,7 +53,7 @@ local channel, origin, keyname = ARGV[4], ARGV[5], ARGV[6]
 local st = {
   req = 0, tok = 0, inp = 0, out = 0, cut = -INF,
   dreq = 0, dcut = -INF, cend = -INF, creq = 0,
-  cool = -INF, last = -INF, high = -INF, win = 60.0, seq = 0, hz = -INF,
+  cool = -INF, high = -INF, win = 60.0, seq = 0, hz = -INF,
   preq = -INF, ptok = -INF, pinp = -INF, pslow = 1.0,
   s_req = 0, s_tok = 0, s_inp = 0, s_out = 0,
 }
@@ -354,7 +354,6 @@ local function record(lim, rin, rout, rid)
     st.dreq = st.dreq + 1
     horizon(now + DAY)
   end
-  st.last = now
   if lim.smoothing then
     local slow = st.pslow
     local pw = lim.window * slow

@@ -345,7 +345,6 @@ class ModelState:
         "high",
         "inflight",
         "input_tokens",
-        "last_admit",
         "log",
         "output_tokens",
         "pace_inp",
@@ -374,7 +373,6 @@ class ModelState:
         self.cal_requests = 0
         self.inflight: dict[str, _Entry] = {}
         self.cooldown_until = -math.inf
-        self.last_admit = -math.inf
         # Pacing (``RateLimits.smoothing``): the earliest time the next admission may happen,
         # given the requests and tokens admitted so far at the per-second rate, fixed when
         # each admission is recorded (so a decision's time stays exact).
@@ -594,7 +592,6 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
     if in_day:
         state.day_log.append(entry)
         state.day_requests += 1
-    state.last_admit = now
     if limits.smoothing:
         # Paced at what is left of the limit once others' usage (``correct``) is taken out.
         # ``slow`` stretches every interval after unexpected 429s (see ``cooldown``).

@@ -235,7 +235,6 @@ def _state_from(raw: Sequence[Any], epoch_offset: float) -> tuple[float, ModelSt
     state.cal_end = fields["cend"]
     state.cal_requests = int(fields["creq"])
     state.cooldown_until = fields["cool"]
-    state.last_admit = fields["last"]
     state.pace_req = fields.get("preq", -math.inf)
     state.pace_slow = fields.get("pslow", 1.0)
     state.pace_tok = fields.get("ptok", -math.inf)
