@@ -7,16 +7,22 @@ hosts reserving at once never together pass a budget. Pricing and budget rules s
 Money is held as integer picodollars (1e-12 USD: exact for every catalogue price, which has
 at most six decimals per million tokens) and added in the script with two 12-digit limbs, since
 Lua numbers are doubles. Reservations round up to the next picodollar, charges half-even.
-Holds of a worker that died expire after ``hold_timeout_s`` so they do not shrink a budget
-forever. Records (JSON) sit in a list capped at ``max_records``; totals cover every call.
+Holds are leases on Redis ``TIME``: the worker that took one renews it every third of
+``hold_lease`` while the call runs, so a killed worker's holds stop shrinking a budget within
+one lease. Every dropped hold is published on ``{prefix}:{ledger}:released``, which wakes the
+callers of every worker waiting for room (`Ledger.reserve_within`). Records (JSON) sit in a
+list capped at ``max_records``; totals cover every call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import json
 import logging
 import math
+import threading
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -29,11 +35,16 @@ from redis.retry import Retry
 
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
 from llm_routing.cost.ledger import (
+    DEFAULT_HOLD_LEASE,
     DEFAULT_MAX_RECORDS,
     CostRecord,
     Ledger,
     Refusal,
     Reservation,
+    _check_lease,
+    _Renewer,
+    _Waiters,
+    _Wake,
 )
 from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.errors import LLMRoutingError
@@ -48,7 +59,13 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     OSError,
 )
+_SUBSCRIBER_ERRORS: tuple[type[BaseException], ...] = (*_UNREACHABLE, redis.exceptions.RedisError)
 _CONTEXT = decimal.Context(prec=80)
+# A waiter looks again at least this often: a net under a wake-up lost while the subscriber
+# reconnected (settlements are announced; this only bounds the damage of a missed one).
+_MAX_PAUSE_S = 2.0
+# How long the subscriber blocks on one read before it checks whether anyone still waits.
+_LISTEN_S = 0.5
 _PICO = 12
 _ZERO = Decimal(0)
 _GROUP_COUNTS = (
@@ -71,6 +88,7 @@ local P = KEYS[1]
 local META, SPENT, RESERVED, OPEN, EXPIRY, EXPIRED, RECORDS, STATUS =
   P .. 'meta', P .. 'spent', P .. 'reserved', P .. 'open', P .. 'expiry', P .. 'expired',
   P .. 'records', P .. 'status'
+local RELEASED = P .. 'released'
 local KINDS = {'total', 'model', 'tag', 'hour', 'day', 'month'}
 local BASE = 1000000000000
 
@@ -106,12 +124,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local generation = tonumber(redis.call('HGET', META, 'generation') or '0')
 
--- Drop one hold: subtract its amount from each of its buckets.
+-- Drop one hold: subtract its amount from each of its buckets, and wake the waiters.
 local function unhold(id)
   local held = redis.call('HGET', OPEN, id)
   if not held then return false end
   redis.call('HDEL', OPEN, id)
   redis.call('ZREM', EXPIRY, id)
+  redis.call('PUBLISH', RELEASED, id)
   local parts = split(held)
   local amount = parse(parts[1])
   for i = 2, #parts do
@@ -125,7 +144,7 @@ local function unhold(id)
   return true
 end
 
--- Holds of workers that died (or calls slower than the timeout) stop holding money.
+-- Holds whose lease ran out (their worker died, or stopped renewing) stop holding money.
 local function expire_holds()
   local gone = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', string.format('%.17g', now))
   for _, id in ipairs(gone) do
@@ -137,29 +156,60 @@ end
 local op = ARGV[1]
 
 if op == 'reserve' then
+  -- ARGV: amount, lease, final ('1': count a refusal due to holds), n, n x (key, limit)
   expire_holds()
   local amount = parse(ARGV[2])
-  local timeout = tonumber(ARGV[3])
-  local n = tonumber(ARGV[4])
+  local lease = tonumber(ARGV[3])
+  local final = ARGV[4] == '1'
+  local n = tonumber(ARGV[5])
+  -- The settled spend alone: no settlement can make room, refuse (and count) at once.
   for i = 1, n do
-    local key, limit = ARGV[4 + 2 * i - 1], parse(ARGV[4 + 2 * i])
+    local key, limit = ARGV[5 + 2 * i - 1], parse(ARGV[5 + 2 * i])
+    local spent = redis.call('HGET', SPENT, key) or '0'
+    if gt(add(parse(spent), amount), limit) then
+      redis.call('HINCRBY', META, 'refused', 1)
+      return {0, i, spent, redis.call('HGET', RESERVED, key) or '0', 0, ''}
+    end
+  end
+  for i = 1, n do
+    local key, limit = ARGV[5 + 2 * i - 1], parse(ARGV[5 + 2 * i])
     local spent = redis.call('HGET', SPENT, key) or '0'
     local reserved = redis.call('HGET', RESERVED, key) or '0'
     if gt(add(add(parse(spent), parse(reserved)), amount), limit) then
-      redis.call('HINCRBY', META, 'refused', 1)
-      return {0, i, spent, reserved}
+      if final then redis.call('HINCRBY', META, 'refused', 1) end
+      local first = redis.call('ZRANGE', EXPIRY, 0, 0, 'WITHSCORES')
+      local retry = ''
+      if first[2] then retry = string.format('%.17g', tonumber(first[2]) - now) end
+      return {0, i, spent, reserved, 1, retry}
     end
   end
   local id = redis.call('HINCRBY', META, 'seq', 1)
   local held = {str(amount)}
   for i = 1, n do
-    local key = ARGV[4 + 2 * i - 1]
+    local key = ARGV[5 + 2 * i - 1]
     held[#held + 1] = key
     redis.call('HSET', RESERVED, key, str(add(parse(redis.call('HGET', RESERVED, key)), amount)))
   end
   redis.call('HSET', OPEN, id, table.concat(held, '\t'))
-  redis.call('ZADD', EXPIRY, string.format('%.17g', now + timeout), id)
+  redis.call('ZADD', EXPIRY, string.format('%.17g', now + lease), id)
   return {1, id, generation}
+end
+
+if op == 'renew' then
+  -- ARGV: lease, then (id, generation) pairs; settled, expired or older holds are skipped
+  local until_ = now + tonumber(ARGV[2])
+  local renewed = 0
+  for i = 3, #ARGV - 1, 2 do
+    local id = ARGV[i]
+    if tonumber(ARGV[i + 1]) == generation and redis.call('HEXISTS', OPEN, id) == 1 then
+      local current = tonumber(redis.call('ZSCORE', EXPIRY, id) or '0')
+      if until_ > current then
+        redis.call('ZADD', EXPIRY, string.format('%.17g', until_), id)
+      end
+      renewed = renewed + 1
+    end
+  end
+  return renewed
 end
 
 if op == 'unhold' then
@@ -258,6 +308,7 @@ if op == 'reset' then
   redis.call('DEL', SPENT, RESERVED, OPEN, EXPIRY, EXPIRED, RECORDS, STATUS)
   redis.call('HDEL', META, 'refused')
   redis.call('HINCRBY', META, 'generation', 1)
+  redis.call('PUBLISH', RELEASED, 'reset')
   return 1
 end
 
@@ -351,7 +402,9 @@ class RedisLedger(Ledger):
     ``RedisLedger("redis://localhost:6379/0")`` or ``RedisLedger(client=redis.Redis(...))``,
     then ``CostTracker(budget_usd=5, backend=ledger)`` in every worker. Keys live under
     ``{prefix}:{ledger}:``; they do not expire (a budget lasts until ``reset()``), except
-    holds older than ``hold_timeout_s``, which are dropped (a worker that died mid-call).
+    holds: each is a lease of ``hold_lease`` seconds (30 by default) that this process renews
+    every third of it while the call runs, so the holds of a worker killed mid-call are dropped
+    within one lease. ``hold_timeout_s`` is the former name of ``hold_lease``.
 
     When Redis cannot be reached within ``socket_timeout``, ``reserve`` raises
     `RedisLedgerUnavailableError` (no budget check, no call); settling a call already made
@@ -365,8 +418,9 @@ class RedisLedger(Ledger):
         client: redis.Redis | None = None,
         prefix: str = "llm_routing",
         max_records: int | None = DEFAULT_MAX_RECORDS,
-        hold_timeout_s: float = 900.0,
+        hold_lease: float = DEFAULT_HOLD_LEASE,
         socket_timeout: float = 1.0,
+        hold_timeout_s: float | None = None,
     ) -> None:
         if (url is None) == (client is None):
             raise TypeError(
@@ -388,18 +442,32 @@ class RedisLedger(Ledger):
                 f"RedisLedger(max_records=…) must be an int >= 0 or None (keep all), got "
                 f"{max_records!r}"
             )
-        for name, value in (("hold_timeout_s", hold_timeout_s), ("socket_timeout", socket_timeout)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 < value < math.inf
-            ):
-                raise ValueError(
-                    f"RedisLedger({name}=…) must be a finite number of seconds > 0, got {value!r}"
+        if hold_timeout_s is not None:
+            if hold_lease != DEFAULT_HOLD_LEASE:
+                raise TypeError(
+                    "RedisLedger takes hold_lease=… or its former name hold_timeout_s=…, not both"
                 )
+            warnings.warn(
+                "RedisLedger(hold_timeout_s=…) is now hold_lease=… (renewed while a call runs)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            hold_lease = hold_timeout_s
+        if (
+            isinstance(socket_timeout, bool)
+            or not isinstance(socket_timeout, int | float)
+            or not 0 < socket_timeout < math.inf
+        ):
+            raise ValueError(
+                "RedisLedger(socket_timeout=…) must be a finite number of seconds > 0, got "
+                f"{socket_timeout!r}"
+            )
+        try:
+            self.hold_lease = _check_lease(hold_lease, "RedisLedger")
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
         self.prefix = prefix
         self.max_records = max_records
-        self.hold_timeout_s = float(hold_timeout_s)
         self._url = url
         self._where = redact_url(url) if url is not None else None
         self._owns_client = client is None
@@ -415,10 +483,22 @@ class RedisLedger(Ledger):
         )
         self._script: Script = self._client.register_script(_LUA)
         self._root = f"{prefix}:{{ledger}}:"
+        self._channel = self._root + "released"
+        self._renewer = _Renewer(self.renew, self.hold_lease / 3, f"llm_routing-leases-{prefix}")
+        self._waiters = _Waiters()
+        self._lock = threading.Lock()
+        self._subscriber: threading.Thread | None = None
+        self._subscribed = threading.Event()
+        self._closing = threading.Event()
 
     def __repr__(self) -> str:
         where = self._where if self._where is not None else repr(self._client)
         return f"RedisLedger({where!r}, prefix={self.prefix!r})"
+
+    @property
+    def hold_timeout_s(self) -> float:
+        """The former name of ``hold_lease``."""
+        return self.hold_lease
 
     def _run(self, *args: str) -> Any:
         return self._script(keys=[self._root], args=list(args))
@@ -427,7 +507,17 @@ class RedisLedger(Ledger):
 
     def reserve(self, amount: Decimal, buckets: Sequence[Bucket]) -> Reservation | Refusal:
         """Hold ``amount`` in every bucket in one script, or refuse (counted as refused)."""
-        args = [_pico(amount, decimal.ROUND_CEILING), repr(self.hold_timeout_s), str(len(buckets))]
+        return self._attempt(amount, buckets, final=True)
+
+    def _attempt(
+        self, amount: Decimal, buckets: Sequence[Bucket], *, final: bool
+    ) -> Reservation | Refusal:
+        args = [
+            _pico(amount, decimal.ROUND_CEILING),
+            repr(self.hold_lease),
+            "1" if final else "0",
+            str(len(buckets)),
+        ]
         for bucket in buckets:
             args += [bucket.key, _pico(bucket.limit, decimal.ROUND_FLOOR)]
         try:
@@ -441,17 +531,36 @@ class RedisLedger(Ledger):
             ) from exc
         if int(raw[0]) == 0:
             bucket = buckets[int(raw[1]) - 1]
+            retry = _text(raw[5])
             return Refusal(
-                bucket=bucket, spent=_usd(raw[2]), reserved=_usd(raw[3]), requested=amount
+                bucket=bucket,
+                spent=_usd(raw[2]),
+                reserved=_usd(raw[3]),
+                requested=amount,
+                held_only=int(raw[4]) == 1,
+                retry_in=float(retry) if retry else None,
             )
-        return Reservation(int(raw[1]), amount, tuple(buckets), int(raw[2]))
+        reservation = Reservation(int(raw[1]), amount, tuple(buckets), int(raw[2]))
+        self._renewer.add(reservation)
+        return reservation
+
+    def renew(self, reservations: Sequence[Reservation]) -> None:
+        """Push these holds' expiry to ``hold_lease`` from now (Redis time), in one script."""
+        if not reservations:
+            return
+        args = ["renew", repr(self.hold_lease)]
+        for reservation in reservations:
+            args += [str(reservation.id), str(reservation.generation)]
+        self._run(*args)
 
     def settle(self, reservation: Reservation, record: CostRecord) -> list[BucketChange]:
         """Swap the hold for the record's cost, atomically (an unknown cost charges nothing)."""
+        self._renewer.discard(reservation)
         return self._charge(record, reservation.buckets, reservation)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold; nothing is recorded."""
+        self._renewer.discard(reservation)
         try:
             raw = self._run("unhold", str(reservation.id), str(reservation.generation))
         except _UNREACHABLE as exc:
@@ -564,7 +673,105 @@ class RedisLedger(Ledger):
         """Start over for every worker; holds of calls in flight are dropped."""
         self._run("reset")
 
+    # --- waiting -------------------------------------------------------------------------
+
+    def _max_pause(self) -> float:
+        return _MAX_PAUSE_S
+
+    def _listen(self, wake: _Wake) -> bool:
+        """Register ``wake``; start the subscriber if none runs, and wait until it listens.
+
+        Waiting for the subscription matters: a hold dropped before it is live would go
+        unheard (at most the socket timeout; a dead Redis fails the next attempt anyway).
+        """
+        with self._lock:
+            if self._closing.is_set():
+                return False
+            self._waiters.add(wake)
+            start = self._subscriber is None
+            if start:
+                self._subscribed.clear()
+                self._subscriber = threading.Thread(
+                    target=self._subscribe, name=f"llm_routing-ledger-{self.prefix}", daemon=True
+                )
+            subscriber = self._subscriber
+        if start:
+            assert subscriber is not None
+            subscriber.start()
+        self._subscribed.wait(self._socket_timeout())
+        return True
+
+    def _unlisten(self, wake: _Wake) -> None:
+        self._waiters.discard(wake)
+
+    def _socket_timeout(self) -> float:
+        kwargs = self._client.connection_pool.connection_kwargs
+        timeout = kwargs.get("socket_timeout")
+        return float(timeout) if isinstance(timeout, int | float) else 1.0
+
+    def _subscribe(self) -> None:
+        """The pub/sub thread: wake this process's waiters when any worker drops a hold.
+
+        Runs only while someone waits (it leaves within ``_LISTEN_S`` after the last one), so
+        a ledger nobody waits on keeps no thread and no connection.
+        """
+        me = threading.current_thread()
+        pubsub = None
+        try:
+            while not self._closing.is_set():
+                try:
+                    if pubsub is None:
+                        pubsub = self._client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
+                        pubsub.subscribe(self._channel)
+                    message = pubsub.get_message(timeout=_LISTEN_S)
+                except _SUBSCRIBER_ERRORS:
+                    # Lost Redis: wake everyone (their next attempt reports it), then retry.
+                    self._subscribed.clear()
+                    self._waiters.wake_all()
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            pubsub.close()
+                    pubsub = None
+                    self._closing.wait(_LISTEN_S)
+                    message = None
+                if message is not None:
+                    kind = _text(message.get("type"))
+                    if kind == "subscribe":
+                        self._subscribed.set()
+                        self._waiters.wake_all()  # anything dropped before this went unheard
+                    elif kind == "message":
+                        self._waiters.wake_all()
+                with self._lock:
+                    if not len(self._waiters):
+                        self._subscriber = None
+                        self._subscribed.clear()
+                        return
+        finally:
+            with self._lock:
+                if self._subscriber is me:
+                    self._subscriber = None
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
     def close(self) -> None:
-        """Close the client this ledger opened."""
+        """Stop renewing and listening, and close the client this ledger opened.
+
+        Holds still open stop being renewed: they expire within ``hold_lease``.
+        """
+        self._closing.set()
+        self._renewer.close()
+        with self._lock:
+            subscriber = self._subscriber
+        if subscriber is not None and subscriber is not threading.current_thread():
+            subscriber.join(_LISTEN_S + self._socket_timeout() + 1.0)
         if self._owns_client:
             self._client.close()
+
+    def __enter__(self) -> RedisLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -38,6 +38,7 @@ from llm_routing.cost.budget import (
     period_end,
 )
 from llm_routing.cost.ledger import (
+    DEFAULT_HOLD_LEASE,
     DEFAULT_MAX_RECORDS,
     RECORD_COLUMNS,
     CostRecord,
@@ -62,6 +63,8 @@ logger = logging.getLogger("llm_routing.cost")
 
 
 _FALLBACK_TOKENIZER = "o200k_base"
+DEFAULT_MAX_WAIT = 90.0
+"""Seconds a call waits for other calls' holds to settle: the scheduler's default max_wait."""
 _SPEC_CACHE_SIZE = 256
 _ZERO = Decimal(0)
 
@@ -258,7 +261,10 @@ class CostTracker(Decorator):
     from the guard's count when it ran, plus the reserved output: the guard's, else the call's
     or model's ``max_tokens``, else ``reserve_output``, by default
     ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens)``, all at this model's dearest
-    rates) and raises `BudgetExceededError` if that would pass a limit. After the call it
+    rates). If the settled spend leaves no room for that, it raises `BudgetExceededError` at
+    once; if only the holds of other calls in flight are in the way, it waits for them to
+    settle, up to ``max_wait`` seconds (90, the scheduler's default; less what the scheduler
+    already waited for this call), and raises only then. After the call it
     replaces the hold by the price of the reported ``usage_metadata`` (invoke, and the summed
     chunks of a stream); a provider that reports no usage gets its tokens counted locally and
     the record marked ``estimated``. A call that fails before the provider answered costs
@@ -277,8 +283,11 @@ class CostTracker(Decorator):
     `UnknownPriceWarning` per model, counted as ``unpriced_calls``; budgets cannot hold them);
     ``strict=True`` refuses such calls with `UnknownPriceError` instead.
 
-    ``backend``: ``None`` or ``"memory"`` (this process), or a `Ledger` instance. Each call adds
-    ``llm_routing.estimated_cost_usd`` to the model run's metadata when a hold was computed.
+    ``backend``: ``None`` or ``"memory"`` (this process), a ``"redis://…"`` URL or a `Ledger`
+    instance. Each call adds ``llm_routing.estimated_cost_usd`` to the model run's metadata
+    when a hold was computed. Holds are leases of ``hold_lease`` seconds (30 by default; set
+    it here when the tracker builds its ledger, else on the ledger) that this process renews
+    while the call runs: the holds of a worker killed mid-call free the budget within one lease.
 
     Example:
         >>> from llm_routing import CostTracker
@@ -300,6 +309,8 @@ class CostTracker(Decorator):
         reserve_output: int | None = None,
         max_records: int | None = DEFAULT_MAX_RECORDS,
         clock: Callable[[], float] | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        hold_lease: float | None = None,
     ) -> None:
         self.budgets: tuple[Budget, ...] = parse_budgets(budget_usd, budgets)
         if isinstance(warn_at, bool) or not isinstance(warn_at, int | float):
@@ -330,20 +341,49 @@ class CostTracker(Decorator):
             raise TypeError(
                 f"CostTracker(clock=…) must be a callable returning epoch seconds, got {clock!r}"
             )
+        if isinstance(max_wait, bool) or not isinstance(max_wait, int | float):
+            raise TypeError(
+                f"CostTracker(max_wait=…) must be a number of seconds, got {max_wait!r}"
+            )
+        if not (max_wait >= 0 and math.isfinite(max_wait)):
+            raise ValueError(
+                "CostTracker(max_wait=…) must be a finite number of seconds >= 0 (how long a "
+                "call waits for calls in flight to settle; 0 refuses at once), got "
+                f"{max_wait!r}"
+            )
+        if hold_lease is not None:
+            if isinstance(hold_lease, bool) or not isinstance(hold_lease, int | float):
+                raise TypeError(
+                    f"CostTracker(hold_lease=…) must be a number of seconds, got {hold_lease!r}"
+                )
+            if not 0 < hold_lease < math.inf:
+                raise ValueError(
+                    "CostTracker(hold_lease=…) must be a finite number of seconds > 0, got "
+                    f"{hold_lease!r}"
+                )
+            if isinstance(backend, Ledger):
+                raise ValueError(
+                    "CostTracker(hold_lease=…) configures the ledger the tracker builds; you "
+                    "passed a Ledger, so set it there: MemoryLedger(hold_lease=…) or "
+                    "RedisLedger(url, hold_lease=…)"
+                )
         self.warn_at = float(warn_at)
         self.strict = strict
         self.reserve_output = reserve_output
+        self.max_wait = float(max_wait)
         self._catalog = catalog
         self._clock: Callable[[], float] = clock if clock is not None else time.time
-        self.ledger: Ledger = self._ledger_for(backend, max_records)
+        self.ledger: Ledger = self._ledger_for(
+            backend, max_records, DEFAULT_HOLD_LEASE if hold_lease is None else float(hold_lease)
+        )
         self._models: dict[int, _Model] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     @staticmethod
-    def _ledger_for(backend: Any, max_records: int | None) -> Ledger:
+    def _ledger_for(backend: Any, max_records: int | None, hold_lease: float) -> Ledger:
         if backend is None or backend == "memory":
-            return MemoryLedger(max_records)
+            return MemoryLedger(max_records, hold_lease=hold_lease)
         if isinstance(backend, Ledger):
             return backend
         if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
@@ -354,7 +394,7 @@ class CostTracker(Decorator):
                     "CostTracker(backend='redis://…') needs the redis extra: "
                     "pip install 'llm-routing[redis]'"
                 ) from None
-            return RedisLedger(backend, max_records=max_records)
+            return RedisLedger(backend, max_records=max_records, hold_lease=hold_lease)
         raise TypeError(
             "CostTracker(backend=…) must be None or 'memory' (in-process), a 'redis://…' URL "
             f"(a budget shared by processes) or a llm_routing.cost.Ledger; got {scheme_of(backend)}"
@@ -367,7 +407,10 @@ class CostTracker(Decorator):
 
     def __repr__(self) -> str:
         budgets = ", ".join(f"{b.name}={_usd(b.limit_usd)}" for b in self.budgets) or "none"
-        return f"CostTracker(budgets: {budgets}, warn_at={self.warn_at:g}, strict={self.strict})"
+        return (
+            f"CostTracker(budgets: {budgets}, warn_at={self.warn_at:g}, strict={self.strict}, "
+            f"max_wait={self.max_wait:g})"
+        )
 
     # --- per model -------------------------------------------------------------------------
 
@@ -420,7 +463,28 @@ class CostTracker(Decorator):
     # --- hooks -----------------------------------------------------------------------------
 
     def before(self, call: Call) -> None:
-        """Hold the call's worst-case cost against every budget, or refuse it."""
+        """Hold the call's worst-case cost against every budget, or refuse it.
+
+        Blocks while only other calls' holds are in the way (up to ``max_wait``).
+        """
+        state, buckets = self._prepare(call)
+        if buckets:
+            amount = state.estimate if state.estimate is not None else _ZERO
+            outcome = self.ledger.reserve_within(amount, buckets, self._wait_left(call))
+            self._admit(call, state, outcome)
+        call.state = state
+
+    async def abefore(self, call: Call) -> None:
+        """Async `before`: a wait for holds to settle sleeps on the event loop."""
+        state, buckets = self._prepare(call)
+        if buckets:
+            amount = state.estimate if state.estimate is not None else _ZERO
+            outcome = await self.ledger.areserve_within(amount, buckets, self._wait_left(call))
+            self._admit(call, state, outcome)
+        call.state = state
+
+    def _prepare(self, call: Call) -> tuple[_State, list[Bucket]]:
+        """The call's worst case and the buckets it counts against (nothing held yet)."""
         info = self._resolve(call.model)
         if not info.priced:
             self._unpriced(info)
@@ -437,14 +501,23 @@ class CostTracker(Decorator):
             state.estimate = estimate_cost(info.spec, state.input_tokens, state.output_reserve)
             if state.estimate is not None:
                 call.metadata["llm_routing.estimated_cost_usd"] = float(state.estimate)
-        if buckets:
-            outcome = self.ledger.reserve(
-                state.estimate if state.estimate is not None else _ZERO, buckets
-            )
-            if isinstance(outcome, Refusal):
-                raise self._refusal(outcome, state)
-            state.reservation = outcome
-        call.state = state
+        return state, buckets
+
+    def _wait_left(self, call: Call) -> float:
+        """What is left of ``max_wait`` once the scheduler's wait for this call is counted.
+
+        One ``max_wait`` bounds the call's waits end to end: a call that queued 80 s for rate
+        capacity waits at most 10 s more for budget holds, not another 90.
+        """
+        waited = call.upstream.get("llm_routing.wait_s")
+        if isinstance(waited, int | float) and not isinstance(waited, bool) and waited > 0:
+            return max(0.0, self.max_wait - float(waited))
+        return self.max_wait
+
+    def _admit(self, call: Call, state: _State, outcome: Reservation | Refusal) -> None:
+        if isinstance(outcome, Refusal):
+            raise self._refusal(outcome, state)
+        state.reservation = outcome
 
     def after(self, call: Call, output: Any) -> None:
         """Price the real usage (or an estimate when none was reported) and settle the hold."""
@@ -619,13 +692,23 @@ class CostTracker(Decorator):
             if state.input_tokens is not None and state.output_reserve is not None
             else ""
         )
-        message = (
-            f"{bucket.label} of {_usd(bucket.limit)} would be exceeded: {_usd(refusal.spent)} "
-            f"spent and {_usd(refusal.reserved)} held by calls in flight, and this call to "
-            f"{state.model.key} may cost up to {_usd(refusal.requested)}{size}. Raise the "
-            "budget (CostTracker(budget_usd=…, budgets=…)), lower max_tokens, or use a cheaper "
-            f"model{resets}."
-        )
+        if refusal.held_only:
+            message = (
+                f"{bucket.label} of {_usd(bucket.limit)} has room for this call to "
+                f"{state.model.key} (up to {_usd(refusal.requested)}{size}) beside the "
+                f"{_usd(refusal.spent)} spent, but calls in flight held {_usd(refusal.reserved)} "
+                f"of it for the {refusal.waited:.1f}s this call could wait (max_wait="
+                f"{self.max_wait:g}s). Raise CostTracker(max_wait=…), send fewer calls at "
+                "once, or lower max_tokens so each call holds less."
+            )
+        else:
+            message = (
+                f"{bucket.label} of {_usd(bucket.limit)} would be exceeded: "
+                f"{_usd(refusal.spent)} spent and {_usd(refusal.reserved)} held by calls in "
+                f"flight, and this call to {state.model.key} may cost up to "
+                f"{_usd(refusal.requested)}{size}. Raise the budget (CostTracker(budget_usd=…, "
+                f"budgets=…)), lower max_tokens, or use a cheaper model{resets}."
+            )
         return BudgetExceededError(
             message,
             budget_usd=float(bucket.limit),

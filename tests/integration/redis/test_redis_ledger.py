@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -56,7 +55,8 @@ def test_url_or_client_is_required_but_not_both():
     [
         ({"prefix": ""}, "prefix"),
         ({"max_records": -1}, "max_records"),
-        ({"hold_timeout_s": 0}, "hold"),
+        ({"hold_lease": 0}, "hold_lease"),
+        ({"hold_lease": float("inf")}, "hold_lease"),
     ],
 )
 def test_bad_arguments_name_themselves(redis_server, kwargs, match):
@@ -156,22 +156,38 @@ def test_reset_forgets_everything_and_old_holds_settle_without_one(ledger):
     assert ledger.bucket_usage([bucket.key])[bucket.key] == (D("0.003"), D(0))
 
 
-def test_holds_of_a_dead_worker_expire(redis_server):
-    ledger = RedisLedger(redis_server.url, prefix=f"exp-{uuid.uuid4().hex[:8]}", hold_timeout_s=0.1)
+def test_holds_nobody_renews_expire_and_their_call_still_settles_once(redis_server):
+    prefix = f"exp-{uuid.uuid4().hex[:8]}"
     bucket = Budget(D("0.01")).bucket(WHEN)
+    worker = RedisLedger(redis_server.url, prefix=prefix, hold_lease=0.2)
+    hold = worker.reserve(D("0.01"), [bucket])
+    assert isinstance(hold, Reservation)
+    worker.close()  # stops renewing, as a dead worker does (the test keeps the hold object)
+    ledger = RedisLedger(redis_server.url, prefix=prefix)
     try:
-        hold = ledger.reserve(D("0.01"), [bucket])
-        assert isinstance(ledger.reserve(D("0.001"), [bucket]), Refusal)
-        deadline = time.monotonic() + 30
-        while ledger.bucket_usage([bucket.key])[bucket.key][1] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # A waiting reservation wakes when the hold's lease runs out: nobody announces it.
+        outcome = ledger.reserve_within(D("0.001"), [bucket], timeout=30.0)
+        assert isinstance(outcome, Reservation)
+        ledger.release(outcome)
         assert ledger.bucket_usage([bucket.key])[bucket.key] == (D(0), D(0))
-        # A call slower than the timeout still settles (charged, without a hold to drop).
+        # A call slower than its lease still settles (charged, without a hold to drop)...
         ledger.settle(hold, _record(D("0.002")))
         assert ledger.bucket_usage([bucket.key])[bucket.key] == (D("0.002"), D(0))
+        # ... once.
+        with pytest.raises(RuntimeError, match="charged once"):
+            ledger.settle(hold, _record(D("0.002")))
     finally:
         ledger.reset()
         ledger.close()
+
+
+def test_hold_timeout_s_is_the_former_name_of_hold_lease(redis_server):
+    with pytest.warns(DeprecationWarning, match="hold_lease"):
+        ledger = RedisLedger(redis_server.url, hold_timeout_s=5)
+    assert ledger.hold_lease == ledger.hold_timeout_s == 5.0
+    ledger.close()
+    with pytest.raises(TypeError, match="not both"):
+        RedisLedger(redis_server.url, hold_timeout_s=5, hold_lease=6)
 
 
 def test_a_tracker_on_the_redis_ledger_records_calls(sim, ledger):
