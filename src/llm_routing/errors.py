@@ -45,6 +45,7 @@ __all__ = [
     "RateLimitExhaustedError",
     "UnknownModelError",
     "classify",
+    "malformed_response_error",
     "retry_after",
     "scrub_credentials",
 ]
@@ -226,6 +227,9 @@ class QuotaExceededError(ModelError, LLMRoutingError):
 
 class ProviderUnavailableError(ModelAPIError, LLMRoutingError):
     """The provider kept failing (5xx, overloaded, timeouts, dropped connections) after retries.
+
+    Also what a malformed response or stream becomes (see `malformed_response_error`): the
+    provider broke its own protocol, so another model, or a later try, is the answer.
 
     Example:
         >>> from llm_routing import FALLBACK_ERRORS, ProviderUnavailableError, classify
@@ -454,6 +458,10 @@ _QUOTA_CLASS_NAMES = frozenset(
         "OrganizationOnHoldError",
     }
 )
+# What the SDKs raise for a body or an SSE frame that is not the JSON they expect: the stdlib's
+# JSONDecodeError (openai and anthropic decode SSE frames with json.loads and do not wrap it),
+# and openai's strict-validation error. Matched by name so no SDK need be importable.
+_MALFORMED_CLASS_NAMES = frozenset({"JSONDecodeError", "APIResponseValidationError"})
 _TRANSIENT_CLASS_NAMES = frozenset(
     {
         "APITimeoutError",
@@ -470,8 +478,7 @@ _TRANSIENT_CLASS_NAMES = frozenset(
         "InternalServerError",
         "ServerError",
         # A response body that is not valid JSON is a provider fault; the next try may be fine.
-        "JSONDecodeError",
-        "APIResponseValidationError",
+        *_MALFORMED_CLASS_NAMES,
     }
 )
 _TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -507,6 +514,53 @@ _AUTH_TEXT = re.compile(
 
 def _mro_names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _is_malformed(exc: BaseException) -> bool:
+    return not isinstance(exc, LLMRoutingError) and bool(_mro_names(exc) & _MALFORMED_CLASS_NAMES)
+
+
+def malformed_response_error(
+    exc: BaseException, *, model: str | None = None, stream: bool = False
+) -> ProviderUnavailableError | None:
+    """``exc`` as the typed error it stands for when a provider sent malformed JSON, else None.
+
+    The SDKs let a bare ``json.JSONDecodeError`` (a ``ValueError``) out of a response body or
+    an SSE frame that is not valid JSON. Nothing in it says that the provider is at fault, and
+    it is in no ``except`` a fallback chain has, so a router would give up on the first
+    malformed frame instead of trying its next model. As `ProviderUnavailableError` (transient,
+    in `FALLBACK_ERRORS`) it falls back like a dropped connection; ``exc`` stays its
+    ``__cause__``. Never raises.
+
+    Example:
+        >>> import json
+        >>> from llm_routing.errors import malformed_response_error
+        >>> try:
+        ...     json.loads("{not json")
+        ... except ValueError as exc:
+        ...     error = malformed_response_error(exc, model="openai:gpt-4o-mini", stream=True)
+        >>> print(error)
+        openai:gpt-4o-mini sent a malformed stream: not valid JSON (...); the provider is at ...
+        >>> malformed_response_error(ValueError("a bug of ours")) is None
+        True
+    """
+    try:
+        if not _is_malformed(exc):
+            return None
+        what = "stream" if stream else "response"
+        json_error = "JSONDecodeError" in _mro_names(exc)
+        wrong = "not valid JSON" if json_error else "not the expected shape"
+        text = str(exc).strip()
+        detail = (text.splitlines()[0] if text else type(exc).__name__)[:300]
+        error = ProviderUnavailableError(
+            f"{model or 'the provider'} sent a malformed {what}: {wrong} ({detail}); the "
+            "provider is at fault, not the request",
+            model=model,
+        )
+    except Exception:  # a message we cannot build must not mask the original error
+        return None
+    error.__cause__ = exc
+    return error
 
 
 def _status_code(exc: BaseException) -> int | None:

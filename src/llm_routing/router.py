@@ -23,6 +23,7 @@ from llm_routing.errors import (
     AllModelsFailedError,
     Attempt,
     ErrorKind,
+    malformed_response_error,
 )
 from llm_routing.guard import ContextGuard
 
@@ -112,6 +113,24 @@ class _Stats:
             }
 
 
+def _fallback_error(exc: Exception, name: str, *, stream: bool) -> BaseException | None:
+    """The error to fall back on for ``exc``, or None when ``exc`` must propagate as it is.
+
+    The SDKs let malformed JSON out as a bare ``JSONDecodeError``: the provider's fault, so it
+    falls back, typed, as a dropped connection does. The decorators below saw the original.
+    """
+    if isinstance(exc, FALLBACK_ERRORS):
+        return exc
+    return malformed_response_error(exc, model=name, stream=stream)
+
+
+def _broken_stream_error(exc: Exception, name: str) -> Exception:
+    """``exc`` typed (a malformed frame) and noted: the stream broke after its first chunk."""
+    error = malformed_response_error(exc, model=name, stream=True) or exc
+    error.add_note(_stream_failed_note(name))
+    return error
+
+
 def _annotate(output: Any, name: str, attempts: Sequence[Attempt]) -> None:
     """Record on a message which model served it and which failed before (no-op otherwise)."""
     if isinstance(output, BaseMessage):
@@ -130,8 +149,9 @@ class Router(Runnable[Any, Any]):
     """Tries its models in order and answers with the first that succeeds.
 
     A model is skipped when it raises one of ``FALLBACK_ERRORS`` (its guard refused the input,
-    its scheduler gave up waiting, its quota is spent, its provider is down); any other error
-    (a bad request, a bad key) propagates at once, since the next model would fail the same way.
+    its scheduler gave up waiting, its quota is spent, its provider is down or sent malformed
+    JSON, which becomes `ProviderUnavailableError`); any other error (a bad request, a bad key)
+    propagates at once, since the next model would fail the same way.
     When every model fails, `AllModelsFailedError` names each model and its reason.
 
     A served message carries ``response_metadata["llm_routing.model"]`` (the model's
@@ -310,8 +330,11 @@ class Router(Runnable[Any, Any]):
                 output = model.invoke(
                     input, self._attempt_config(config, position, attempts), **kwargs
                 )
-            except FALLBACK_ERRORS as exc:
-                attempts.append(Attempt(name, exc))
+            except Exception as exc:
+                error = _fallback_error(exc, name, stream=False)
+                if error is None:
+                    raise
+                attempts.append(Attempt(name, error))
                 continue
             _annotate(output, name, attempts)
             self._stats.record(name, position, attempts)
@@ -327,8 +350,11 @@ class Router(Runnable[Any, Any]):
                 output = await model.ainvoke(
                     input, self._attempt_config(config, position, attempts), **kwargs
                 )
-            except FALLBACK_ERRORS as exc:
-                attempts.append(Attempt(name, exc))
+            except Exception as exc:
+                error = _fallback_error(exc, name, stream=False)
+                if error is None:
+                    raise
+                attempts.append(Attempt(name, error))
                 continue
             _annotate(output, name, attempts)
             self._stats.record(name, position, attempts)
@@ -350,8 +376,11 @@ class Router(Runnable[Any, Any]):
             except StopIteration:
                 self._stats.record(name, position, attempts)
                 return
-            except FALLBACK_ERRORS as exc:
-                attempts.append(Attempt(name, exc))
+            except Exception as exc:
+                error = _fallback_error(exc, name, stream=True)
+                if error is None:
+                    raise
+                attempts.append(Attempt(name, error))
                 continue
             _annotate(first, name, attempts)
             self._stats.record(name, position, attempts)
@@ -360,8 +389,10 @@ class Router(Runnable[Any, Any]):
                 yield from iterator
             except Exception as exc:
                 self._stats.broken()
-                exc.add_note(_stream_failed_note(name))
-                raise
+                error = _broken_stream_error(exc, name)
+                if error is exc:
+                    raise
+                raise error from exc
             return
         raise self._failed(attempts)
 
@@ -380,8 +411,11 @@ class Router(Runnable[Any, Any]):
             except StopAsyncIteration:
                 self._stats.record(name, position, attempts)
                 return
-            except FALLBACK_ERRORS as exc:
-                attempts.append(Attempt(name, exc))
+            except Exception as exc:
+                error = _fallback_error(exc, name, stream=True)
+                if error is None:
+                    raise
+                attempts.append(Attempt(name, error))
                 continue
             _annotate(first, name, attempts)
             self._stats.record(name, position, attempts)
@@ -391,8 +425,10 @@ class Router(Runnable[Any, Any]):
                     yield chunk
             except Exception as exc:
                 self._stats.broken()
-                exc.add_note(_stream_failed_note(name))
-                raise
+                error = _broken_stream_error(exc, name)
+                if error is exc:
+                    raise
+                raise error from exc
             finally:
                 # A caller that stops early must close the model's stream now (its decorators
                 # settle on close), not whenever the generator is garbage-collected.

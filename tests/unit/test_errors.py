@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import pickle
 
 import anthropic
@@ -29,6 +30,7 @@ from llm_routing import (
     classify,
     retry_after,
 )
+from llm_routing.errors import malformed_response_error
 from sdk_errors import anthropic_error, gemini_error, openai_error
 
 NOW = 1_700_000_000.0
@@ -404,11 +406,67 @@ class TestTaxonomy:
 
 
 def test_malformed_provider_json_is_transient():
-    import json
-
     with pytest.raises(json.JSONDecodeError) as info:
         json.loads("{not json")
     assert classify(info.value) is ErrorKind.TRANSIENT
+
+
+def _decode_error() -> json.JSONDecodeError:
+    try:
+        json.loads("{not json")
+    except json.JSONDecodeError as exc:
+        return exc
+    raise AssertionError("json.loads accepted '{not json'")
+
+
+@pytest.mark.parametrize(("stream", "what"), [(True, "stream"), (False, "response")])
+def test_malformed_json_becomes_a_fallback_worthy_provider_error(stream, what):
+    original = _decode_error()
+    error = malformed_response_error(original, model="openai:gpt-4o-mini", stream=stream)
+    assert isinstance(error, ProviderUnavailableError)
+    assert isinstance(error, FALLBACK_ERRORS)
+    assert classify(error) is ErrorKind.TRANSIENT
+    assert error.__cause__ is original
+    assert error.model == "openai:gpt-4o-mini"
+    assert str(error).startswith(
+        f"openai:gpt-4o-mini sent a malformed {what}: not valid JSON (Expecting property name"
+    )
+    assert "the provider is at fault, not the request" in str(error)
+    assert pickle.loads(pickle.dumps(error)).message == error.message
+
+
+def test_openai_strict_validation_error_is_a_malformed_response():
+    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+    original = openai.APIResponseValidationError(
+        response=httpx.Response(200, request=request), body={"choices": "no"}
+    )
+    error = malformed_response_error(original)
+    assert isinstance(error, ProviderUnavailableError)
+    assert str(error).startswith(
+        "the provider sent a malformed response: not the expected shape (Data returned by API"
+    )
+    assert error.__cause__ is original
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("a bug of ours"),
+        KeyError("choices"),
+        ConnectionResetError(),
+        ProviderUnavailableError("already typed"),
+    ],
+)
+def test_other_errors_are_not_malformed_responses(exc):
+    assert malformed_response_error(exc, model="openai:gpt-4o-mini") is None
+
+
+def test_a_malformed_response_error_whose_message_cannot_be_read_is_left_alone():
+    class Unprintable(json.JSONDecodeError):
+        def __str__(self) -> str:
+            raise RuntimeError("no message")
+
+    assert malformed_response_error(Unprintable("x", "{", 0)) is None
 
 
 # --------------------------------------------------------------------------- credentials
