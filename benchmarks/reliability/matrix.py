@@ -152,6 +152,13 @@ FAULTS: tuple[Fault, ...] = (
         mid_stream=True,
     ),
     Fault(
+        "malformed_0",
+        "malformed JSON before the first chunk",
+        ErrorKind.TRANSIENT,
+        plan_kind="malformed",
+        drop_after=0,
+    ),
+    Fault(
         "malformed", "malformed JSON", ErrorKind.TRANSIENT, plan_kind="malformed", mid_stream=True
     ),
     Fault(

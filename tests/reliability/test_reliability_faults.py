@@ -58,6 +58,14 @@ def test_stream_broken_after_its_first_chunk_does_not_fall_back(by_cell, fault, 
     assert cell["requests"] == {"gpt-4o-mini": 1, "gpt-4o": 0, "gpt-4.1-mini": 0}
 
 
+@pytest.mark.parametrize("entry", ["stream", "astream"])
+@pytest.mark.parametrize("fault", ["drop_0", "malformed_0"])
+def test_stream_broken_before_its_first_chunk_falls_back(by_cell, fault, entry):
+    cell = by_cell[(fault, "primary", entry)]
+    assert cell["outcome"] == "served by gpt-4o (1 retry)"
+    assert cell["requests"] == {"gpt-4o-mini": 2, "gpt-4o": 1, "gpt-4.1-mini": 0}
+
+
 @pytest.mark.parametrize("fault", ["429_retry_after", "429", "500", "timeout", "reset"])
 def test_transient_first_request_failure_is_retried_on_the_same_model(by_cell, fault):
     cell = by_cell[(fault, "first", "invoke")]
