@@ -1,11 +1,17 @@
-"""Invariants of counting: bounds, exact additivity at safe cuts, and fits == (count <= limit)."""
+"""Invariants of counting: bounds, exact additivity at safe cuts, and fits == (count <= limit).
+
+The lower bound must never exceed the exact count: it refuses inputs without reading them,
+so a bound above the count would refuse an input that fits.
+"""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from llm_routing import ModelSpec
 from llm_routing.tokens import (
     count_tokens,
+    count_tokens_lower_bound,
     count_tokens_upto,
     count_tokens_within,
     fits,
@@ -110,3 +116,74 @@ def test_count_within_is_exact_when_it_fits_else_a_lower_bound_above_the_limit(
     else:
         assert limit < got <= exact
     assert fits(messages, model, limit) == (got <= limit)
+
+
+# --- the lower bound that refuses huge message lists without reading them -------------------
+
+_ROLES = ["user", "human", "assistant", "ai", "system"]
+_block = st.one_of(
+    texty,
+    st.builds(lambda t: {"type": "text", "text": t}, texty),
+    st.just({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}),
+)
+_content = st.one_of(texty, st.lists(_block, max_size=3))
+
+
+def _message_like(role, content, form, name):
+    if form == "tuple":
+        return (role, content)
+    if form == "list":
+        return [role, content]
+    if form == "dict":
+        return {"role": role, "content": content}
+    if form == "str":
+        return content if isinstance(content, str) else "x"
+    cls = {"user": HumanMessage, "human": HumanMessage, "system": SystemMessage}.get(
+        role, AIMessage
+    )
+    return cls(content=content, name=name)
+
+
+message_likes = st.builds(
+    _message_like,
+    st.sampled_from(_ROLES),
+    _content,
+    st.sampled_from(["tuple", "list", "dict", "str", "object"]),
+    st.one_of(st.none(), st.sampled_from(["alice", "bob-2"])),
+)
+
+
+@SETTINGS
+@given(st.lists(message_likes, max_size=6), st.integers(1, 40), st.sampled_from(MODELS))
+def test_lower_bound_never_exceeds_the_exact_count(messages, repeat, model):
+    messages = messages * repeat
+    exact = count_tokens(messages, model)
+    assert count_tokens_lower_bound(messages, model) <= exact
+    # The early answer (length alone) is a lower bound too, so no input that fits is refused.
+    assert count_tokens_lower_bound(messages, model, stop_above=0) <= exact
+
+
+@SETTINGS
+@given(texty, st.sampled_from(MODELS))
+def test_lower_bound_of_a_string_never_exceeds_its_count(text, model):
+    assert count_tokens_lower_bound(text, model) <= count_tokens(text, model)
+
+
+@SETTINGS
+@given(
+    st.lists(message_likes, min_size=1, max_size=4),
+    st.integers(1, 60),
+    st.sampled_from(MODELS),
+    st.integers(0, 3000),
+)
+def test_count_within_of_long_lists_is_exact_when_it_fits_else_a_lower_bound(
+    messages, repeat, model, limit
+):
+    # Long enough (up to 240 messages) to be converted in several chunks and stop early.
+    messages = messages * repeat
+    exact = count_tokens(messages, model)
+    got = count_tokens_within(messages, model, limit)
+    if exact <= limit:
+        assert got == exact
+    else:
+        assert limit < got <= exact

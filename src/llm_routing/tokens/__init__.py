@@ -7,6 +7,7 @@ to do when an input is too big belong to ``guard``.
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding
 from llm_routing.tokens.counting import (
     count_tokens,
+    count_tokens_lower_bound,
     count_tokens_upto,
     count_tokens_within,
     fits,
@@ -18,6 +19,7 @@ __all__ = [
     "ENCODING_NAMES",
     "Calibration",
     "count_tokens",
+    "count_tokens_lower_bound",
     "count_tokens_upto",
     "count_tokens_within",
     "estimate_text_tokens",

@@ -24,10 +24,14 @@ hypothesis property in tests/property/test_tokens_props.py checks the additivity
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import tiktoken
 
-__all__ = ["count_upto", "encode_count", "safe_cut", "utf8_len"]
+__all__ = ["PACING", "count_upto", "encode_count", "paced", "safe_cut", "utf8_len"]
 
 _LETTER = "A-Za-z\u4e00-\u9fff\uac00-\ud7a3"
 _CUT = re.compile(rf"\n(?=[{_LETTER}])|(?<=[{_LETTER}])(?=[ ,.\u3002\uff0c][{_LETTER}])")
@@ -127,3 +131,44 @@ def count_upto(
         if total > limit:
             return total
     return total
+
+
+PACING: ContextVar[Callable[[], None] | None] = ContextVar("llm_routing_pacing", default=None)
+"""Called between messages by long counting loops when set (see `paced`)."""
+
+
+class _Pacer:
+    """Hands the GIL to other threads whenever ``interval`` seconds of work have passed.
+
+    A thread that counts in pure Python keeps the GIL until the interpreter forces a switch
+    (``sys.getswitchinterval()``, 5 ms by default), so an event loop in another thread wakes
+    that late. ``time.sleep(0)`` releases the GIL at once; its cost (tens of microseconds)
+    is paid at most once per ``interval``.
+    """
+
+    __slots__ = ("_last", "interval")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = time.perf_counter()
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if now - self._last >= self.interval:
+            time.sleep(0)
+            self._last = time.perf_counter()
+
+
+@contextmanager
+def paced(interval: float = 0.0005) -> Iterator[Callable[[], None]]:
+    """Let counting loops run in this context yield the GIL every ``interval`` seconds.
+
+    For counting in a worker thread on behalf of an event loop; a synchronous caller has no
+    other thread to wait for, so it does not pay for pacing.
+    """
+    pacer = _Pacer(interval)
+    token = PACING.set(pacer)
+    try:
+        yield pacer
+    finally:
+        PACING.reset(token)

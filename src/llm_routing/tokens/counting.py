@@ -30,9 +30,10 @@ Models with an ``estimate:<family>`` tokenizer get the o200k count of the same t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import tiktoken
@@ -46,7 +47,14 @@ from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding, max_toke
 from llm_routing.tokens._images import image_size_from_data_url, image_tokens
 from llm_routing.tokens.estimate import Calibration, count_digits, get_calibration
 
-__all__ = ["count_tokens", "count_tokens_upto", "fits", "tokenizer_for"]
+__all__ = [
+    "count_tokens",
+    "count_tokens_lower_bound",
+    "count_tokens_upto",
+    "count_tokens_within",
+    "fits",
+    "tokenizer_for",
+]
 
 _ACCEPTED_INPUT = (
     "a str, a list of messages (BaseMessage, (role, content) tuples or "
@@ -61,6 +69,10 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 _TEXT_KEYS = {"text": "text", "reasoning": "reasoning", "thinking": "thinking"}
 _OPENAI_OVERHEAD = (3, 1, 3)
 _OPENAI_UNKNOWN_IMAGE = 1445
+# Messages converted per step when counting stops at a limit: large enough that the per-step
+# cost vanishes, small enough (well under a millisecond) that converting less than needed
+# stays cheap and a paced count (``_fast.paced``) can hand over the GIL between steps.
+_CONVERT_CHUNK = 64
 
 # A text part, or a fixed number of tokens (overheads, images).
 _Item = str | int
@@ -296,42 +308,88 @@ def _why_unreadable(item: Any, exc: Exception) -> str:
     )
 
 
+def _input_messages(input: Any) -> Iterator[BaseMessage]:
+    """The messages of a non-``str`` input, converted a chunk at a time as they are consumed.
+
+    Lazy so that a caller that stops early (``count_tokens_within``) never pays for converting
+    the messages after the point where it stopped; every message is converted exactly as
+    ``convert_to_messages`` would convert the whole list.
+    """
+    if isinstance(input, PromptValue):
+        yield from input.to_messages()
+        return
+    if isinstance(input, Mapping):
+        if "messages" not in input:
+            raise TypeError(
+                f'input is a dict without a "messages" key; input must be {_ACCEPTED_INPUT}'
+            )
+        value = input["messages"]
+    elif input is None or isinstance(input, bytes | bytearray):
+        raise TypeError(f"input must be {_ACCEPTED_INPUT}; got {type(input).__name__}")
+    else:
+        value = input
+    if isinstance(value, BaseMessage):
+        yield value
+        return
+    if isinstance(value, Mapping) or not isinstance(value, Sequence):
+        raise TypeError(f"input must be {_ACCEPTED_INPUT}; got {type(value).__name__}")
+    if len(value) <= _CONVERT_CHUNK:
+        yield from _to_messages(value)
+        return
+    remaining = iter(value)
+    while chunk := list(islice(remaining, _CONVERT_CHUNK)):
+        try:
+            converted = convert_to_messages(chunk)
+        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
+            raise _unreadable(value, exc) from exc
+        yield from converted
+
+
+def _tool_items(tools: Sequence[Any] | None) -> list[_Item]:
+    if not tools:
+        return []
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+        raise TypeError(
+            "tools must be a list of LangChain tools, pydantic models, functions or OpenAI "
+            f"tool dicts; got {type(tools).__name__}"
+        )
+    items: list[_Item] = []
+    for tool in tools:
+        try:
+            schema = convert_to_openai_tool(tool)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"tools: cannot convert {tool!r} to a tool schema: {exc}") from exc
+        items.append(_json(schema))
+    return items
+
+
 def _items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> list[_Item]:
     """Flatten ``input`` (and ``tools``) into text parts and fixed token costs."""
     items: list[_Item] = []
     if isinstance(input, str):
         items.append(input)
     else:
-        if isinstance(input, PromptValue):
-            messages = input.to_messages()
-        elif isinstance(input, Mapping):
-            if "messages" not in input:
-                raise TypeError(
-                    f'input is a dict without a "messages" key; input must be {_ACCEPTED_INPUT}'
-                )
-            messages = _to_messages(input["messages"])
-        elif input is None or isinstance(input, bytes | bytearray):
-            raise TypeError(f"input must be {_ACCEPTED_INPUT}; got {type(input).__name__}")
-        else:
-            messages = _to_messages(input)
-        for message in messages:
+        for message in _input_messages(input):
             _message_items(message, counter, items)
         items.append(counter.overheads[2])
-    if tools:
-        from langchain_core.utils.function_calling import convert_to_openai_tool
-
-        if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
-            raise TypeError(
-                "tools must be a list of LangChain tools, pydantic models, functions or OpenAI "
-                f"tool dicts; got {type(tools).__name__}"
-            )
-        for tool in tools:
-            try:
-                schema = convert_to_openai_tool(tool)
-            except (ValueError, TypeError) as exc:
-                raise TypeError(f"tools: cannot convert {tool!r} to a tool schema: {exc}") from exc
-            items.append(_json(schema))
+    items.extend(_tool_items(tools))
     return items
+
+
+def _lazy_items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> Iterator[_Item]:
+    """``_items`` one message at a time, tools first (so a bad tool is still a TypeError)."""
+    yield from _tool_items(tools)
+    if isinstance(input, str):
+        yield input
+        return
+    yield counter.overheads[2]
+    items: list[_Item] = []
+    for message in _input_messages(input):
+        _message_items(message, counter, items)
+        yield from items
+        items.clear()
 
 
 def count_tokens(input: Any, model: Any, *, tools: Sequence[Any] | None = None) -> int:
@@ -398,23 +456,104 @@ def count_tokens_within(
     """``count_tokens(input, model, tools=tools)`` when ``<= limit_tokens``, else a larger number.
 
     One pass answers both "does it fit?" and "how many tokens?": an input that fits is
-    counted exactly (once), an input over the limit is tokenised only until the running total
-    passes it, so a 20 MB string costs milliseconds. The number returned above the limit is a
+    counted exactly (once). An input over the limit is refused from its size when
+    `count_tokens_lower_bound` already passes the limit, else read (messages converted, text
+    tokenised) only until the running total passes it, so a 20 MB string or a million
+    messages cost milliseconds rather than seconds. The number returned above the limit is a
     proven lower bound on the exact count.
     """
     if isinstance(limit_tokens, bool) or not isinstance(limit_tokens, int):
         raise TypeError(f"limit_tokens must be an int, got {type(limit_tokens).__name__}")
     counter = _counter(tokenizer_for(model))
-    items = [input] if isinstance(input, str) and not tools else _items(input, counter, tools)
-    total = sum(item for item in items if isinstance(item, int))
-    if total > limit_tokens:
-        return total
-    for item in items:
-        if isinstance(item, str) and item:
+    if isinstance(input, str) and not tools:
+        return counter.text_upto(input, max(limit_tokens, 0)) if input else 0
+    lower = _lower_bound(input, counter, limit_tokens)
+    if lower > limit_tokens:
+        return lower
+    total = 0
+    pace = _fast.PACING.get()
+    for item in _lazy_items(input, counter, tools):
+        if pace is not None:
+            pace()
+        if isinstance(item, int):
+            total += item
+        elif item:
             total += counter.text_upto(item, max(limit_tokens - total, 0))
-            if total > limit_tokens:
-                return total
+        if total > limit_tokens:
+            return max(total, lower)
     return total
+
+
+def count_tokens_lower_bound(
+    input: Any, model: Any, *, stop_above: int | None = None, contents: bool = True
+) -> int:
+    """A proven lower bound on ``count_tokens(input, model, tools=...)``, from sizes alone.
+
+    Exists so that an input that cannot fit a window is refused without converting or
+    tokenising it: it costs one ``len`` for a message list (every message costs at least its
+    overhead plus one token for its role) and, unless that already exceeds ``stop_above``,
+    one pass reading only the length of each text content (a token is at most the encoding's
+    longest token in bytes, so ``ceil(chars / longest)`` tokens at least; estimates are never
+    below the o200k count); ``contents=False`` skips that pass, for a caller that must not
+    spend more than constant time. Tools only add tokens, so the bound holds with or without
+    them.
+    Input that ``count_tokens`` would reject has no count; the bound is then only a number.
+
+    Example:
+        >>> from llm_routing.tokens import count_tokens_lower_bound
+        >>> huge = [("user", "hi")] * 1_000_000
+        >>> count_tokens_lower_bound(huge, "openai:gpt-4o-mini", stop_above=115_200)  # one len()
+        4000003
+        >>> count_tokens_lower_bound(huge, "openai:gpt-4o-mini")  # also reads every content
+        5000003
+        >>> count_tokens(huge[:2], "openai:gpt-4o-mini")  # exact: 3 + 1 + 1 per message, plus 3
+        13
+    """
+    if stop_above is not None and (isinstance(stop_above, bool) or not isinstance(stop_above, int)):
+        raise TypeError(f"stop_above must be an int or None, got {type(stop_above).__name__}")
+    return _lower_bound(input, _counter(tokenizer_for(model)), stop_above, contents)
+
+
+def _lower_bound(
+    input: Any, counter: _Counter, stop_above: int | None, contents: bool = True
+) -> int:
+    longest = counter.longest_token
+    if isinstance(input, str):
+        return -(-len(input) // longest)
+    if isinstance(input, PromptValue):
+        input = input.to_messages()
+    elif isinstance(input, Mapping):
+        input = input.get("messages")
+    if isinstance(input, BaseMessage):
+        input = [input]
+    if not isinstance(input, list | tuple):
+        return 0
+    per_message, _, priming = counter.overheads
+    # Each element becomes exactly one message (LangChain's conversion), whose role (never
+    # empty: the type stands in for it) is at least one token.
+    bound = priming + len(input) * (per_message + 1)
+    if not contents or (stop_above is not None and bound > stop_above):
+        return bound
+    tokens = 0
+    pace = _fast.PACING.get()
+    for message in input:
+        if pace is not None:
+            pace()
+        if isinstance(message, BaseMessage):
+            content: Any = message.content
+        elif isinstance(message, str):
+            content = message
+        elif isinstance(message, tuple | list) and len(message) == 2:
+            content = message[1]
+        elif isinstance(message, Mapping):
+            content = message.get("content")
+        else:
+            continue
+        if isinstance(content, str) and content:
+            # Per text, rounded up: ceil(a) + ceil(b) >= ceil(a + b), so this is tighter
+            # than summing characters, and exact arithmetic.
+            tokens += -(-len(content) // longest)
+    return bound + tokens
 
 
 @lru_cache(maxsize=16)
