@@ -7,10 +7,13 @@ Counting belongs to ``tokens``, window sizes to ``catalog``, choosing the next m
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.messages import BaseMessage
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable
 
 from llm_routing._decorator import Call, Decorator
@@ -22,7 +25,8 @@ from llm_routing.errors import (
     UnknownModelError,
     classify,
 )
-from llm_routing.tokens import count_tokens, count_tokens_within
+from llm_routing.tokens import count_tokens, count_tokens_lower_bound, count_tokens_within
+from llm_routing.tokens._fast import PACING, paced
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
@@ -35,6 +39,13 @@ provider rule; raise it (or set ``max_tokens`` on the model) when answers are lo
 """
 
 _SPEC_CACHE_SIZE = 256
+
+# Above either size, an async call counts in a worker thread. Below both, counting costs well
+# under a millisecond on the event loop, less than the ~0.1 ms a thread hand-off costs.
+_OFF_LOOP_MESSAGES = 256
+_OFF_LOOP_CHARS = 32_768
+# Messages checked for lone surrogates per slice when paced (well under a millisecond).
+_SENDABLE_SLICE = 64
 
 
 def _fmt(n: int) -> str:
@@ -178,6 +189,9 @@ class ContextGuard(Decorator):
 
     def before(self, call: Call) -> None:
         """Count the input for ``call.model`` and refuse it when it cannot fit."""
+        self._check(call, length_only=False)
+
+    def _check(self, call: Call, *, length_only: bool) -> None:
         resolved = self._resolve(call.model)
         spec = resolved.spec
         kwargs = call.invocation_kwargs
@@ -185,8 +199,26 @@ class ContextGuard(Decorator):
         tools = kwargs.get("tools") or None
         reserved = self._reserved(resolved, kwargs)
         limit = self.limit_for(spec)
-        messages = as_messages(call.input)
         room = limit - reserved
+        if isinstance(call.input, list | tuple | PromptValue) and call.input:
+            # A message list that cannot fit is refused from its length (and its texts'
+            # lengths) alone, before it is read for surrogates, converted or tokenised.
+            lower = count_tokens_lower_bound(
+                call.input, spec, stop_above=max(room, 0), contents=not length_only
+            )
+            if lower > room:
+                call.state = lower
+                raise self._too_big(spec, lower, reserved, limit)
+        if length_only:
+            return
+        pace = PACING.get()
+        if pace is not None and isinstance(call.input, list | tuple) and call.input:
+            # Paced (counting in a worker thread for an event loop): the same checks as
+            # as_messages, a slice at a time so the loop's thread gets the GIL in between.
+            _check_sendable_in_slices(call.input, pace)
+            messages: Any = call.input
+        else:
+            messages = as_messages(call.input)
         # One pass: exact when the input fits, a lower bound (found after tokenising just
         # past the limit) when it does not, so a huge input is refused in milliseconds.
         tokens = count_tokens_within(messages, spec, max(room, 0), tools=tools)
@@ -196,6 +228,25 @@ class ContextGuard(Decorator):
         call.metadata["llm_routing.input_tokens"] = tokens
         call.metadata["llm_routing.reserved_output_tokens"] = reserved
         call.metadata["llm_routing.context_window"] = spec.context_window
+
+    async def abefore(self, call: Call) -> None:
+        """``before``, in a worker thread when the input is large enough to stall the loop.
+
+        Counting a large input is CPU work of up to seconds; on the event loop it would freeze
+        every other coroutine for that long. Small inputs stay on the loop, where they cost
+        less than the thread hand-off would.
+        """
+        if _is_large(call.input):
+            # A list too long to fit whatever it says is refused here, in constant time: no
+            # thread hand-off for the commonest huge input.
+            self._check(call, length_only=True)
+            await asyncio.to_thread(self._paced_before, call)
+        else:
+            self.before(call)
+
+    def _paced_before(self, call: Call) -> None:
+        with paced():
+            self.before(call)
 
     def _too_big(
         self, spec: ModelSpec, tokens: int, reserved: int, limit: int
@@ -302,3 +353,60 @@ class ContextGuard(Decorator):
             "model_name must be a model name such as 'openai:gpt-4o-mini', a ModelSpec or a "
             f"chat model; got {type(model).__name__}"
         )
+
+
+def _is_large(input: Any) -> bool:
+    """Whether counting ``input`` may take long enough to stall an event loop (cheap to tell)."""
+    if isinstance(input, str):
+        return len(input) > _OFF_LOOP_CHARS
+    if isinstance(input, PromptValue):
+        input = input.to_messages()  # what a prompt template hands the model; cheap
+    if not isinstance(input, list | tuple):
+        return False
+    if len(input) > _OFF_LOOP_MESSAGES:
+        return True
+    chars = 0
+    for message in input:
+        content: Any
+        if isinstance(message, BaseMessage):
+            content = message.content
+        elif isinstance(message, tuple | list) and len(message) == 2:
+            content = message[1]
+        elif isinstance(message, Mapping):
+            content = message.get("content")
+        else:
+            content = message
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(map(_block_chars, content))
+        if chars > _OFF_LOOP_CHARS:
+            return True
+    return False
+
+
+def _block_chars(block: Any) -> int:
+    """Characters of a content block's strings, one level deep (a data URL is read for size)."""
+    if isinstance(block, str):
+        return len(block)
+    if not isinstance(block, Mapping):
+        return 0
+    chars = 0
+    for value in block.values():
+        if isinstance(value, str):
+            chars += len(value)
+        elif isinstance(value, Mapping):
+            chars += sum(len(v) for v in value.values() if isinstance(v, str))
+    return chars
+
+
+def _check_sendable_in_slices(messages: list[Any] | tuple[Any, ...], pace: Any) -> None:
+    """``check_sendable(messages)``, a slice at a time with ``pace()`` in between."""
+    for start in range(0, len(messages), _SENDABLE_SLICE):
+        try:
+            check_sendable(messages[start : start + _SENDABLE_SLICE])
+        except ValueError:
+            # Found one: the whole input gives the error its true message index.
+            check_sendable(messages)
+            raise
+        pace()
