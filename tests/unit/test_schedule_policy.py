@@ -358,8 +358,12 @@ def test_token_pacing_holds_the_next_admission_by_its_tokens_at_the_per_second_r
     state = ModelState()
     take(state, limits, 0.0, Request(150, 50))
     decision = decide(state, limits, 0.5, Request(10, 0))
-    assert (decision.admit, decision.at, decision.binding) == (False, 2.0, "pace_tpm")
-    assert decide(state, limits, 2.0, Request(10, 0)).admit
+    # Due at 2.0 s, less the credit: half of what the provider's one-second bucket (100
+    # tokens) holds beyond this request, 0.5 * 90 / 100 s.
+    assert (decision.admit, decision.at, decision.binding) == (False, 1.55, "pace_tpm")
+    assert decide(state, limits, 1.55, Request(10, 0)).admit
+    # A request of a whole second's share gets no credit.
+    assert decide(state, limits, 1.55, Request(100, 0)).at == 2.0
 
 
 def test_itpm_pacing_counts_input_tokens_only():
@@ -367,7 +371,7 @@ def test_itpm_pacing_counts_input_tokens_only():
     state = ModelState()
     take(state, limits, 0.0, Request(300, 5_000))
     decision = decide(state, limits, 1.0, NOTHING)
-    assert (decision.at, decision.binding) == (3.0, "pace_itpm")
+    assert (decision.at, decision.binding) == (3.0 - 0.5, "pace_itpm")  # less the credit
 
 
 def test_pacing_never_refuses_a_request_larger_than_one_seconds_share():
@@ -376,7 +380,7 @@ def test_pacing_never_refuses_a_request_larger_than_one_seconds_share():
     state = ModelState()
     assert decide(state, limits, 0.0, Request(5_000, 0)).admit
     take(state, limits, 0.0, Request(5_000, 0))
-    assert decide(state, limits, 0.0, NOTHING).at == 50.0
+    assert decide(state, limits, 0.0, Request(100, 0)).at == 50.0
 
 
 def test_after_a_cooldown_pacing_resumes_at_the_rate_not_in_a_burst():
@@ -416,7 +420,8 @@ def test_a_projection_of_the_queue_ahead_paces_tokens_too():
     state = ModelState()
     ahead = [Request(100, 0), Request(200, 0)]
     decision = project(state, limits, 0.0, ahead, Request(10, 0))
-    assert (decision.admit, decision.at) == (False, 3.0)  # 100 + 200 tokens at 100/s
+    # 100 + 200 tokens at 100/s, less the credit of the 10 tokens asked (0.5 * 90 / 100 s).
+    assert (decision.admit, decision.at) == (False, 2.55)
 
 
 # --------------------------------------------------------------------------- settle, release
@@ -785,3 +790,36 @@ def test_the_lua_policy_uses_the_same_pacing_constants():
     slowdown = f"math.min({policy.PACE_SLOW_MAX!r}, st.pslow * {policy.PACE_SLOWDOWN!r})"
     assert slowdown in POLICY_LUA
     assert f"math.max(1.0, slow * {policy.PACE_RECOVERY!r})" in POLICY_LUA
+    assert f"return {policy.PACE_TOKEN_CREDIT!r} * math.max(0.0, math.max(1.0, rate) - cost)" in POLICY_LUA
+
+
+def test_paced_token_admissions_may_go_early_into_the_providers_bucket():
+    # TPM 60,000 quantized: a per-second bucket of 1,000 tokens. Each request costs 100
+    # tokens; paced at 98 % of the limit, one every 100 / 980 s. A request may go before its
+    # pace by half of what the bucket holds beyond it: 0.5 * (1,000 - 100) / 1,000 s.
+    limits = RateLimits(tpm=60_000, token_headroom=0.02, smoothing=True)
+    step, credit = 100 / 980, 0.45
+    request = Request(100, 0)
+
+    def burst(state: ModelState, now: float) -> int:
+        admitted = 0
+        while decide(state, limits, now, request).admit:
+            admit(state, limits, now, request, f"r{now}-{admitted}")
+            admitted += 1
+        return admitted
+
+    state = ModelState()
+    # From idle: 500 tokens at once, half the provider's bucket (the credit, plus one).
+    assert burst(state, 0.0) == 1 + math.floor(credit / step) == 5
+    assert decide(state, limits, 0.0, request).at == pytest.approx(5 * step - credit)
+    # A wake-up late by less than the credit loses nothing: the pace is kept.
+    pace = state.pace_tok
+    assert burst(state, pace - credit + 0.3) == 3
+    assert state.pace_tok == pytest.approx(pace + 3 * step)
+    # After any lateness, no more than the credit's burst.
+    assert burst(state, 60.0) == 5
+    # A request of a whole second's share never goes early (the bucket must be full for it).
+    big = Request(1_000, 0)
+    state = ModelState()
+    admit(state, limits, 0.0, big, "a")
+    assert decide(state, limits, 0.0, big).at == pytest.approx(1_000 / 980)

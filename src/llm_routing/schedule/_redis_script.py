@@ -266,6 +266,12 @@ local function earliest_day(lim)
   return earliest(need, walk(D, function(e) return e.t + DAY, e.req end), nil)
 end
 
+-- policy._token_credit: how early a paced token admission may go into the provider's bucket
+local function token_credit(limit, cost, window)
+  local rate = limit / window
+  return 0.5 * math.max(0.0, math.max(1.0, rate) - cost) / rate  -- policy.PACE_TOKEN_CREDIT
+end
+
 local function decide(lim, rin, rout, concurrency)
   observe(lim.window)
   local window = lim.window
@@ -310,8 +316,14 @@ local function decide(lim, rin, rout, concurrency)
   end
   if lim.smoothing then
     if lim.rpm and st.preq > at then at, binding = st.preq, 'pace_rpm' end
-    if lim.tpm and st.ptok > at then at, binding = st.ptok, 'pace_tpm' end
-    if lim.itpm and st.pinp > at then at, binding = st.pinp, 'pace_itpm' end
+    if lim.tpm and lim.raw_tpm then
+      local when = st.ptok - token_credit(lim.raw_tpm, rin + rout, lim.window)
+      if when > at then at, binding = when, 'pace_tpm' end
+    end
+    if lim.itpm and lim.raw_itpm then
+      local when = st.pinp - token_credit(lim.raw_itpm, rin, lim.window)
+      if when > at then at, binding = when, 'pace_itpm' end
+    end
   end
   if at > now then
     return {0, f(at), binding, (binding == 'rpd') and 1 or 0}
