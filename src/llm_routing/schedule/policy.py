@@ -566,7 +566,8 @@ def _decide(
             if when > at:
                 at, binding = when, "pace_tpm"
         if itpm is not None and limits.itpm is not None:
-            when = state.pace_inp - _token_credit(limits.itpm, request.input_tokens, limits.window_s)
+            credit = _token_credit(limits.itpm, request.input_tokens, limits.window_s)
+            when = state.pace_inp - credit
             if when > at:
                 at, binding = when, "pace_itpm"
     if at > now:
