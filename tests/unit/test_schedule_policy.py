@@ -790,7 +790,10 @@ def test_the_lua_policy_uses_the_same_pacing_constants():
     slowdown = f"math.min({policy.PACE_SLOW_MAX!r}, st.pslow * {policy.PACE_SLOWDOWN!r})"
     assert slowdown in POLICY_LUA
     assert f"math.max(1.0, slow * {policy.PACE_RECOVERY!r})" in POLICY_LUA
-    assert f"return {policy.PACE_TOKEN_CREDIT!r} * math.max(0.0, math.max(1.0, rate) - cost)" in POLICY_LUA
+    assert (
+        f"return {policy.PACE_TOKEN_CREDIT!r} * math.max(0.0, math.max(1.0, rate) - cost)"
+        in POLICY_LUA
+    )
 
 
 def test_paced_token_admissions_may_go_early_into_the_providers_bucket():
