@@ -143,7 +143,7 @@ def test_the_lease_thread_stops_renewing_a_hold_whose_reservation_was_dropped():
     if thread is not None:
         thread.join(30)
         assert not thread.is_alive()
-    assert ledger._renewer.held() == []
+    assert ledger._renewer.live() == []
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,6 @@ import logging
 import math
 import sys
 import threading
-import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from llm_routing._lease import LeaseRenewer
 from llm_routing.cost.budget import Bucket, BucketChange, first_exceeded, period_keys
 from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.schedule.clock import Clock, SystemClock
@@ -55,6 +55,8 @@ DEFAULT_HOLD_LEASE = 30.0
 """Seconds a hold lives without renewal: how long a killed worker's holds shrink a budget."""
 
 _log = logging.getLogger(__name__)
+
+_Renewer = LeaseRenewer["Reservation"]
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "time",
@@ -279,69 +281,13 @@ class _Waiters:
             wake.set()
 
 
-class _Renewer:
-    """Renews the live holds of this process every ``period`` seconds, from a daemon thread.
+def _renewer(renew: Callable[[list[Reservation]], object], lease: float, name: str) -> _Renewer:
+    """The lease renewer of a ledger: every third of a lease, so two ticks may be missed."""
+    return LeaseRenewer(renew, lease / 3, name, "budget hold(s)")
 
-    A thread, not a task per call: it renews sync, async and streaming calls alike, whichever
-    thread or event loop runs them, and never blocks a loop on a Redis round trip. It runs only
-    while holds are open, so an idle ledger leaves no thread behind.
-    """
 
-    def __init__(
-        self, renew: Callable[[list[Reservation]], None], period: float, name: str
-    ) -> None:
-        self._renew = renew
-        self.period = period
-        self._name = name
-        self._lock = threading.Lock()
-        self._held: weakref.WeakValueDictionary[tuple[int, int], Reservation] = (
-            weakref.WeakValueDictionary()
-        )
-        self._tick = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def add(self, reservation: Reservation) -> None:
-        with self._lock:
-            self._held[(reservation.generation, reservation.id)] = reservation
-            if self._thread is not None or self._closed:
-                return
-            self._tick.clear()
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            thread = self._thread
-        thread.start()
-
-    def discard(self, reservation: Reservation) -> None:
-        with self._lock:
-            self._held.pop((reservation.generation, reservation.id), None)
-            if not self._held:
-                self._tick.set()  # let the thread go now rather than at its next tick
-
-    def held(self) -> list[Reservation]:
-        with self._lock:
-            return list(self._held.values())
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-            self._tick.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)
-
-    def _run(self) -> None:
-        while True:
-            self._tick.wait(self.period)
-            with self._lock:
-                self._tick.clear()
-                held = list(self._held.values())
-                if not held or self._closed:
-                    self._thread = None
-                    return
-            try:
-                self._renew(held)
-            except Exception as exc:  # Redis away: the next tick tries again
-                _log.warning("could not renew %d budget hold(s): %s", len(held), exc)
+def _hold_key(reservation: Reservation) -> tuple[int, int]:
+    return (reservation.generation, reservation.id)
 
 
 class Ledger(ABC):
@@ -616,7 +562,7 @@ class MemoryLedger(Ledger):
         self._ids = itertools.count(1)
         self._generation = 0
         self._waiters = _Waiters()
-        self._renewer = _Renewer(self.renew, self.hold_lease / 3, "llm_routing-ledger-leases")
+        self._renewer = _renewer(self.renew, self.hold_lease, "llm_routing-ledger-leases")
         self._clear()
 
     def _clear(self) -> None:
@@ -708,7 +654,7 @@ class MemoryLedger(Ledger):
         if dropped:
             self._waiters.wake_all()
         if isinstance(outcome, Reservation):
-            self._renewer.add(outcome)
+            self._renewer.add(_hold_key(outcome), outcome)
         return outcome
 
     def renew(self, reservations: Sequence[Reservation]) -> None:
@@ -753,7 +699,7 @@ class MemoryLedger(Ledger):
 
     def settle(self, reservation: Reservation, record: CostRecord) -> list[BucketChange]:
         """Swap the hold for the record's cost (an unknown cost charges nothing)."""
-        self._renewer.discard(reservation)
+        self._renewer.discard(_hold_key(reservation))
         with self._lock:
             self._unhold(reservation, "settle")
             changes = self._charge(record, reservation.buckets)
@@ -762,7 +708,7 @@ class MemoryLedger(Ledger):
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold; nothing is recorded."""
-        self._renewer.discard(reservation)
+        self._renewer.discard(_hold_key(reservation))
         with self._lock:
             self._unhold(reservation, "release")
         self._waiters.wake_all()

@@ -42,7 +42,8 @@ from llm_routing.cost.ledger import (
     Refusal,
     Reservation,
     _check_lease,
-    _Renewer,
+    _hold_key,
+    _renewer,
     _Waiters,
     _Wake,
 )
@@ -484,7 +485,7 @@ class RedisLedger(Ledger):
         self._script: Script = self._client.register_script(_LUA)
         self._root = f"{prefix}:{{ledger}}:"
         self._channel = self._root + "released"
-        self._renewer = _Renewer(self.renew, self.hold_lease / 3, f"llm_routing-leases-{prefix}")
+        self._renewer = _renewer(self.renew, self.hold_lease, f"llm_routing-leases-{prefix}")
         self._waiters = _Waiters()
         self._lock = threading.Lock()
         self._subscriber: threading.Thread | None = None
@@ -541,7 +542,7 @@ class RedisLedger(Ledger):
                 retry_in=float(retry) if retry else None,
             )
         reservation = Reservation(int(raw[1]), amount, tuple(buckets), int(raw[2]))
-        self._renewer.add(reservation)
+        self._renewer.add(_hold_key(reservation), reservation)
         return reservation
 
     def renew(self, reservations: Sequence[Reservation]) -> None:
@@ -555,12 +556,12 @@ class RedisLedger(Ledger):
 
     def settle(self, reservation: Reservation, record: CostRecord) -> list[BucketChange]:
         """Swap the hold for the record's cost, atomically (an unknown cost charges nothing)."""
-        self._renewer.discard(reservation)
+        self._renewer.discard(_hold_key(reservation))
         return self._charge(record, reservation.buckets, reservation)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold; nothing is recorded."""
-        self._renewer.discard(reservation)
+        self._renewer.discard(_hold_key(reservation))
         try:
             raw = self._run("unhold", str(reservation.id), str(reservation.generation))
         except _UNREACHABLE as exc:
