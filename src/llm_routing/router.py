@@ -579,10 +579,13 @@ def build_router(
     instance (to share its state across routers), ``None`` for a default one, or ``False``
     to leave it out: the default guard is ``ContextGuard()``, the default scheduler
     ``RateScheduler(tier=tier, max_wait=max_wait, backend=backend)``, the default tracker
-    ``CostTracker(budget_usd=budget_usd)``. ``tier``, ``max_wait`` and ``backend`` configure
-    only the default scheduler (a ``"redis://…"`` URL also gives the default tracker a Redis
-    ledger, so workers share one budget), ``budget_usd`` only the default tracker: combined
-    with an instance of your own they are an error rather than silently ignored.
+    ``CostTracker(budget_usd=budget_usd, max_wait=max_wait)``. ``tier``, ``max_wait`` and
+    ``backend`` configure the default scheduler, and ``max_wait`` also bounds how long the
+    default tracker waits for calls in flight to free budget, so a caller who will not wait
+    (``max_wait=0``) is refused at once by either (a ``"redis://…"`` URL also gives the
+    default tracker a Redis ledger, so workers share one budget); ``budget_usd`` configures
+    only the default tracker. Combined with an instance of your own they are an error rather
+    than silently ignored.
 
     ``langfuse=True`` (Langfuse configured from the environment) or a Langfuse client adds
     llm_routing's Langfuse handler to every call, so each attempt is one generation with its
@@ -637,7 +640,7 @@ def build_router(
         ledger = None if backend in ("memory", None) else backend
         if ledger is not None and not isinstance(ledger, str):
             ledger = None  # a Backend instance is the scheduler's; the ledger stays in memory
-        tracker = CostTracker(budget_usd=budget_usd, backend=ledger)
+        tracker = CostTracker(budget_usd=budget_usd, backend=ledger, max_wait=max_wait)
     elif budget_usd is not None:
         raise ValueError(
             "build_router(budget_usd=…) configures the default tracker; "

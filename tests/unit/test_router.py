@@ -384,6 +384,18 @@ def test_default_stack_is_guard_scheduler_tracker_on_every_model():
     assert stats["total_cost"] == 0.0
 
 
+def test_max_wait_bounds_the_default_trackers_wait_for_budget_too():
+    # A caller who will not wait is refused at once by either: the scheduler waiting for
+    # capacity, the tracker waiting for calls in flight to free budget.
+    with pytest.warns(UserWarning):
+        router = full_build_router(named("a"), budget_usd=5.0, max_wait=0)
+    _, scheduler, tracker = router.models[0].decorators
+    assert scheduler.max_wait == tracker.max_wait == 0.0
+    with pytest.warns(UserWarning):
+        default = full_build_router(named("a"), budget_usd=5.0)
+    assert default.models[0].decorators[2].max_wait == 90.0
+
+
 def test_budget_with_the_tracker_left_out_is_refused_rather_than_ignored():
     with pytest.raises(ValueError, match=r"budget_usd.*nothing would enforce it"):
         full_build_router(named("a"), budget_usd=5.0, tracker=False)
