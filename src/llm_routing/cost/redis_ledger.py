@@ -22,11 +22,12 @@ import json
 import logging
 import math
 import threading
+import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from redis.backoff import NoBackoff
@@ -51,7 +52,12 @@ from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule.redis import redact_url
 
-__all__ = ["RedisLedger", "RedisLedgerUnavailableError"]
+__all__ = [
+    "RedisLedger",
+    "RedisLedgerStateLostError",
+    "RedisLedgerStateLostWarning",
+    "RedisLedgerUnavailableError",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -123,7 +129,59 @@ end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local op = ARGV[1]
+
+-- The epoch: written at a client's first use and never expiring, so its absence means Redis
+-- lost this ledger (a restart without persistence, a flush, an eviction). Each client passes
+-- the epoch it saw (ARGV[2], removed here). Lost: the key is gone although the client had seen
+-- one, or it is a tombstone ('lost\t…', left by whoever noticed first, so workers started after
+-- the restart learn it too), or a client's epoch was replaced by one nobody acknowledged (an
+-- 'ack\t…' epoch, written by acknowledge_loss() or reset(), is adopted silently).
+local EPOCH = P .. 'epoch'
+local seen = table.remove(ARGV, 2)
+local epoch = redis.call('GET', EPOCH)
+local lost = false
+if not epoch then
+  if seen ~= '' then
+    lost = true
+    epoch = 'lost\t' .. t[1]
+    redis.call('SET', EPOCH, epoch)
+  end
+elseif string.sub(epoch, 1, 5) == 'lost\t' then
+  lost = true
+elseif seen ~= '' and epoch ~= seen and string.sub(epoch, 1, 4) ~= 'ack\t' then
+  lost = true
+end
+if redis.call('EXISTS', META) == 0 then
+  -- A new (or wiped) ledger: generations from the clock, so the holds of calls taken before a
+  -- wipe (their ids restart at 1) never match the new ones.
+  redis.call('HSET', META, 'generation', t[1] .. string.format('%06d', tonumber(t[2])))
+end
 local generation = tonumber(redis.call('HGET', META, 'generation') or '0')
+
+if op == 'epoch' then
+  -- ARGV: a new epoch, mode: 'use' (first use: create one if none), 'carry' (the loss was
+  -- warned about: replace a tombstone and go on), 'ack' (the loss is acknowledged: every
+  -- client adopts the new one), then for 'ack' (bucket key, picodollars) pairs to add to spend
+  local mode = ARGV[3]
+  if mode == 'ack' then
+    epoch = 'ack\t' .. ARGV[2]
+    redis.call('SET', EPOCH, epoch)
+    for i = 4, #ARGV - 1, 2 do
+      redis.call('HSET', P .. 'spent', ARGV[i],
+        str(add(parse(redis.call('HGET', P .. 'spent', ARGV[i])), parse(ARGV[i + 1]))))
+    end
+    return {epoch, 0}
+  end
+  if not epoch or (lost and mode == 'carry' and string.sub(epoch, 1, 5) == 'lost\t') then
+    epoch = ARGV[2]
+    redis.call('SET', EPOCH, epoch)
+    return {epoch, lost and 1 or 0}
+  end
+  return {epoch, lost and 1 or 0}
+end
+
+if lost and op == 'reserve' then return {-1, epoch} end
 
 -- Drop one hold: subtract its amount from each of its buckets, and wake the waiters.
 local function unhold(id)
@@ -153,8 +211,6 @@ local function expire_holds()
     redis.call('SADD', EXPIRED, id)
   end
 end
-
-local op = ARGV[1]
 
 if op == 'reserve' then
   -- ARGV: amount, lease, final ('1': count a refusal due to holds), n, n x (key, limit)
@@ -301,6 +357,7 @@ if op == 'summary' then
 end
 
 if op == 'reset' then
+  -- ARGV: a new epoch (starting over acknowledges any loss)
   for _, kind in ipairs(KINDS) do
     local names = redis.call('SMEMBERS', P .. 'gi:' .. kind)
     for _, name in ipairs(names) do redis.call('DEL', P .. 'g:' .. kind .. ':' .. name) end
@@ -310,7 +367,9 @@ if op == 'reset' then
   redis.call('HDEL', META, 'refused')
   redis.call('HINCRBY', META, 'generation', 1)
   redis.call('PUBLISH', RELEASED, 'reset')
-  return 1
+  epoch = 'ack\t' .. ARGV[2]
+  redis.call('SET', EPOCH, epoch)
+  return epoch
 end
 
 return redis.error_reply('llm_routing ledger: unknown operation ' .. tostring(op))
@@ -319,6 +378,18 @@ return redis.error_reply('llm_routing ledger: unknown operation ' .. tostring(op
 
 class RedisLedgerUnavailableError(LLMRoutingError, ConnectionError):
     """Redis could not be reached, so a budget could not be checked: the call is refused."""
+
+
+class RedisLedgerStateLostError(RedisLedgerUnavailableError):
+    """Redis lost the ledger (a restart without persistence): its $0 cannot be trusted.
+
+    A subclass of `RedisLedgerUnavailableError` because it means the same to a caller: the
+    shared budget cannot be checked, so the call is refused.
+    """
+
+
+class RedisLedgerStateLostWarning(UserWarning):
+    """Redis lost the ledger and ``on_state_lost="warn"`` carries on from $0 spent."""
 
 
 def _text(value: Any) -> str:
@@ -410,6 +481,16 @@ class RedisLedger(Ledger):
     When Redis cannot be reached within ``socket_timeout``, ``reserve`` raises
     `RedisLedgerUnavailableError` (no budget check, no call); settling a call already made
     logs a warning instead of raising, and that call's cost is missing from the shared totals.
+
+    A Redis restarted without persistence (AOF or RDB) comes back empty: every budget would
+    read $0 spent. Each client remembers the ledger's epoch key, written at its first use and
+    never expiring, and a missing or replaced epoch tells it the spend was lost. Then
+    ``on_state_lost="fail"`` (the default, like an unreachable Redis) makes ``reserve`` raise
+    `RedisLedgerStateLostError` in every worker until someone re-seeds the spend with
+    ``acknowledge_loss(spent={...})`` or starts over with ``reset()``; ``"warn"`` emits one
+    `RedisLedgerStateLostWarning` naming what was lost and carries on from $0. Calls already
+    made still settle (charged, without their lost holds). Workers that all start after the
+    wipe cannot tell it from a first use: nothing remembers the old epoch.
     """
 
     def __init__(
@@ -422,6 +503,7 @@ class RedisLedger(Ledger):
         hold_lease: float = DEFAULT_HOLD_LEASE,
         socket_timeout: float = 1.0,
         hold_timeout_s: float | None = None,
+        on_state_lost: Literal["fail", "warn"] = "fail",
     ) -> None:
         if (url is None) == (client is None):
             raise TypeError(
@@ -463,11 +545,21 @@ class RedisLedger(Ledger):
                 "RedisLedger(socket_timeout=…) must be a finite number of seconds > 0, got "
                 f"{socket_timeout!r}"
             )
+        if on_state_lost not in ("fail", "warn"):
+            raise ValueError(
+                "RedisLedger(on_state_lost=…) must be 'fail' (refuse calls once Redis lost the "
+                "spend) or 'warn' (warn and carry on from $0), got "
+                f"{on_state_lost!r}"
+            )
         try:
             self.hold_lease = _check_lease(hold_lease, "RedisLedger")
         except TypeError as exc:
             raise ValueError(str(exc)) from None
         self.prefix = prefix
+        self.on_state_lost = on_state_lost
+        # The epoch this client saw at its first use; None until then.
+        self._epoch: str | None = None
+        self._noticed: str | None = None
         self.max_records = max_records
         self._url = url
         self._where = redact_url(url) if url is not None else None
@@ -501,8 +593,23 @@ class RedisLedger(Ledger):
         """The former name of ``hold_lease``."""
         return self.hold_lease
 
-    def _run(self, *args: str) -> Any:
-        return self._script(keys=[self._root], args=list(args))
+    def _run(self, op: str, *args: str) -> Any:
+        if self._epoch is None:
+            self._use_epoch("use")
+        return self._script(keys=[self._root], args=[op, self._epoch or "", *args])
+
+    def _use_epoch(self, mode: str, *args: str) -> bool:
+        """Run the epoch operation and adopt its answer; True when the ledger was lost."""
+        raw = self._script(
+            keys=[self._root], args=["epoch", self._epoch or "", uuid.uuid4().hex, mode, *args]
+        )
+        self._epoch = _text(raw[0])
+        return int(raw[1]) == 1
+
+    @property
+    def epoch_key(self) -> str:
+        """The Redis key whose absence shows that Redis lost this ledger."""
+        return self._root + "epoch"
 
     # --- money -----------------------------------------------------------------------------
 
@@ -530,6 +637,9 @@ class RedisLedger(Ledger):
                 "so this call is refused. Start or reach Redis, or use an in-memory ledger "
                 "(CostTracker(backend=None)) for budgets per process."
             ) from exc
+        if int(raw[0]) == -1:
+            self._state_lost(buckets, _text(raw[1]))
+            return self._attempt(amount, buckets, final=final)
         if int(raw[0]) == 0:
             bucket = buckets[int(raw[1]) - 1]
             retry = _text(raw[5])
@@ -544,6 +654,63 @@ class RedisLedger(Ledger):
         reservation = Reservation(int(raw[1]), amount, tuple(buckets), int(raw[2]))
         self._renewer.add(_hold_key(reservation), reservation)
         return reservation
+
+    def _state_lost(self, buckets: Sequence[Bucket], found: str) -> None:
+        """Refuse (``"fail"``), or warn once and carry on from $0 (``"warn"``)."""
+        where = self._where if self._where is not None else "the given client"
+        named = ", ".join(f"{b.label} [{b.key!r}]" for b in buckets) or "every budget"
+        lost = (
+            f"Redis at {where} lost the shared budget ledger {self._root!r} (its epoch key "
+            f"{self.epoch_key!r} is gone: a restart without persistence, a FLUSHALL or an "
+            f"eviction). Lost: the spent totals of {named} and of every other budget, the holds "
+            "of calls in flight, the call totals and records; Redis now reads $0 spent"
+        )
+        first = self._noticed != found
+        self._noticed = found
+        if self.on_state_lost == "fail":
+            if first:
+                _log.warning("%s; refusing calls (on_state_lost='fail')", lost)
+            raise RedisLedgerStateLostError(
+                f"{lost}, so this call is refused rather than let spend pass the budget "
+                "(on_state_lost='fail'). Enable AOF or RDB persistence on Redis (appendonly "
+                "yes) so budgets survive a restart, then re-seed what was spent and resume: "
+                "ledger.acknowledge_loss(spent={bucket key: usd}) (or start over with "
+                "ledger.reset()); RedisLedger(on_state_lost='warn') warns and carries on instead."
+            )
+        try:
+            self._use_epoch("carry")
+        except _UNREACHABLE as exc:
+            raise RedisLedgerUnavailableError(
+                f"Redis at {where} is unreachable ({exc}); the shared budget cannot be checked, "
+                "so this call is refused."
+            ) from exc
+        if first:
+            message = (
+                f"{lost}; carrying on from $0 (on_state_lost='warn'), so spend may now pass a "
+                "budget by what was lost. Enable AOF or RDB persistence on Redis so budgets "
+                "survive a restart."
+            )
+            _log.warning("%s", message)
+            warnings.warn(message, RedisLedgerStateLostWarning, stacklevel=5)
+
+    def acknowledge_loss(self, spent: Mapping[str, Decimal | float | str] | None = None) -> None:
+        """Resume every worker after Redis lost the ledger, re-seeding what was spent.
+
+        ``spent`` maps bucket keys (``"total"``, ``"day:2025-06-01"``… as the error named
+        them) to the USD spent before the loss, taken from the provider's billing; it is added
+        to what was spent since. Every worker adopts the new epoch at its next call.
+        """
+        args: list[str] = []
+        for key, usd in (spent or {}).items():
+            amount = Decimal(str(usd))
+            if not isinstance(key, str) or not amount.is_finite() or amount < 0:
+                raise ValueError(
+                    "RedisLedger.acknowledge_loss(spent=…) maps bucket keys (str) to USD >= 0, "
+                    f"got {key!r}: {usd!r}"
+                )
+            args += [key, _pico(amount, decimal.ROUND_CEILING)]
+        self._use_epoch("ack", *args)
+        self._noticed = None
 
     def renew(self, reservations: Sequence[Reservation]) -> None:
         """Push these holds' expiry to ``hold_lease`` from now (Redis time), in one script."""
@@ -671,8 +838,12 @@ class RedisLedger(Ledger):
         return {k: (_usd(raw[2 * i]), _usd(raw[2 * i + 1])) for i, k in enumerate(wanted)}
 
     def reset(self) -> None:
-        """Start over for every worker; holds of calls in flight are dropped."""
-        self._run("reset")
+        """Start over for every worker; holds of calls in flight are dropped.
+
+        Starting over also acknowledges a loss of the ledger (every worker resumes).
+        """
+        self._epoch = _text(self._run("reset", uuid.uuid4().hex))
+        self._noticed = None
 
     # --- waiting -------------------------------------------------------------------------
 
