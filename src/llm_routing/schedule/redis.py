@@ -376,6 +376,8 @@ class RedisBackend(Backend):
         self._subscribed = threading.Event()
         self._down_since: float | None = None
         self._retry_at = 0.0
+        self._epoch: str | None = None  # see _check_epoch
+        self._epoch_seen_at = 0.0
         self._offset = time.time() - _monotonic()  # until the first TIME read
         self._resync_at = 0.0
         self._fallback: MemoryBackend | None = None
@@ -430,6 +432,7 @@ class RedisBackend(Backend):
             return
         self._offset = (seconds + micros / 1_000_000) - (before + after) / 2
         self._came_back()
+        self._check_epoch()
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else repr(float(self._clock.now()))
@@ -473,7 +476,46 @@ class RedisBackend(Backend):
             self._down_since = None
         if was_down:
             _log.warning("Redis reachable again: shared limits resume")
+            self._check_epoch()
             self._notify_all()
+
+    def _check_epoch(self) -> None:
+        """Warn when Redis lost the shared windows: it restarted without persistence.
+
+        An epoch key, written when missing, changes only when Redis lost its data. Checked at
+        each clock resync (30 s) and when Redis answers again after an outage. It expires
+        ``idle_expiry_s`` after the last check, like the windows: a change after so long
+        idle lost nothing. Only a warning, whatever ``on_unavailable`` says: unlike a lost
+        budget, lost windows recalibrate from the provider's 429s and rate-limit headers.
+        """
+        key = f"{self.prefix}:epoch"
+        expiry_ms = max(1, math.ceil(self.idle_expiry_s * 1000))
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(key, uuid.uuid4().hex, nx=True, px=expiry_ms)
+            pipe.pexpire(key, expiry_ms)
+            pipe.get(key)
+            found = pipe.execute()[2]
+        except _UNREACHABLE:
+            return
+        mono = _monotonic()
+        epoch = found.decode() if isinstance(found, bytes) else str(found)
+        seen, self._epoch = self._epoch, epoch
+        idle = mono - self._epoch_seen_at >= self.idle_expiry_s
+        self._epoch_seen_at = mono
+        if seen is None or seen == epoch or idle:
+            return
+        where = self._where if self._where is not None else "the given client"
+        message = (
+            f"RedisBackend: Redis at {where} lost the shared rate-limit windows (epoch key "
+            f"{key!r} changed: a restart without persistence, a FLUSHALL or an eviction). "
+            "Lost: every model's requests and tokens in the window, in-flight requests, "
+            "cooldowns and daily (RPD) counts, which now read 0, so the workers may send a "
+            "window's worth again until the provider's 429s and rate-limit headers recalibrate "
+            "them. Enable AOF or RDB persistence on Redis to keep them across a restart."
+        )
+        _log.warning("%s", message)
+        warnings.warn(message, RedisUnavailableWarning, stacklevel=2)
 
     def _unavailable(self, down: _Down) -> RedisUnavailableError:
         where = self._where if self._where is not None else "the given client"
