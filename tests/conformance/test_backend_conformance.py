@@ -191,3 +191,54 @@ async def test_async_twins_behave_like_the_sync_methods(backend):
     await backend.acorrect(KEY, limits, RateLimitHeaders(remaining_tokens=0, reset_tokens_s=40.0))
     projected = await backend.aproject(KEY, limits, [], Request(1, 0))
     assert (projected.at, projected.binding) == (1_040.0, "tpm")
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def test_an_in_flight_slot_is_a_lease_freed_when_its_owner_stops_renewing(backend, clock):
+    # A worker killed mid-call never settles: its max_concurrency slot must not stay taken.
+    assert backend.lease_s == 30.0  # the default
+    limits = RateLimits(max_concurrency=2)
+    dead, alive = rid(), rid()
+    assert backend.try_acquire(KEY, limits, Request(10, 5), dead).admit
+    assert backend.try_acquire(KEY, limits, Request(10, 5), alive).admit
+    refused = backend.try_acquire(KEY, limits, NOTHING, rid())
+    # Refused until a call ends or, at the latest, until the first lease runs out.
+    assert (refused.admit, refused.binding, refused.at) == (False, "concurrency", 1_030.0)
+    clock.advance(20.0)
+    assert backend.renew(KEY, [alive, "never-admitted"]) == 1  # only the live call renews
+    clock.advance(10.0)  # the dead call's lease runs out; the live one's lasts to 1,050
+    snapshot = backend.snapshot(KEY)
+    assert snapshot["in_flight"] == 1
+    # What the dead call reserved stays counted: the provider may well have received it.
+    assert snapshot["tokens_in_window"] == 30
+    assert backend.try_acquire(KEY, limits, NOTHING, rid()).admit
+    # Its owner's settle, should it come back after all, changes nothing.
+    assert backend.settle(KEY, limits, dead, 1_000, 1_000) is False
+    assert backend.snapshot(KEY)["tokens_in_window"] == 30
+
+
+def test_a_renewed_lease_keeps_its_slot_for_as_long_as_the_call_runs(backend, clock):
+    limits = RateLimits(max_concurrency=1)
+    call = rid()
+    assert backend.try_acquire(KEY, limits, NOTHING, call).admit
+    for _ in range(10):  # 100 s of a call renewed every 10 s
+        clock.advance(10.0)
+        assert backend.renew(KEY, [call]) == 1
+        assert not backend.try_acquire(KEY, limits, NOTHING, rid()).admit
+    assert backend.settle(KEY, limits, call, 0, 0) is True
+    assert backend.renew(KEY, [call]) == 0
+    assert backend.try_acquire(KEY, limits, NOTHING, rid()).admit
+
+
+async def test_arenew_renews_like_renew(backend, clock):
+    limits = RateLimits(max_concurrency=1)
+    call = rid()
+    assert (await backend.atry_acquire(KEY, limits, NOTHING, call)).admit
+    clock.advance(25.0)
+    assert await backend.arenew(KEY, [call]) == 1
+    clock.advance(25.0)
+    assert backend.snapshot(KEY)["in_flight"] == 1
+    clock.advance(5.0)
+    assert backend.snapshot(KEY)["in_flight"] == 0

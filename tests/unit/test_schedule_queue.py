@@ -531,3 +531,60 @@ def test_bad_arguments_raise_type_error(limits, request_, deadline):
     _, _, admission = virtual()
     with pytest.raises(TypeError):
         admission.acquire(KEY, limits, request_, deadline=deadline, model="m")
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def test_a_live_call_keeps_its_slot_however_far_a_virtual_clock_runs():
+    # The renewal thread ticks in real seconds; a virtual clock can jump a whole lease
+    # between two of them. The queue renews this process's live calls before each decision.
+    clock = VirtualClock()
+    admission = Admission(MemoryBackend(clock, lease_s=30.0), clock)
+    limits = RateLimits(max_concurrency=1)
+    ticket = admission.acquire(KEY, limits, NOTHING, deadline=0.0, model="m")
+    clock.advance(300.0)  # ten leases, no tick of the renewal thread
+    with pytest.raises(RateLimitExhaustedError, match="concurrent slots"):
+        admission.acquire(KEY, limits, NOTHING, deadline=clock.now(), model="m")
+    admission.settle(ticket, 0, 0)
+    assert admission.acquire(KEY, limits, NOTHING, deadline=clock.now(), model="m")
+
+
+def test_a_call_that_vanished_without_settling_frees_its_slot_after_one_lease():
+    import gc
+
+    clock = VirtualClock()
+    backend = MemoryBackend(clock, lease_s=30.0)
+    admission = Admission(backend, clock)
+    limits = RateLimits(max_concurrency=1)
+    ticket = admission.acquire(KEY, limits, NOTHING, deadline=0.0, model="m")
+    del ticket  # e.g. a thread killed mid-call: nobody settles, nobody renews
+    gc.collect()
+    clock.advance(29.0)
+    with pytest.raises(RateLimitExhaustedError, match="concurrent slots"):
+        admission.acquire(KEY, limits, NOTHING, deadline=clock.now(), model="m")
+    clock.advance(1.0)
+    assert admission.acquire(KEY, limits, NOTHING, deadline=clock.now(), model="m")
+
+
+async def test_a_waiter_on_a_dead_calls_slot_is_admitted_when_its_lease_runs_out():
+    # Nothing announces an expiry: the waiter sleeps until the lease's end, not forever.
+    import gc
+
+    clock = VirtualClock()
+    backend = MemoryBackend(clock, lease_s=30.0)
+    admission = Admission(backend, clock)
+    limits = RateLimits(max_concurrency=1)
+    ticket = await admission.aacquire(KEY, limits, NOTHING, deadline=0.0, model="m")
+    del ticket
+    gc.collect()
+    waiter = await admission.aacquire(KEY, limits, NOTHING, deadline=90.0, model="m")
+    assert waiter.admitted_at == 30.0
+    assert backend.snapshot(KEY)["in_flight"] == 1
+
+
+def test_backends_validate_lease_s():
+    for bad, error in ((0, ValueError), (-5, ValueError), (math.nan, ValueError), ("1", TypeError)):
+        with pytest.raises(error, match="lease_s"):
+            MemoryBackend(lease_s=bad)  # type: ignore[arg-type]
+    assert MemoryBackend(lease_s=None).lease_s is None

@@ -54,7 +54,7 @@ local st = {
   req = 0, tok = 0, inp = 0, out = 0, cut = -INF,
   dreq = 0, dcut = -INF, cend = -INF, creq = 0,
   cool = -INF, high = -INF, win = 60.0, seq = 0, hz = -INF,
-  preq = -INF, ptok = -INF, pinp = -INF, pslow = 1.0,
+  preq = -INF, ptok = -INF, pinp = -INF, pslow = 1.0, lnext = INF,
   s_req = 0, s_tok = 0, s_inp = 0, s_out = 0,
 }
 st.exp = -INF
@@ -329,12 +329,15 @@ local function decide(lim, rin, rout, concurrency)
     return {0, f(at), binding, (binding == 'rpd') and 1 or 0}
   end
   if concurrency and lim.maxc and redis.call('HLEN', I) >= lim.maxc then
-    return {0, 'inf', 'concurrency', 0}
+    -- policy.decide: a slot frees when a call ends (published) or a lease runs out
+    local freed_at = 'inf'
+    if st.lnext > now then freed_at = f(st.lnext) end
+    return {0, freed_at, 'concurrency', 0}
   end
   return {1, f(now), '', 0}
 end
 
-local function record(lim, rin, rout, rid)
+local function record(lim, rin, rout, rid, lease)
   observe(lim.window)
   local in_day = lim.rpd ~= nil and not lim.calendar
   local dend = -INF
@@ -388,7 +391,13 @@ local function record(lim, rin, rout, rid)
     st.pslow = math.max(1.0, slow * 0.99)  -- policy.PACE_RECOVERY
   end
   horizon(now + lim.window)
-  redis.call('HSET', I, rid, id)
+  if lease then
+    local untl = now + lease
+    redis.call('HSET', I, rid, id .. ' ' .. f(untl))
+    if untl < st.lnext then st.lnext = untl end
+  else
+    redis.call('HSET', I, rid, id)
+  end
   created[I] = true
   keep_or_drop(e)
 end
@@ -408,13 +417,41 @@ local function shift(e, d_req, d_in, d_out)
   return counted
 end
 
+-- An in-flight value is 'id' or 'id lease' (the time its slot is freed unless renewed).
+local function inflight_id(v)
+  local id, lease = string.match(v, '^(%S+) ?(%S*)$')
+  return id, (lease ~= '' and tonumber(lease) or INF)
+end
+
 local function take_inflight(rid)
-  local id = redis.call('HGET', I, rid)
-  if not id then return nil end
+  local v = redis.call('HGET', I, rid)
+  if not v then return nil end
   redis.call('HDEL', I, rid)
-  local e = load(id)
+  local e = load(inflight_id(v))
   e.rid = ''
   return e
+end
+
+-- policy.expire: free the in-flight slots whose owner stopped renewing them (killed mid-call);
+-- what they reserved stays counted in the windows. lnext bounds the earliest lease below.
+local function expire()
+  if now < st.lnext then return 0 end
+  local freed, earliest = 0, INF
+  local all = redis.call('HGETALL', I)
+  for i = 1, #all, 2 do
+    local id, lease = inflight_id(all[i + 1])
+    if lease <= now then
+      redis.call('HDEL', I, all[i])
+      local e = load(id)
+      e.rid = ''
+      keep_or_drop(e)
+      freed = freed + 1
+    elseif lease < earliest then
+      earliest = lease
+    end
+  end
+  st.lnext = earliest
+  return freed
 end
 
 local function publish()
@@ -429,13 +466,15 @@ if op == 'acquire' then
   local rin = tonumber(ARGV[A + NLIMITS])
   local rout = tonumber(ARGV[A + NLIMITS + 1])
   local rid = ARGV[A + NLIMITS + 2]
+  local lease = opt(ARGV[A + NLIMITS + 3])
+  if expire() > 0 then publish() end
   local decision = decide(lim, rin, rout, true)
   if decision[1] == 1 then
     if redis.call('HEXISTS', I, rid) == 1 then
       finish()
       return {-1}
     end
-    record(lim, rin, rout, rid)
+    record(lim, rin, rout, rid, lease)
   end
   finish()
   decision[5] = f(now)
@@ -481,6 +520,22 @@ elseif op == 'release' then
   finish()
   publish()
   return 1
+
+elseif op == 'renew' then
+  -- policy.renew: ARGV lease seconds, then the rids of this process's live calls
+  local untl = now + tonumber(ARGV[A])
+  local renewed = 0
+  for i = A + 1, #ARGV do
+    local v = redis.call('HGET', I, ARGV[i])
+    if v then
+      local id, lease = inflight_id(v)
+      if lease ~= INF then
+        if untl > lease then redis.call('HSET', I, ARGV[i], id .. ' ' .. f(untl)) end
+        renewed = renewed + 1
+      end
+    end
+  end
+  return renewed
 
 elseif op == 'cooldown' then
   local untl = tonumber(ARGV[A])
@@ -530,6 +585,7 @@ elseif op == 'snapshot' then
     return {'0', '0', '0', '0', '0', '', '0', '60', f(now)}
   end
   observe(st.win)
+  expire()
   local today
   if redis.call('LLEN', D) > 0 then
     today = st.dreq

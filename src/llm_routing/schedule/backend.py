@@ -6,6 +6,7 @@ It never waits and keeps no queue: FIFO waiting belongs to ``schedule.queue.Admi
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -14,7 +15,24 @@ if TYPE_CHECKING:
     from llm_routing.schedule.clock import Clock
     from llm_routing.schedule.policy import Decision, RateLimitHeaders, RateLimits, Request
 
-__all__ = ["Backend"]
+__all__ = ["DEFAULT_LEASE_S", "Backend", "check_lease"]
+
+DEFAULT_LEASE_S = 30.0
+"""How long an in-flight slot outlives a worker that stopped renewing it (killed mid-call)."""
+
+
+def check_lease(value: object, owner: str) -> float | None:
+    """``lease_s`` validated: a finite number of seconds > 0, or None (never expires)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{owner}(lease_s=…) must be a number of seconds or None, got {value!r}")
+    if not 0 < value < math.inf:
+        raise ValueError(
+            f"{owner}(lease_s=…) must be a finite number of seconds > 0 (how long an in-flight "
+            f"slot outlives a worker killed mid-call), or None, got {value!r}"
+        )
+    return float(value)
 
 
 class Backend(ABC):
@@ -27,6 +45,32 @@ class Backend(ABC):
     in_process: ClassVar[bool] = False
     """True when every method is quick CPU work with no I/O, so a caller may run it under its
     own lock and from an event loop without awaiting."""
+
+    lease_s: float | None = None
+    """Seconds an in-flight slot outlives an owner that stopped renewing it (``renew``): how
+    long a worker killed mid-call keeps holding a ``max_concurrency`` slot. None: held until
+    settled or released (a backend written before leases)."""
+
+    def renew(self, key: str, rids: Sequence[str]) -> int:
+        """Push the lease of these in-flight requests ``lease_s`` past now; how many were held.
+
+        The scheduler's queue calls it for its live calls every third of a lease.
+        """
+        return 0
+
+    async def arenew(self, key: str, rids: Sequence[str]) -> int:
+        """Async twin of ``renew``."""
+        return self.renew(key, rids)
+
+    def own(self, key: str, rid: str, owner: object) -> bool:
+        """Tie ``rid``'s lease to ``owner`` (weakly); False when the caller must renew it.
+
+        An in-process backend can see its owners directly: a lease whose owner is still
+        alive is renewed when it runs out, whatever the clock (a virtual clock may jump a
+        whole lease between two ticks of a renewal thread); one whose owner is gone frees
+        its slot. A shared backend cannot, and relies on ``renew``.
+        """
+        return False
 
     @property
     def clock(self) -> Clock | None:

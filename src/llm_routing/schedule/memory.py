@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from llm_routing.schedule import policy
-from llm_routing.schedule.backend import Backend
+from llm_routing.schedule.backend import DEFAULT_LEASE_S, Backend, check_lease
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.policy import Decision, ModelState, RateLimitHeaders, RateLimits, Request
 
@@ -26,19 +27,28 @@ def _epoch_offset(clock: Clock) -> float:
 
 
 class MemoryBackend(Backend):
-    """Per-key policy state in this process; thread-safe, and usable from any event loop."""
+    """Per-key policy state in this process; thread-safe, and usable from any event loop.
+
+    In-flight slots are leases of ``lease_s`` seconds, as in ``RedisBackend``: a call that
+    vanished without settling (its thread killed, its stream dropped unclosed) frees its
+    ``max_concurrency`` slot within one lease. The scheduler renews its live calls.
+    """
 
     in_process: ClassVar[bool] = True
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(
+        self, clock: Clock | None = None, *, lease_s: float | None = DEFAULT_LEASE_S
+    ) -> None:
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(
                 f"MemoryBackend clock must provide now(), wait() and await_(), got {clock!r}"
             )
+        self.lease_s = check_lease(lease_s, "MemoryBackend")
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
         self._states: dict[str, ModelState] = {}
         self._listeners: dict[str, tuple[Callable[[], None], ...]] = {}
+        self._owners: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     @property
     def clock(self) -> Clock:
@@ -70,10 +80,41 @@ class MemoryBackend(Backend):
         with self._lock:
             state = self._state(key, limits)
             now = self._clock.now()
+            self._expire(state, now)
             decision = policy.decide(state, limits, now, request)
             if decision.admit:
-                policy.admit(state, limits, decision.at, request, rid)
+                policy.admit(state, limits, decision.at, request, rid, lease_s=self.lease_s)
             return decision
+
+    def own(self, key: str, rid: str, owner: object) -> bool:
+        """Renew ``rid``'s lease for as long as ``owner`` lives (no renewal thread needed)."""
+        if self.lease_s is None:
+            return True
+        with self._lock:
+            self._owners[rid] = owner
+        return True
+
+    def _expire(self, state: ModelState, now: float) -> None:
+        """``policy.expire``, after renewing the leases whose owner is still alive (lock held)."""
+        if now < state.lease_next or self.lease_s is None:
+            return
+        owners = self._owners
+        alive = [
+            rid for rid, entry in state.inflight.items() if entry.lease <= now and rid in owners
+        ]
+        if alive:
+            policy.renew(state, now, alive, self.lease_s)
+        policy.expire(state, now)
+
+    def renew(self, key: str, rids: Sequence[str]) -> int:
+        """Push the lease of these in-flight requests ``lease_s`` past now."""
+        if self.lease_s is None:
+            return 0
+        with self._lock:
+            state = self._states.get(key)
+            if state is None:
+                return 0
+            return policy.renew(state, self._clock.now(), rids, self.lease_s)
 
     def settle(
         self,
@@ -88,6 +129,7 @@ class MemoryBackend(Backend):
         """Real usage replaces the estimate; listeners are called when capacity freed."""
         with self._lock:
             state = self._states.get(key)
+            self._owners.pop(rid, None)
             freed = state is not None and policy.settle(
                 state,
                 limits,
@@ -105,6 +147,7 @@ class MemoryBackend(Backend):
         """Give back the reservation; listeners are called when one was held."""
         with self._lock:
             state = self._states.get(key)
+            self._owners.pop(rid, None)
             freed = state is not None and policy.release(state, rid, keep_request=keep_request)
         if freed:
             self._notify(key)
@@ -157,4 +200,8 @@ class MemoryBackend(Backend):
         """Usage in the current windows (as of now), cooldown, in-flight count and day count."""
         with self._lock:
             state = self._states.get(key)
-            return policy.snapshot(state if state is not None else ModelState(), self._clock.now())
+            if state is None:
+                return policy.snapshot(ModelState(), self._clock.now())
+            now = self._clock.now()
+            self._expire(state, now)
+            return policy.snapshot(state, now)

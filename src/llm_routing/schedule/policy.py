@@ -34,8 +34,10 @@ __all__ = [
     "cooldown",
     "correct",
     "decide",
+    "expire",
     "project",
     "release",
+    "renew",
     "settle",
     "snapshot",
 ]
@@ -306,10 +308,12 @@ class Decision:
 class _Entry:
     """One admitted request in the logs; mutated only by settle and release of the live state."""
 
-    __slots__ = ("day_end", "in_day", "inp", "late", "out", "req", "t")
+    __slots__ = ("day_end", "in_day", "inp", "late", "lease", "out", "req", "t")
 
     def __init__(self, t: float, inp: int, out: int, in_day: bool, day_end: float) -> None:
         self.t = t
+        # While in flight: when the slot is freed unless its owner renews it (``expire``).
+        self.lease = math.inf
         # How long after ``t`` the provider may have counted it (see ``settle(answered_at=…)``):
         # the entry leaves the minute window at ``t + late + window_s``.
         self.late = 0.0
@@ -348,6 +352,7 @@ class ModelState:
         "high",
         "inflight",
         "input_tokens",
+        "lease_next",
         "log",
         "output_tokens",
         "pace_inp",
@@ -375,6 +380,7 @@ class ModelState:
         self.cal_end = -math.inf
         self.cal_requests = 0
         self.inflight: dict[str, _Entry] = {}
+        self.lease_next = math.inf  # no in-flight lease ends before this (see ``expire``)
         self.cooldown_until = -math.inf
         # Pacing (``RateLimits.smoothing``): the earliest time the next admission may happen,
         # given the requests and tokens admitted so far at the per-second rate, fixed when
@@ -577,7 +583,10 @@ def _decide(
         and limits.max_concurrency is not None
         and len(state.inflight) >= limits.max_concurrency
     ):
-        return Decision(False, math.inf, "concurrency", None, False)
+        # A slot frees when a call ends (an event: listeners wake the queue) or when a lease
+        # runs out (a time: its owner died), whichever comes first.
+        freed_at = state.lease_next if state.lease_next > now else math.inf
+        return Decision(False, freed_at, "concurrency", None, False)
     return Decision(True, now, None, None, False)
 
 
@@ -691,19 +700,30 @@ def decide(
 
 
 def admit(
-    state: ModelState, limits: RateLimits, now: float, request: Request, rid: str | None
+    state: ModelState,
+    limits: RateLimits,
+    now: float,
+    request: Request,
+    rid: str | None,
+    *,
+    lease_s: float | None = None,
 ) -> None:
     """Record the reservation of an admitted request; call right after ``decide`` said admit.
 
     ``rid=None`` records an anonymous admission that is never settled nor in flight: what a
-    projection of the queue ahead uses.
+    projection of the queue ahead uses. ``lease_s`` makes the in-flight slot a lease: freed
+    by ``expire`` that long after now unless ``renew`` pushes it out (None: held until
+    settled or released).
     """
     if rid is None:
         _record(state, limits, now, request)
         return
     if rid in state.inflight:
         raise ValueError(f"request id {rid!r} is already in flight; use a fresh id per request")
-    state.inflight[rid] = _record(state, limits, now, request)
+    entry = state.inflight[rid] = _record(state, limits, now, request)
+    if lease_s is not None:
+        entry.lease = now + lease_s
+        state.lease_next = min(state.lease_next, entry.lease)
     projection = state.projection
     if projection is not None and not projection.admitted(request, rid):
         state.projection = None
@@ -765,6 +785,45 @@ def release(state: ModelState, rid: str, *, keep_request: bool = False) -> bool:
     entry.inp = 0
     entry.out = 0
     return True
+
+
+def renew(state: ModelState, now: float, rids: Iterable[str], lease_s: float) -> int:
+    """Push the lease of these in-flight requests to ``now + lease_s``; how many were held.
+
+    Only leases (admitted with ``lease_s``) are renewed; a settled, released or expired rid
+    is skipped: its owner learns nothing it can act on, and its next settle is a no-op.
+    """
+    renewed = 0
+    until = now + lease_s
+    for rid in rids:
+        entry = state.inflight.get(rid)
+        if entry is not None and entry.lease != math.inf:
+            if until > entry.lease:
+                entry.lease = until
+            renewed += 1
+    return renewed
+
+
+def expire(state: ModelState, now: float) -> int:
+    """Free the in-flight slots whose lease ran out; how many were freed.
+
+    A lease runs out when its owner stopped renewing it: the process was killed mid-call.
+    Only the slot is freed (``max_concurrency``); what the request reserved stays counted in
+    the windows at its estimate, because the provider may well have received it. Cheap when
+    nothing can have expired: ``lease_next`` is a lower bound of the earliest lease.
+    """
+    if now < state.lease_next:
+        return 0
+    freed = 0
+    earliest = math.inf
+    for rid, entry in list(state.inflight.items()):
+        if entry.lease <= now:
+            del state.inflight[rid]
+            freed += 1
+        elif entry.lease < earliest:
+            earliest = entry.lease
+    state.lease_next = earliest
+    return freed
 
 
 def cooldown(state: ModelState, until: float) -> None:

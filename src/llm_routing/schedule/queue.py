@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+from llm_routing._lease import LeaseRenewer
 from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
@@ -25,7 +26,7 @@ from llm_routing.schedule.policy import Decision, RateLimitHeaders, RateLimits, 
 __all__ = ["Admission", "Ticket"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # weakly held by the lease renewer
 class Ticket:
     """An admitted request: what to settle or release after the call.
 
@@ -312,6 +313,16 @@ class Admission:
         self._queues: dict[str, _Queue] = {}
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:12] + ":"
+        # In-flight slots are leases the backend frees when their owner stops renewing them
+        # (a worker killed mid-call): renew this process's live calls every third of a lease.
+        lease = backend.lease_s
+        self._leases: LeaseRenewer[Ticket] | None = (
+            None
+            if lease is None
+            else LeaseRenewer(
+                self._renew, lease / 3, "llm_routing-scheduler-leases", "in-flight slot lease(s)"
+            )
+        )
 
     @property
     def backend(self) -> Backend:
@@ -339,6 +350,17 @@ class Admission:
             queues = list(self._queues.items())
         for key, queue in queues:
             self._backend.remove_listener(key, queue.listener)
+        if self._leases is not None:
+            self._leases.close()
+
+    # ------------------------------------------------------------------ leases
+
+    def _renew(self, tickets: Sequence[Ticket]) -> None:
+        by_key: dict[str, list[str]] = {}
+        for ticket in tickets:
+            by_key.setdefault(ticket.key, []).append(ticket.rid)
+        for key, rids in by_key.items():
+            self._backend.renew(key, rids)
 
     # ------------------------------------------------------------------ acquire
 
@@ -462,6 +484,7 @@ class Admission:
         ``answered_at`` keeps the request counted from when its answer came (see
         `policy.settle`).
         """
+        self._end_lease(ticket)
         self._backend.settle(
             ticket.key,
             ticket.limits,
@@ -470,6 +493,10 @@ class Admission:
             output_tokens,
             answered_at=answered_at,
         )
+
+    def _end_lease(self, ticket: Ticket) -> None:
+        if self._leases is not None:
+            self._leases.discard(ticket.rid)
 
     async def asettle(
         self,
@@ -483,6 +510,7 @@ class Admission:
         if self._backend.in_process:
             self.settle(ticket, input_tokens, output_tokens, answered_at=answered_at)
         else:
+            self._end_lease(ticket)
             await self._backend.asettle(
                 ticket.key,
                 ticket.limits,
@@ -494,6 +522,7 @@ class Admission:
 
     def release(self, ticket: Ticket, *, keep_request: bool = False) -> None:
         """Give the reservation back (the call was not made, or failed before it counted)."""
+        self._end_lease(ticket)
         self._backend.release(ticket.key, ticket.rid, keep_request=keep_request)
 
     async def arelease(self, ticket: Ticket, *, keep_request: bool = False) -> None:
@@ -501,6 +530,7 @@ class Admission:
         if self._backend.in_process:
             self.release(ticket, keep_request=keep_request)
         else:
+            self._end_lease(ticket)
             await self._backend.arelease(ticket.key, ticket.rid, keep_request=keep_request)
 
     def cooldown(self, key: str, until: float) -> None:
@@ -633,7 +663,11 @@ class Admission:
             if was_head:
                 self._signal_head(queue)
         at = decision.at
-        return Ticket(queue.key, rid, waiter.request, at, at, at - joined_at, limits, waiter.model)
+        waited = at - joined_at
+        ticket = Ticket(queue.key, rid, waiter.request, at, at, waited, limits, waiter.model)
+        if self._leases is not None and not self._backend.own(queue.key, rid, ticket):
+            self._leases.add(rid, ticket)
+        return ticket
 
     def _plan(
         self,
@@ -651,10 +685,11 @@ class Admission:
         if decision.quota and decision.at > deadline:
             raise _quota(model, limits, decision.at - now)
         if decision.binding == "concurrency":
-            # When a slot frees is an event, not a time: wait for it, up to the deadline.
+            # A slot frees at an event (a call ends) or, when a lease runs out, at a time:
+            # wait for either, up to the deadline.
             if now >= deadline:
                 raise _timed_out(model, limits, "concurrency")
-            return deadline - now, last_at
+            return min(deadline, decision.at) - now, last_at
         if decision.at > deadline:
             raise _exhausted(model, limits, decision.binding, decision.at - now, deadline - now)
         return decision.at - now, decision.at

@@ -43,7 +43,7 @@ from llm_routing._urls import redact_url
 from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule import policy
 from llm_routing.schedule._redis_script import KEY_SUFFIXES, POLICY_LUA
-from llm_routing.schedule.backend import Backend
+from llm_routing.schedule.backend import DEFAULT_LEASE_S, Backend, check_lease
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import Decision, ModelState, RateLimitHeaders, RateLimits, Request
@@ -282,8 +282,13 @@ class RedisBackend(Backend):
     schedules in this process alone (fail open) until Redis answers again, tried at most every
     ``retry_interval_s``. Either way the calls that account for a request already sent
     (settle, release, cooldown, correct) never raise for it: they log, and the reservation
-    stays in Redis at its estimate until it leaves the window, which only over-counts. A
-    request whose reply was lost to a timeout may stay reserved until its key expires.
+    stays in Redis at its estimate until it leaves the window, which only over-counts.
+
+    In-flight slots (what ``max_concurrency`` counts) are leases of ``lease_s`` seconds
+    (default 30): the process that took one renews it every third of that while the call
+    runs, so a worker killed mid-call (or one whose settle was lost to a timeout) frees its
+    slots within one lease instead of stopping every other worker. ``lease_s=None`` holds a
+    slot until it is settled or released.
     """
 
     in_process: ClassVar[bool] = False
@@ -300,6 +305,7 @@ class RedisBackend(Backend):
         idle_expiry_s: float = 3600.0,
         retry_interval_s: float = 1.0,
         clock: Clock | None = None,
+        lease_s: float | None = DEFAULT_LEASE_S,
     ) -> None:
         if (url is None) == (client is None):
             raise TypeError(
@@ -340,6 +346,7 @@ class RedisBackend(Backend):
             raise TypeError(
                 f"RedisBackend(clock=…) must provide now(), wait() and await_(), got {clock!r}"
             )
+        self.lease_s = check_lease(lease_s, "RedisBackend")
         self.prefix = prefix
         self.on_unavailable = on_unavailable
         self.socket_timeout = float(socket_timeout)
@@ -531,7 +538,7 @@ class RedisBackend(Backend):
         with self._lock:
             if self._fallback is None:
                 clock = self._clock if self._clock is not None else _EstimatedClock(self)
-                self._fallback = MemoryBackend(clock)
+                self._fallback = MemoryBackend(clock, lease_s=self.lease_s)
             return self._fallback
 
     # ------------------------------------------------------------------ script calls
@@ -612,6 +619,7 @@ class RedisBackend(Backend):
             str(request.input_tokens),
             str(request.output_tokens),
             rid,
+            "" if self.lease_s is None else repr(self.lease_s),
         ]
 
     def _admitted_locally(
@@ -654,6 +662,47 @@ class RedisBackend(Backend):
                 return self._admitted_locally(key, limits, request, rid)
             raise self._unavailable(down) from down.cause
         return _decision(raw, rid)
+
+    def renew(self, key: str, rids: Sequence[str]) -> int:
+        """Push the lease of these in-flight requests ``lease_s`` past Redis time.
+
+        Raises when Redis cannot be reached (the renewal thread logs it and tries again at
+        its next tick, well within the lease).
+        """
+        _check_key(key)
+        if self.lease_s is None or not rids:
+            return 0
+        local = self._local_rids(rids)
+        renewed = self._memory().renew(key, local) if local else 0
+        remote = [rid for rid in rids if rid not in local]
+        if not remote:
+            return renewed
+        try:
+            raw = self._run("renew", key, [repr(self.lease_s), *remote])
+        except _Down as down:
+            raise self._unavailable(down) from down.cause
+        return renewed + int(raw)
+
+    async def arenew(self, key: str, rids: Sequence[str]) -> int:
+        """Async ``renew``."""
+        _check_key(key)
+        if self.lease_s is None or not rids:
+            return 0
+        local = self._local_rids(rids)
+        renewed = self._memory().renew(key, local) if local else 0
+        remote = [rid for rid in rids if rid not in local]
+        if not remote:
+            return renewed
+        try:
+            raw = await self._arun("renew", key, [repr(self.lease_s), *remote])
+        except _Down as down:
+            raise self._unavailable(down) from down.cause
+        return renewed + int(raw)
+
+    def _local_rids(self, rids: Sequence[str]) -> list[str]:
+        """The rids admitted by the in-process fallback while Redis was away."""
+        with self._lock:
+            return [rid for rid in rids if rid in self._fallback_rids]
 
     # ------------------------------------------------------------------ after the call
 

@@ -106,3 +106,51 @@ def spend(
         results.put(_tally(replies))
     finally:
         ledger.close()
+
+
+def hold_slots_and_hang(
+    redis_url: str, prefix: str, lease_s: float, slots: int, started: Any
+) -> None:
+    """Fill every ``max_concurrency`` slot with calls to a provider that never answers.
+
+    The provider is a socket that accepts and stays silent, so the real ChatOpenAI calls stay
+    in flight (and this process renews their leases) until the test SIGKILLs the process.
+    """
+    import socket
+    import threading
+
+    from llm_routing.schedule import RateScheduler
+    from llm_routing.schedule.redis import RedisBackend
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            connection, _ = silent.accept()
+            accepted.append(connection)
+            if len(accepted) == slots:
+                started.put("in flight")
+
+    threading.Thread(target=accept, daemon=True).start()
+    backend = RedisBackend(redis_url, prefix=prefix, lease_s=lease_s)
+    scheduler = RateScheduler(
+        limits={"openai:gpt-4o-mini": {"max_concurrency": slots}},
+        backend=backend,
+        clock=backend.server_clock,
+    )
+    model = scheduler | ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="sim",
+        max_retries=0,
+        timeout=3_600,
+    )
+    calls = [
+        threading.Thread(target=model.invoke, args=(f"call {n}",), daemon=True)
+        for n in range(slots)
+    ]
+    for call in calls:
+        call.start()
+    threading.Event().wait()  # until SIGKILL
