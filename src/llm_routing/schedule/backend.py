@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from llm_routing.schedule.clock import Clock
@@ -71,6 +71,25 @@ class Backend(ABC):
         its slot. A shared backend cannot, and relies on ``renew``.
         """
         return False
+
+    def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing)
+        """Release what this backend holds (threads, connections); idempotent."""
+
+    async def aclose(self) -> None:
+        """Async ``close``."""
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     @property
     def clock(self) -> Clock | None:

@@ -263,6 +263,68 @@ def _epoch_offset(clock: Clock) -> float:
     return (float(wall()) if callable(wall) else time.time()) - now
 
 
+def _subscribe(
+    backend_ref: weakref.ref[RedisBackend],
+    client: redis.Redis,
+    channel: str,
+    closing: threading.Event,
+) -> None:
+    """The pub/sub thread: wake local listeners when another process frees capacity.
+
+    Blocks on the socket (no polling); pings a silent connection every 30 s; after losing
+    Redis it retries every ``retry_interval_s`` and, once back, wakes every listener (the
+    messages sent meanwhile are lost). Holds the backend only while handling a message, so
+    a dropped backend can be collected, and stops when it is.
+    """
+    missed = False
+    while not closing.is_set():
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
+        try:
+            pubsub.subscribe(channel)
+            while not closing.is_set():
+                message = pubsub.get_message(timeout=_PING_S)
+                backend = backend_ref()
+                if backend is None:
+                    return
+                if message is None:
+                    pubsub.ping()
+                    continue
+                kind = _text(message.get("type"))
+                if kind == "message":
+                    backend._on_message(message.get("data"))
+                elif kind == "subscribe":
+                    backend._subscribed.set()
+                    if missed:
+                        backend._notify_all()
+                        missed = False
+                del backend
+        except _SUBSCRIBER_ERRORS:
+            backend = backend_ref()
+            if backend is None:
+                return
+            backend._subscribed.clear()
+            retry = backend.retry_interval_s
+            del backend
+            missed = True
+            closing.wait(retry)
+        finally:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+
+def _shut_down(
+    client: redis.Redis, owns_client: bool, channel: str, origin: str, closing: threading.Event
+) -> None:
+    """``close()``, or the finaliser of a backend dropped without it: stop the subscriber."""
+    closing.set()
+    # Wake the subscriber out of its blocking read; harmless if Redis is gone.
+    with contextlib.suppress(Exception):
+        client.publish(channel, origin + "\n")
+    if owns_client:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 class RedisBackend(Backend):
     """Scheduler state in Redis: N workers on any hosts respect the limits one worker would.
 
@@ -389,6 +451,15 @@ class RedisBackend(Backend):
         self._resync_at = 0.0
         self._fallback: MemoryBackend | None = None
         self._fallback_rids: set[str] = set()
+        self._finalizer = weakref.finalize(
+            self,
+            _shut_down,
+            self._client,
+            self._owns_client,
+            self._channel,
+            self._origin,
+            self._closing,
+        )
 
     def __repr__(self) -> str:
         where = self._where if self._where is not None else repr(self._client)
@@ -1003,8 +1074,13 @@ class RedisBackend(Backend):
             self._listeners[key] = (*self._listeners.get(key, ()), callback)
             start = self._subscriber is None and not self._closing.is_set()
             if start:
+                # The thread holds the backend weakly: a backend dropped without close() is
+                # finalised (thread stopped, clients closed) when it is garbage collected.
                 self._subscriber = threading.Thread(
-                    target=self._subscribe, name=f"llm_routing-redis-{self.prefix}", daemon=True
+                    target=_subscribe,
+                    args=(weakref.ref(self), self._client, self._channel, self._closing),
+                    name=f"llm_routing-redis-{self.prefix}",
+                    daemon=True,
                 )
         if start:
             assert self._subscriber is not None
@@ -1037,39 +1113,6 @@ class RedisBackend(Backend):
         for key in keys:
             self._notify(key)
 
-    def _subscribe(self) -> None:
-        """The pub/sub thread: wake local listeners when another process frees capacity.
-
-        Blocks on the socket (no polling); pings a silent connection every 30 s; after losing
-        Redis it retries every ``retry_interval_s`` and, once back, wakes every listener (the
-        messages sent meanwhile are lost).
-        """
-        missed = False
-        while not self._closing.is_set():
-            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
-            try:
-                pubsub.subscribe(self._channel)
-                while not self._closing.is_set():
-                    message = pubsub.get_message(timeout=_PING_S)
-                    if message is None:
-                        pubsub.ping()
-                        continue
-                    kind = _text(message.get("type"))
-                    if kind == "message":
-                        self._on_message(message.get("data"))
-                    elif kind == "subscribe":
-                        self._subscribed.set()
-                        if missed:
-                            self._notify_all()
-                            missed = False
-            except _SUBSCRIBER_ERRORS:
-                self._subscribed.clear()
-                missed = True
-                self._closing.wait(self.retry_interval_s)
-            finally:
-                with contextlib.suppress(Exception):
-                    pubsub.close()
-
     def _on_message(self, data: Any) -> None:
         origin, _, key = _text(data).partition("\n")
         if origin != self._origin:
@@ -1078,18 +1121,17 @@ class RedisBackend(Backend):
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Stop the pub/sub thread and close the clients this backend opened."""
-        self._closing.set()
+        """Stop the pub/sub thread and close the clients this backend opened; idempotent.
+
+        Also done when the backend is garbage collected, but a program that creates backends
+        repeatedly (tests, short-lived workers) should close them: ``with RedisBackend(...)``
+        or ``async with``.
+        """
         with self._lock:
             subscriber = self._subscriber
-        if subscriber is not None:
-            # Wake the subscriber out of its blocking read; harmless if Redis is gone.
-            with contextlib.suppress(*_UNREACHABLE, redis.exceptions.RedisError):
-                if self._reachable():
-                    self._client.publish(self._channel, self._origin + "\n")
+        self._finalizer()
+        if subscriber is not None and subscriber is not threading.current_thread():
             subscriber.join(self.socket_timeout + 1.0)
-        if self._owns_client:
-            self._client.close()
 
     async def aclose(self) -> None:
         """``close()``, and close the async client of the running loop."""
@@ -1097,9 +1139,3 @@ class RedisBackend(Backend):
         found = self._loop_clients.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found[0].aclose()
-
-    def __enter__(self) -> RedisBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -14,6 +14,7 @@ from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule import RateScheduler
 from llm_routing.schedule import redis as redis_module
 from llm_routing.schedule.limits import api_key_fingerprint
+from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import NEVER_TOO_LARGE, RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission
 from llm_routing.schedule.redis import (
@@ -428,6 +429,50 @@ def test_close_stops_the_subscriber_promptly(make_backend):
     finished, _ = _in_thread(backend.close)
     assert finished
     assert not any(t.name == name and t.is_alive() for t in threading.enumerate())
+
+
+def _subscribers(prefix: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"llm_routing-redis-{prefix}"]
+
+
+def test_a_backend_dropped_without_close_stops_its_subscriber(redis_server):
+    # Five create/drop cycles used to leave five pub/sub threads behind, which raised in
+    # unrelated later code once their Redis went away.
+    import gc
+    import uuid
+
+    prefix = f"gc-{uuid.uuid4().hex[:8]}"
+    for _ in range(5):
+        backend = RedisBackend(redis_server.url, prefix=prefix)
+        backend.add_listener(KEY, lambda: None)
+        assert len(_subscribers(prefix)) == 1
+        del backend
+        gc.collect()
+        give_up = time.monotonic() + 30  # a safety cap, not a timing assertion
+        while _subscribers(prefix) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        assert _subscribers(prefix) == []
+
+
+def test_backends_are_context_managers_sync_and_async(redis_server):
+    import uuid
+
+    prefix = f"cm-{uuid.uuid4().hex[:8]}"
+    with RedisBackend(redis_server.url, prefix=prefix) as backend:
+        backend.add_listener(KEY, lambda: None)
+        assert backend.try_acquire(KEY, RateLimits(rpm=10), Request(1, 1), "cm-1").admit
+    assert _subscribers(prefix) == []
+
+    async def use() -> None:
+        async with RedisBackend(redis_server.url, prefix=prefix) as backend:
+            backend.add_listener(KEY, lambda: None)
+            decision = await backend.atry_acquire(KEY, RateLimits(rpm=10), Request(1, 1), "cm-2")
+            assert decision.admit
+
+    asyncio.run(use())
+    assert _subscribers(prefix) == []
+    with MemoryBackend() as memory:  # every backend: a no-op where nothing is held
+        assert memory.try_acquire(KEY, RateLimits(rpm=10), Request(1, 1), "cm-3").admit
 
 
 def test_a_burst_of_async_callers_shares_a_bounded_pool_of_connections(make_backend, raw_redis):
