@@ -6,12 +6,12 @@ models, ``clock`` makes time injectable.
 """
 
 from llm_routing.schedule.backend import Backend
-from llm_routing.schedule.clock import Clock, SystemClock, VirtualClock
+from llm_routing.schedule.clock import Clock, ScaledClock, SystemClock
 from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
-from llm_routing.schedule.scaled import ScaledClock
 from llm_routing.schedule.scheduler import DEFAULT_RESERVE_OUTPUT, RateScheduler
+from llm_routing.schedule.virtual import VirtualClock
 
 __all__ = [
     "DEFAULT_RESERVE_OUTPUT",
