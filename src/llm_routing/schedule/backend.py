@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from llm_routing.schedule.clock import Clock
-    from llm_routing.schedule.policy import Decision, RateLimitHeaders, RateLimits, Request
+    from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
 
 __all__ = ["DEFAULT_LEASE_S", "Backend", "check_lease"]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from llm_routing.catalog.enforcement import enforcement_for
 from llm_routing.errors import _header_getter, _parse_duration
-from llm_routing.schedule.policy import RateLimitHeaders
+from llm_routing.schedule.limits import RateLimitHeaders
 
 __all__ = ["HEADER_NAMES", "error_headers", "parse_ratelimit_headers"]
 

@@ -1,317 +1,302 @@
-"""Which rate limits apply to a model: the catalogue's tier, the user's overrides, the headroom.
+"""What the scheduler is told and what it answers: limits, requests, provider headers, decisions.
 
-Owns the validation of ``RateScheduler(tier=…, limits=…)`` and the resolution of one model's
-`RateLimits` (cached per model); the arithmetic of windows belongs to ``policy``.
+Plain frozen values with their own checks, shared by the policy, both backends, the queue and
+the scheduler; no arithmetic on windows (``policy``) and no lookup of which limits apply to a
+model (``resolve``, whose names this module also re-exports: they lived here before).
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import threading
-import warnings
-from collections.abc import Mapping
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Literal
 
-from llm_routing.catalog import Catalog, Limits, ModelSpec, default_catalog
-from llm_routing.catalog.enforcement import enforcement_for
-from llm_routing.errors import UnknownModelError
-from llm_routing.schedule.policy import RateLimits
+if TYPE_CHECKING:
+    from llm_routing.catalog.spec import Limits
+    from llm_routing.schedule.resolve import (
+        PACING_MODES,
+        LimitResolver,
+        api_key_fingerprint,
+        check_pacing,
+        paced_by_default,
+    )
 
-__all__ = ["LimitResolver", "api_key_fingerprint"]
+__all__ = [
+    "DAY_S",
+    "NEVER_TOO_LARGE",
+    "PACING_MODES",
+    "Decision",
+    "LimitResolver",
+    "RateLimitHeaders",
+    "RateLimits",
+    "Request",
+    "api_key_fingerprint",
+    "check_pacing",
+    "paced_by_default",
+]
 
-_LIMIT_KEYS = frozenset({"rpm", "tpm", "rpd", "itpm", "otpm", "max_concurrency"})
-_OPTION_KEYS = frozenset({"request_margin", "token_headroom", "smoothing", "pacing", "day"})
-PACING_MODES = ("auto", "paced", "burst")
-# LangChain's provider names (and the seed's) for the catalogue's.
-_PROVIDER_ALIASES = {
-    "google_genai": "google",
-    "google_vertexai": "google",
-    "gemini": "google",
-    "vertex": "google",
-    "mistralai": "mistral",
-    "azure_openai": "openai",
-    "azure": "openai",
-}
-_KEY_ATTRS = ("openai_api_key", "anthropic_api_key", "google_api_key", "mistral_api_key", "api_key")
+DAY_S = 86_400.0
+"""Length of the rolling RPD window, and of a calendar day."""
 
+NEVER_TOO_LARGE = "request larger than the limit"
+"""``Decision.never`` when a request can never fit a token limit, whatever the state."""
 
-# RateScheduler's keyword for each RateLimits option, so an error names what the caller wrote.
-_OPTION_ARGUMENTS = {
-    "request_margin": "request_margin",
-    "token_headroom": "token_headroom",
-    "smoothing": "smoothing",
-    "day": "rpd_reset",
-}
-
-
-def _as_argument(message: str) -> str:
-    """``RateLimits.day must be…`` -> ``RateScheduler(rpd_reset=…) must be…``."""
-    for field, argument in _OPTION_ARGUMENTS.items():
-        prefix = f"RateLimits.{field} "
-        if message.startswith(prefix):
-            return f"RateScheduler({argument}=…) {message.removeprefix(prefix)}"
-    return message
+_OPTION_ALIASES = {"margin": "request_margin", "headroom": "token_headroom"}
+_OPTIONS = frozenset(
+    {"request_margin", "token_headroom", "smoothing", "day", "day_start_utc_s", "window_s"}
+)
 
 
-def check_pacing(value: Any, where: str) -> None:
-    """``pacing`` is one of `PACING_MODES`; the error says what each means."""
-    if value not in PACING_MODES:
+def _check_count(name: str, value: object, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"RateLimits.{name} must be an int or None (unlimited), got {value!r}")
+    if value < minimum:
         raise ValueError(
-            f"{where} must be 'auto' (pace where the provider enforces its limits per "
-            "second, burst where its bucket allows it: the catalogue's enforcement), 'paced' "
-            f"or 'burst'; got {value!r}"
+            f"RateLimits.{name} must be >= {minimum} or None (None means unlimited), got {value}"
         )
 
 
-def paced_by_default(provider: str) -> bool:
-    """Whether ``provider`` enforces per-minute limits over shorter periods (so we pace).
-
-    From `llm_routing.catalog.enforcement`: every provider documented so far says its limits
-    may be quantized (enforced per second), and an unknown provider is treated the same way,
-    since pacing costs little where a minute-sized bucket would have allowed a burst.
-    """
-    return enforcement_for(provider).mode == "quantized"
-
-
-def _provider(name: str) -> str:
-    name = name.strip().lower()
-    return _PROVIDER_ALIASES.get(name, name)
+def _headroomed(limit: int | None, headroom: Fraction) -> int | None:
+    if limit is None:
+        return None
+    if limit == 0:
+        return 0
+    # Like the request margin, headroom never rounds a usable limit down to "nothing fits".
+    return max(1, math.floor(limit * (1 - headroom)))
 
 
-def api_key_fingerprint(model: Any) -> str | None:
-    """A short hash of the model's API key (never the key itself), or ``None`` without one.
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Limits for one key (a model, or a model + API key). ``None`` = unlimited (never -1).
 
-    Limits belong to an organisation or project, so keys are opt-in (``per_api_key=True``):
-    two keys of two projects get two sets of windows.
-    """
-    for attr in _KEY_ATTRS:
-        try:
-            value = getattr(model, attr, None)
-        except Exception:  # an odd model property must not break scheduling
-            value = None
-        if value is None:
-            continue
-        secret = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        if isinstance(secret, str) and secret:
-            return hashlib.sha256(secret.encode()).hexdigest()[:12]
-    return None
+    ``request_margin`` and ``token_headroom`` keep us just under the provider's limits, so
+    clock skew between us and the provider, and requests the provider counts slightly
+    differently, do not turn into 429s.
 
-
-class LimitResolver:
-    """Resolves and caches the `RateLimits` of each model for one scheduler.
-
-    Precedence: an explicit ``limits[model]`` entry (its fields replace the tier's; a field set
-    to ``None`` removes that limit) > the catalogue's limits for the model's tier. A model the
-    catalogue has no limits for is unlimited, with one warning, unless ``limits`` names it.
+    ``smoothing`` paces admissions to the per-minute limits' per-second rate, which is how
+    providers that quantize their limits enforce them (OpenAI: 60,000 RPM "may be enforced"
+    as 1,000 per second; Anthropic: 60 RPM "as 1 request per second"): one request every
+    ``window_s / effective_rpm`` seconds, and for tokens a GCRA with no burst, where each
+    admission holds the next one back by ``tokens * window_s / effective_tpm`` seconds (the
+    same for ``itpm``). Without it, the minute windows alone allow a whole minute's quota in
+    one burst, which only a provider with a minute-sized bucket accepts. ``RateScheduler``
+    sets it per provider from `llm_routing.catalog.enforcement`.
     """
 
-    def __init__(
-        self,
-        tier: str | Mapping[str, str],
-        limits: Mapping[str, Any] | None,
-        catalog: Catalog | None,
-        options: Mapping[str, Any],
-    ) -> None:
-        if catalog is not None and not isinstance(catalog, Catalog):
+    rpm: int | None = None
+    tpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+    rpd: int | None = None
+    max_concurrency: int | None = None
+    request_margin: int = 2
+    token_headroom: float = 0.02
+    smoothing: bool = False
+    day: Literal["rolling", "calendar"] = "rolling"
+    day_start_utc_s: float = 0.0
+    window_s: float = 60.0
+    _effective: tuple[int | None, int | None, int | None, int | None] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "rpd", "max_concurrency"):
+            _check_count(name, getattr(self, name), 1)
+        for name in ("tpm", "itpm", "otpm"):
+            _check_count(name, getattr(self, name), 0)
+        if isinstance(self.request_margin, bool) or not isinstance(self.request_margin, int):
             raise TypeError(
-                f"RateScheduler(catalog=…) must be a Catalog or None, got {type(catalog).__name__}"
+                f"RateLimits.request_margin must be an int, got {self.request_margin!r}"
             )
-        self._catalog = catalog
-        self._tiers = self._check_tier(tier)
-        self._default_tier = tier if isinstance(tier, str) else None
-        self._options = dict(options)
-        try:
-            RateLimits(**self._limit_options(self._options, None))  # names the bad option
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(_as_argument(str(exc))) from None
-        self._overrides = self._check_limits(limits)
-        self._cache: dict[str, RateLimits] = {}
-        self._warned: set[str] = set()
-        self._lock = threading.Lock()
+        if self.request_margin < 0:
+            raise ValueError(f"RateLimits.request_margin must be >= 0, got {self.request_margin}")
+        headroom = self.token_headroom
+        if isinstance(headroom, bool) or not isinstance(headroom, int | float):
+            raise TypeError(f"RateLimits.token_headroom must be a number, got {headroom!r}")
+        if not 0 <= headroom < 1:
+            raise ValueError(
+                "RateLimits.token_headroom must be in [0, 1) (a fraction of the token limit, "
+                f"0.02 = 2 %), got {headroom!r}"
+            )
+        if not isinstance(self.smoothing, bool):
+            raise TypeError(f"RateLimits.smoothing must be a bool, got {self.smoothing!r}")
+        if self.day not in ("rolling", "calendar"):
+            raise ValueError(f"RateLimits.day must be 'rolling' or 'calendar', got {self.day!r}")
+        start = self.day_start_utc_s
+        if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start < DAY_S:
+            raise ValueError(
+                "RateLimits.day_start_utc_s must be a number of seconds in [0, 86400) after UTC "
+                f"midnight, got {start!r}"
+            )
+        window = self.window_s
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not 0 < window < math.inf
+        ):
+            raise ValueError(f"RateLimits.window_s must be a finite number > 0, got {window!r}")
+        # repr() keeps 0.02 as the decimal 2/100, not its binary expansion, so
+        # 200,000 TPM with 2 % headroom is exactly 196,000.
+        fraction = Fraction(repr(float(headroom)))
+        rpm = None if self.rpm is None else max(1, self.rpm - self.request_margin)
+        effective = (
+            rpm,
+            _headroomed(self.tpm, fraction),
+            _headroomed(self.itpm, fraction),
+            _headroomed(self.otpm, fraction),
+        )
+        object.__setattr__(self, "_effective", effective)
 
     @property
-    def catalog(self) -> Catalog:
-        """The catalogue limits come from (the shared default unless one was given)."""
-        return self._catalog if self._catalog is not None else default_catalog()
+    def effective_rpm(self) -> int | None:
+        """Requests admitted per window: ``rpm - request_margin``, never below 1."""
+        return self._effective[0]
 
-    # --- validation ------------------------------------------------------------------------
+    @property
+    def effective_tpm(self) -> int | None:
+        """Tokens admitted per window: ``floor(tpm * (1 - token_headroom))``."""
+        return self._effective[1]
 
-    def _known_tiers(self) -> dict[str, set[str]]:
-        tiers: dict[str, set[str]] = {}
-        for spec in self.catalog.models():
-            tiers.setdefault(spec.provider, set()).update(spec.rate_limits)
-        return tiers
+    @property
+    def effective_itpm(self) -> int | None:
+        """Input tokens admitted per window, after headroom."""
+        return self._effective[2]
 
-    def _check_tier(self, tier: Any) -> dict[str, str]:
-        known = self._known_tiers()
-        every = sorted(set().union(*known.values())) if known else []
-        if isinstance(tier, str):
-            if tier not in every:
-                close = difflib.get_close_matches(tier, every, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(
-                    f"RateScheduler(tier=…): unknown tier {tier!r}{hint}; the catalogue knows "
-                    f"{', '.join(every)}. Per provider: tier={{'openai': 'tier2', "
-                    f"'google': 'free'}}; or pass limits={{model: {{'rpm': …}}}}."
-                )
-            return {}
-        if not isinstance(tier, Mapping):
-            raise TypeError(
-                "RateScheduler(tier=…) must be a tier name such as 'tier1' or a mapping "
-                f"{{provider: tier}}, got {type(tier).__name__}"
-            )
-        resolved: dict[str, str] = {}
-        for provider, name in tier.items():
-            if not isinstance(provider, str) or not isinstance(name, str):
-                raise TypeError(
-                    f"RateScheduler(tier=…) maps provider names to tier names; got "
-                    f"{provider!r}: {name!r}"
-                )
-            canonical = _provider(provider)
-            if canonical not in known:
-                raise ValueError(
-                    f"RateScheduler(tier=…): unknown provider {provider!r}; the catalogue has "
-                    f"{', '.join(sorted(known))}"
-                )
-            if name not in known[canonical]:
-                raise ValueError(
-                    f"RateScheduler(tier=…): unknown tier {name!r} for {provider!r}; known: "
-                    f"{', '.join(sorted(known[canonical]))}"
-                )
-            resolved[canonical] = name
-        return resolved
+    @property
+    def effective_otpm(self) -> int | None:
+        """Output tokens admitted per window, after headroom."""
+        return self._effective[3]
 
-    def _check_limits(self, limits: Any) -> dict[str, dict[str, Any]]:
-        if limits is None:
-            return {}
-        if not isinstance(limits, Mapping):
-            raise TypeError(
-                "RateScheduler(limits=…) must map model names to limits, e.g. "
-                "{'openai:gpt-4o-mini': {'rpm': 30, 'tpm': 200_000}}; "
-                f"got {type(limits).__name__}"
-            )
-        out: dict[str, dict[str, Any]] = {}
-        for name, entry in limits.items():
-            if not isinstance(name, str) or not name.strip():
-                raise TypeError(f"RateScheduler(limits=…) keys must be model names, got {name!r}")
-            where = f"RateScheduler(limits[{name!r}])"
-            if isinstance(entry, Limits):
-                fields: dict[str, Any] = {k: getattr(entry, k) for k in _LIMIT_KEYS}
-            elif isinstance(entry, Mapping):
-                fields = dict(entry)
-            else:
-                raise TypeError(
-                    f"{where} must be a mapping such as {{'rpm': 30, 'tpm': 200_000}} or a "
-                    f"Limits, got {type(entry).__name__}"
-                )
-            unknown = set(fields) - _LIMIT_KEYS - _OPTION_KEYS
-            if unknown:
-                raise ValueError(
-                    f"{where}: unknown key(s) {sorted(unknown)}; limits: {sorted(_LIMIT_KEYS)}, "
-                    f"options: {sorted(_OPTION_KEYS)}"
-                )
-            if "pacing" in fields:
-                check_pacing(fields["pacing"], f"{where}['pacing']")
-            try:
-                RateLimits(**self._limit_options({**self._options, **fields}, None))
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{where}: {exc}") from None
-            out[self._canonical(name)] = fields
-        return out
+    @classmethod
+    def from_limits(cls, limits: Limits, **options: Any) -> RateLimits:
+        """Build from the catalogue's published ``Limits`` plus scheduling options.
 
-    def _canonical(self, name: str) -> str:
-        try:
-            return self.catalog.get(name).key
-        except (TypeError, ValueError):
-            return name.strip()
-
-    # --- resolution ------------------------------------------------------------------------
-
-    def tier_for(self, provider: str) -> str | None:
-        """The tier configured for ``provider`` (``None``: not configured)."""
-        if self._default_tier is not None:
-            return self._default_tier
-        return self._tiers.get(_provider(provider))
-
-    def for_spec(self, spec: ModelSpec) -> RateLimits:
-        """The limits of the model ``spec`` describes (cached)."""
-        cached = self._cache.get(spec.key)
-        if cached is not None:
-            return cached
-        override = self._overrides.get(spec.key)
-        if override is None:
-            # A model the catalogue lacks keeps the bare name it was given under (``_canonical``
-            # has no provider to add), while its spec (from ``model.profile``) has one.
-            override = self._overrides.get(spec.name)
-        base: dict[str, Any] = {}
-        tier = self.tier_for(spec.provider)
-        if tier is not None and tier in spec.rate_limits:
-            published = spec.rate_limits[tier]
-            base = {k: getattr(published, k) for k in _LIMIT_KEYS}
-        elif override is None:
-            if tier is None:
-                raise ValueError(
-                    f"RateScheduler has no tier for provider {spec.provider!r} (model "
-                    f"{spec.key}); add it to tier={{'{spec.provider}': 'tier1', …}} or pass "
-                    f"limits={{'{spec.key}': {{'rpm': …, 'tpm': …}}}}"
-                )
-            if spec.rate_limits:
-                raise ValueError(
-                    f"RateScheduler: {spec.key} has no published limits for tier {tier!r} "
-                    f"(known: {', '.join(spec.rate_limits)}); pick one of those or pass "
-                    f"limits={{'{spec.key}': {{'rpm': …, 'tpm': …}}}}"
-                )
-            self._warn_once(
-                spec.key,
-                f"RateScheduler: the catalogue has no rate limits for {spec.key}; it is not "
-                f"paced (429s are still retried). Pass limits={{'{spec.key}': {{...}}}}.",
-            )
-        merged = {**self._options, **base, **(override or {})}
-        resolved = RateLimits(**self._limit_options(merged, spec.provider))
-        with self._lock:
-            self._cache[spec.key] = resolved
-        return resolved
-
-    def for_name(self, name: str) -> tuple[str, RateLimits]:
-        """``(key, limits)`` for a model known only by name (``limiter_for``, custom models)."""
-        key = self._canonical(name)
-        try:
-            spec = self.catalog.get(name)
-        except (TypeError, ValueError):
-            override = self._overrides.get(key)
-            if override is None:
-                raise UnknownModelError(
-                    f"RateScheduler does not know the model {name!r}: register it in the "
-                    f"catalogue (default_catalog().register(ModelSpec(...))) or pass "
-                    f"limits={{'{name}': {{'rpm': …, 'tpm': …}}}}",
-                    model=name,
-                ) from None
-            provider = key.split(":", 1)[0] if ":" in key else ""
-            return key, RateLimits(**self._limit_options({**self._options, **override}, provider))
-        return spec.key, self.for_spec(spec)
-
-    @staticmethod
-    def _limit_options(fields: Mapping[str, Any], provider: str | None) -> dict[str, Any]:
-        """``fields`` as `RateLimits` keywords: ``pacing`` becomes ``smoothing``.
-
-        An explicit ``smoothing`` (deprecated) or ``pacing='paced'|'burst'`` wins; ``auto``
-        follows the provider's documented enforcement (``provider=None``: only validating).
+        Options are the scheduling fields of this class (``request_margin``,
+        ``token_headroom``, ``smoothing``, ``day``, ``day_start_utc_s``, ``window_s``), with
+        ``margin`` and ``headroom`` as short aliases. The catalogue's ``tpd`` is not enforced.
         """
-        out = {k: v for k, v in fields.items() if k != "pacing"}
-        pacing = fields.get("pacing", "auto")
-        if out.get("smoothing") is None:
-            if pacing == "paced":
-                out["smoothing"] = True
-            elif pacing == "burst" or provider is None:
-                out["smoothing"] = False
-            else:
-                out["smoothing"] = paced_by_default(provider)
-        return out
+        kwargs: dict[str, Any] = {}
+        for key, value in options.items():
+            name = _OPTION_ALIASES.get(key, key)
+            if name not in _OPTIONS:
+                known = ", ".join(sorted(_OPTIONS | set(_OPTION_ALIASES)))
+                raise TypeError(
+                    f"RateLimits.from_limits() got an unknown option {key!r}; known: {known}"
+                )
+            kwargs[name] = value
+        return cls(
+            rpm=limits.rpm,
+            tpm=limits.tpm,
+            itpm=limits.itpm,
+            otpm=limits.otpm,
+            rpd=limits.rpd,
+            max_concurrency=limits.max_concurrency,
+            **kwargs,
+        )
 
-    def _warn_once(self, key: str, message: str) -> None:
-        with self._lock:
-            if key in self._warned:
-                return
-            self._warned.add(key)
-        warnings.warn(message, UserWarning, stacklevel=5)
+    def is_unlimited(self) -> bool:
+        """True when no limit applies, so a caller may skip scheduling altogether."""
+        return (
+            self.rpm is None
+            and self.tpm is None
+            and self.itpm is None
+            and self.otpm is None
+            and self.rpd is None
+            and self.max_concurrency is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What one call reserves: its estimated input tokens and its reserved output tokens."""
+
+    input_tokens: int
+    output_tokens: int
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"Request.{name} must be an int, got {value!r}")
+            if value < 0:
+                raise ValueError(f"Request.{name} must be >= 0, got {value}")
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output: what a combined TPM limit counts."""
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """What a provider said it has left: ``x-ratelimit-remaining-*`` and when each resets.
+
+    One value instead of eight keyword arguments, so the policy, both backends and the queue
+    pass it along unchanged. ``None`` means the provider did not say. Requests and tokens
+    are OpenAI's (checked against ``rpm``/``tpm``); the input and output forms are Anthropic's
+    (``itpm``/``otpm``). Resets are seconds from now.
+    """
+
+    remaining_requests: float | None = None
+    reset_requests_s: float | None = None
+    remaining_tokens: float | None = None
+    reset_tokens_s: float | None = None
+    remaining_input_tokens: float | None = None
+    reset_input_tokens_s: float | None = None
+    remaining_output_tokens: float | None = None
+    reset_output_tokens_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"RateLimitHeaders.{name} must be a number or None, got {value!r}")
+            if not 0 <= value < math.inf:
+                raise ValueError(
+                    f"RateLimitHeaders.{name} must be a finite number >= 0, got {value!r}"
+                )
+
+    def dimensions(self) -> tuple[tuple[str, float | None, float | None], ...]:
+        """``(what, remaining, reset_s)`` for requests, tokens, input and output tokens."""
+        return (
+            ("requests", self.remaining_requests, self.reset_requests_s),
+            ("tokens", self.remaining_tokens, self.reset_tokens_s),
+            ("input_tokens", self.remaining_input_tokens, self.reset_input_tokens_s),
+            ("output_tokens", self.remaining_output_tokens, self.reset_output_tokens_s),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The policy's answer for one request at one time.
+
+    ``at`` is the earliest time the request is admissible (``now`` when admitted; ``inf`` for
+    ``never`` and for ``concurrency``, whose end is a release event, not a time). ``binding``
+    names what holds it back; ``quota`` is True when that is the daily limit.
+    """
+
+    admit: bool
+    at: float
+    binding: str | None
+    never: str | None
+    quota: bool
+
+
+_RESOLVE_NAMES = frozenset(
+    ["LimitResolver", "PACING_MODES", "api_key_fingerprint", "check_pacing", "paced_by_default"]
+)
+
+
+def __getattr__(name: str) -> Any:
+    # ``schedule.limits`` held the LimitResolver before ``schedule.resolve``; imported on first
+    # use, since ``resolve`` builds on the values above.
+    if name in _RESOLVE_NAMES:
+        from llm_routing.schedule import resolve
+
+        return getattr(resolve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,10 +12,11 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from llm_routing.schedule import policy
+from llm_routing.schedule import policy, projection
 from llm_routing.schedule.backend import DEFAULT_LEASE_S, Backend, check_lease
 from llm_routing.schedule.clock import Clock, SystemClock
-from llm_routing.schedule.policy import Decision, ModelState, RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.state import ModelState
 
 __all__ = ["MemoryBackend"]
 
@@ -178,7 +179,7 @@ class MemoryBackend(Backend):
     ) -> Decision:
         """Simulate the queue ahead (cached on the key's state across a burst of joiners)."""
         with self._lock:
-            return policy.project(
+            return projection.project(
                 self._state(key, limits), limits, self._clock.now(), pending, request
             )
 

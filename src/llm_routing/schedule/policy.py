@@ -2,10 +2,16 @@
 
 Owns the sliding-window arithmetic (RPM, TPM, ITPM/OTPM, RPD, concurrency, cooldown, smoothing).
 It reads no clock, takes no lock, never sleeps and logs nothing: backends and the queue do that.
+The values it reads and answers are ``limits``'s, the state it updates ``state``'s, and the
+queue-ahead projection ``projection``'s (all re-exported here, where they used to live).
 
 Windows are exact sliding logs. An entry recorded at time ``t`` counts at time ``x`` iff
 ``x < t + window_s``, i.e. ``t`` lies in the window ``(x - window_s, x]``; it stops counting at
 exactly ``t + window_s``. Every comparison in this module uses that one predicate.
+
+Why one module of this size: every function below reads or writes the same few fields of
+``ModelState`` under that one predicate, and the Lua script (``schedule.redis.script``) ports
+them line by line; kept together, the port is checked against one file.
 """
 
 from __future__ import annotations
@@ -13,14 +19,21 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import insort
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from llm_routing.schedule.limits import (
+    DAY_S,
+    NEVER_TOO_LARGE,
+    Decision,
+    RateLimitHeaders,
+    RateLimits,
+    Request,
+)
+from llm_routing.schedule.state import ModelState, _Entry
 
 if TYPE_CHECKING:
-    from llm_routing.catalog.spec import Limits
+    from llm_routing.schedule.projection import project
 
 __all__ = [
     "DAY_S",
@@ -42,9 +55,6 @@ __all__ = [
     "snapshot",
 ]
 
-DAY_S = 86_400.0
-"""Length of the rolling RPD window, and of a calendar day."""
-
 PACE_SLOWDOWN = 1.5
 """How much a new episode of provider 429s stretches the pacing interval."""
 
@@ -56,364 +66,6 @@ PACE_RECOVERY = 0.99
 
 PACE_TOKEN_CREDIT = 0.5
 """The share of the provider's per-second token bucket that paced admissions may go early into."""
-
-NEVER_TOO_LARGE = "request larger than the limit"
-"""``Decision.never`` when a request can never fit a token limit, whatever the state."""
-
-_OPTION_ALIASES = {"margin": "request_margin", "headroom": "token_headroom"}
-_OPTIONS = frozenset(
-    {"request_margin", "token_headroom", "smoothing", "day", "day_start_utc_s", "window_s"}
-)
-
-
-def _check_count(name: str, value: object, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"RateLimits.{name} must be an int or None (unlimited), got {value!r}")
-    if value < minimum:
-        raise ValueError(
-            f"RateLimits.{name} must be >= {minimum} or None (None means unlimited), got {value}"
-        )
-
-
-def _headroomed(limit: int | None, headroom: Fraction) -> int | None:
-    if limit is None:
-        return None
-    if limit == 0:
-        return 0
-    # Like the request margin, headroom never rounds a usable limit down to "nothing fits".
-    return max(1, math.floor(limit * (1 - headroom)))
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """Limits for one key (a model, or a model + API key). ``None`` = unlimited (never -1).
-
-    ``request_margin`` and ``token_headroom`` keep us just under the provider's limits, so
-    clock skew between us and the provider, and requests the provider counts slightly
-    differently, do not turn into 429s.
-
-    ``smoothing`` paces admissions to the per-minute limits' per-second rate, which is how
-    providers that quantize their limits enforce them (OpenAI: 60,000 RPM "may be enforced"
-    as 1,000 per second; Anthropic: 60 RPM "as 1 request per second"): one request every
-    ``window_s / effective_rpm`` seconds, and for tokens a GCRA with no burst, where each
-    admission holds the next one back by ``tokens * window_s / effective_tpm`` seconds (the
-    same for ``itpm``). Without it, the minute windows alone allow a whole minute's quota in
-    one burst, which only a provider with a minute-sized bucket accepts. ``RateScheduler``
-    sets it per provider from `llm_routing.catalog.enforcement`.
-    """
-
-    rpm: int | None = None
-    tpm: int | None = None
-    itpm: int | None = None
-    otpm: int | None = None
-    rpd: int | None = None
-    max_concurrency: int | None = None
-    request_margin: int = 2
-    token_headroom: float = 0.02
-    smoothing: bool = False
-    day: Literal["rolling", "calendar"] = "rolling"
-    day_start_utc_s: float = 0.0
-    window_s: float = 60.0
-    _effective: tuple[int | None, int | None, int | None, int | None] = field(
-        init=False, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("rpm", "rpd", "max_concurrency"):
-            _check_count(name, getattr(self, name), 1)
-        for name in ("tpm", "itpm", "otpm"):
-            _check_count(name, getattr(self, name), 0)
-        if isinstance(self.request_margin, bool) or not isinstance(self.request_margin, int):
-            raise TypeError(
-                f"RateLimits.request_margin must be an int, got {self.request_margin!r}"
-            )
-        if self.request_margin < 0:
-            raise ValueError(f"RateLimits.request_margin must be >= 0, got {self.request_margin}")
-        headroom = self.token_headroom
-        if isinstance(headroom, bool) or not isinstance(headroom, int | float):
-            raise TypeError(f"RateLimits.token_headroom must be a number, got {headroom!r}")
-        if not 0 <= headroom < 1:
-            raise ValueError(
-                "RateLimits.token_headroom must be in [0, 1) (a fraction of the token limit, "
-                f"0.02 = 2 %), got {headroom!r}"
-            )
-        if not isinstance(self.smoothing, bool):
-            raise TypeError(f"RateLimits.smoothing must be a bool, got {self.smoothing!r}")
-        if self.day not in ("rolling", "calendar"):
-            raise ValueError(f"RateLimits.day must be 'rolling' or 'calendar', got {self.day!r}")
-        start = self.day_start_utc_s
-        if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start < DAY_S:
-            raise ValueError(
-                "RateLimits.day_start_utc_s must be a number of seconds in [0, 86400) after UTC "
-                f"midnight, got {start!r}"
-            )
-        window = self.window_s
-        if (
-            isinstance(window, bool)
-            or not isinstance(window, int | float)
-            or not 0 < window < math.inf
-        ):
-            raise ValueError(f"RateLimits.window_s must be a finite number > 0, got {window!r}")
-        # repr() keeps 0.02 as the decimal 2/100, not its binary expansion, so
-        # 200,000 TPM with 2 % headroom is exactly 196,000.
-        fraction = Fraction(repr(float(headroom)))
-        rpm = None if self.rpm is None else max(1, self.rpm - self.request_margin)
-        effective = (
-            rpm,
-            _headroomed(self.tpm, fraction),
-            _headroomed(self.itpm, fraction),
-            _headroomed(self.otpm, fraction),
-        )
-        object.__setattr__(self, "_effective", effective)
-
-    @property
-    def effective_rpm(self) -> int | None:
-        """Requests admitted per window: ``rpm - request_margin``, never below 1."""
-        return self._effective[0]
-
-    @property
-    def effective_tpm(self) -> int | None:
-        """Tokens admitted per window: ``floor(tpm * (1 - token_headroom))``."""
-        return self._effective[1]
-
-    @property
-    def effective_itpm(self) -> int | None:
-        """Input tokens admitted per window, after headroom."""
-        return self._effective[2]
-
-    @property
-    def effective_otpm(self) -> int | None:
-        """Output tokens admitted per window, after headroom."""
-        return self._effective[3]
-
-    @classmethod
-    def from_limits(cls, limits: Limits, **options: Any) -> RateLimits:
-        """Build from the catalogue's published ``Limits`` plus scheduling options.
-
-        Options are the scheduling fields of this class (``request_margin``,
-        ``token_headroom``, ``smoothing``, ``day``, ``day_start_utc_s``, ``window_s``), with
-        ``margin`` and ``headroom`` as short aliases. The catalogue's ``tpd`` is not enforced.
-        """
-        kwargs: dict[str, Any] = {}
-        for key, value in options.items():
-            name = _OPTION_ALIASES.get(key, key)
-            if name not in _OPTIONS:
-                known = ", ".join(sorted(_OPTIONS | set(_OPTION_ALIASES)))
-                raise TypeError(
-                    f"RateLimits.from_limits() got an unknown option {key!r}; known: {known}"
-                )
-            kwargs[name] = value
-        return cls(
-            rpm=limits.rpm,
-            tpm=limits.tpm,
-            itpm=limits.itpm,
-            otpm=limits.otpm,
-            rpd=limits.rpd,
-            max_concurrency=limits.max_concurrency,
-            **kwargs,
-        )
-
-    def is_unlimited(self) -> bool:
-        """True when no limit applies, so a caller may skip scheduling altogether."""
-        return (
-            self.rpm is None
-            and self.tpm is None
-            and self.itpm is None
-            and self.otpm is None
-            and self.rpd is None
-            and self.max_concurrency is None
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What one call reserves: its estimated input tokens and its reserved output tokens."""
-
-    input_tokens: int
-    output_tokens: int
-
-    def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"Request.{name} must be an int, got {value!r}")
-            if value < 0:
-                raise ValueError(f"Request.{name} must be >= 0, got {value}")
-
-    @property
-    def tokens(self) -> int:
-        """Input plus output: what a combined TPM limit counts."""
-        return self.input_tokens + self.output_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
-    """What a provider said it has left: ``x-ratelimit-remaining-*`` and when each resets.
-
-    One value instead of eight keyword arguments, so the policy, both backends and the queue
-    pass it along unchanged. ``None`` means the provider did not say. Requests and tokens
-    are OpenAI's (checked against ``rpm``/``tpm``); the input and output forms are Anthropic's
-    (``itpm``/``otpm``). Resets are seconds from now.
-    """
-
-    remaining_requests: float | None = None
-    reset_requests_s: float | None = None
-    remaining_tokens: float | None = None
-    reset_tokens_s: float | None = None
-    remaining_input_tokens: float | None = None
-    reset_input_tokens_s: float | None = None
-    remaining_output_tokens: float | None = None
-    reset_output_tokens_s: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in self.__slots__:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"RateLimitHeaders.{name} must be a number or None, got {value!r}")
-            if not 0 <= value < math.inf:
-                raise ValueError(
-                    f"RateLimitHeaders.{name} must be a finite number >= 0, got {value!r}"
-                )
-
-    def dimensions(self) -> tuple[tuple[str, float | None, float | None], ...]:
-        """``(what, remaining, reset_s)`` for requests, tokens, input and output tokens."""
-        return (
-            ("requests", self.remaining_requests, self.reset_requests_s),
-            ("tokens", self.remaining_tokens, self.reset_tokens_s),
-            ("input_tokens", self.remaining_input_tokens, self.reset_input_tokens_s),
-            ("output_tokens", self.remaining_output_tokens, self.reset_output_tokens_s),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The policy's answer for one request at one time.
-
-    ``at`` is the earliest time the request is admissible (``now`` when admitted; ``inf`` for
-    ``never`` and for ``concurrency``, whose end is a release event, not a time). ``binding``
-    names what holds it back; ``quota`` is True when that is the daily limit.
-    """
-
-    admit: bool
-    at: float
-    binding: str | None
-    never: str | None
-    quota: bool
-
-
-class _Entry:
-    """One admitted request in the logs; mutated only by settle and release of the live state."""
-
-    __slots__ = ("day_end", "in_day", "inp", "late", "lease", "out", "req", "t")
-
-    def __init__(self, t: float, inp: int, out: int, in_day: bool, day_end: float) -> None:
-        self.t = t
-        # While in flight: when the slot is freed unless its owner renews it (``expire``).
-        self.lease = math.inf
-        # How long after ``t`` the provider may have counted it (see ``settle(answered_at=…)``):
-        # the entry leaves the minute window at ``t + late + window_s``.
-        self.late = 0.0
-        self.req = 1
-        self.inp = inp
-        self.out = out
-        self.in_day = in_day
-        self.day_end = day_end
-
-
-_DIMS = ("req", "tok", "inp", "out")
-
-
-class ModelState:
-    """Everything the policy knows about one key: plain containers and numbers.
-
-    ``log`` holds the entries of the minute window in admission order, with running totals
-    (``requests``, ``tokens``, ``input_tokens``, ``output_tokens``) over exactly the entries it
-    holds; every entry with ``t <= cut`` has been pruned. ``day_log`` is the same for the
-    rolling RPD window (kept only when an RPD limit is set). ``synthetic`` holds usage the
-    provider reported that we did not see (other processes), as ``(expires_at, amount)``.
-    ``epoch_offset`` maps the clock's time to UTC epoch seconds for calendar days.
-    ``projection`` caches the simulated queue ahead (see ``project``); the updates below keep
-    it in step or drop it.
-    """
-
-    __slots__ = (
-        "cal_end",
-        "cal_requests",
-        "cooldown_until",
-        "cut",
-        "day_cut",
-        "day_log",
-        "day_requests",
-        "epoch_offset",
-        "high",
-        "inflight",
-        "input_tokens",
-        "lease_next",
-        "log",
-        "output_tokens",
-        "pace_inp",
-        "pace_req",
-        "pace_slow",
-        "pace_tok",
-        "projection",
-        "requests",
-        "synthetic",
-        "synthetic_total",
-        "tokens",
-        "window_s",
-    )
-
-    def __init__(self, epoch_offset: float = 0.0) -> None:
-        self.log: deque[_Entry] = deque()
-        self.requests = 0
-        self.tokens = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cut = -math.inf
-        self.day_log: deque[_Entry] = deque()
-        self.day_requests = 0
-        self.day_cut = -math.inf
-        self.cal_end = -math.inf
-        self.cal_requests = 0
-        self.inflight: dict[str, _Entry] = {}
-        self.lease_next = math.inf  # no in-flight lease ends before this (see ``expire``)
-        self.cooldown_until = -math.inf
-        # Pacing (``RateLimits.smoothing``): the earliest time the next admission may happen,
-        # given the requests and tokens admitted so far at the per-second rate, fixed when
-        # each admission is recorded (so a decision's time stays exact).
-        self.pace_req = -math.inf
-        self.pace_slow = 1.0
-        self.pace_tok = -math.inf
-        self.pace_inp = -math.inf
-        self.high = -math.inf
-        self.synthetic: dict[str, list[tuple[float, int]]] = {d: [] for d in _DIMS}
-        self.synthetic_total: dict[str, int] = dict.fromkeys(_DIMS, 0)
-        self.epoch_offset = epoch_offset
-        self.projection: _Projection | None = None
-        self.window_s = 60.0
-
-    def copy(self) -> ModelState:
-        """An independent state to simulate on (entries are shared: projections never mutate)."""
-        new = ModelState.__new__(ModelState)
-        for name in ModelState.__slots__:
-            setattr(new, name, getattr(self, name))
-        new.log = self.log.copy()
-        new.day_log = self.day_log.copy()
-        new.inflight = dict(self.inflight)
-        new.synthetic = {d: list(v) for d, v in self.synthetic.items()}
-        new.synthetic_total = dict(self.synthetic_total)
-        new.projection = None
-        return new
-
-    @property
-    def in_flight(self) -> int:
-        """Requests admitted and neither settled nor released."""
-        return len(self.inflight)
-
 
 # --------------------------------------------------------------------------- internals
 
@@ -914,114 +566,11 @@ def snapshot(state: ModelState, now: float) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- projection
+def __getattr__(name: str) -> Any:
+    # The projection (``project``, its cache ``_Projection``) lived here before
+    # ``schedule.projection``; imported on first use, since it builds on this module.
+    if name in ("project", "_Projection"):
+        from llm_routing.schedule import projection
 
-
-class _Projection:
-    """The simulated queue ahead, kept in step with the live state so joiners cost O(1).
-
-    ``state`` is a copy of the live state with every pending request recorded at its
-    projected time; ``pending`` holds ``(request, projected entry or None when skipped, time,
-    binding)`` in FIFO order. The live updates keep it in step: the head's real admission
-    drops it from ``pending`` (its projected entry stays, mapped from its rid), settles and
-    releases apply the same change to the copy, and a cooldown or correction drops the
-    cache. What is not replayed (pending requests moving earlier when capacity frees, real
-    admissions a little after their projected time, time passing the head's projected
-    time) is counted in ``changes``; after ``len(pending) // 4`` of them the next projection
-    rebuilds, so a short queue is always exact and a long one costs O(1) amortised per join.
-    """
-
-    __slots__ = ("candidate", "changes", "limits", "mapped", "pending", "state")
-
-    def __init__(self, state: ModelState, limits: RateLimits) -> None:
-        self.state = state
-        self.limits = limits
-        self.pending: deque[tuple[Request, _Entry | None, float, str | None]] = deque()
-        self.mapped: dict[str, _Entry] = {}
-        self.changes = 0
-        self.candidate: Request | None = None
-
-    def add(self, request: Request, at: float) -> None:
-        decision = _decide(self.state, self.limits, at, request, False)
-        if decision.never is not None or decision.quota:
-            # It will be refused at its turn, taking nothing.
-            binding = self.pending[-1][3] if self.pending else None
-            self.pending.append((request, None, at, binding))
-            return
-        entry = _record(self.state, self.limits, decision.at, request)
-        binding = decision.binding
-        if binding is None and self.pending:
-            binding = self.pending[-1][3]  # held only by the queue ahead: what held it
-        self.pending.append((request, entry, decision.at, binding))
-
-    def admitted(self, request: Request, rid: str) -> bool:
-        """The live state admitted ``request``; False when that is not the projected head."""
-        if not self.pending or self.pending[0][0] is not request:
-            return False
-        entry = self.pending.popleft()[1]
-        if entry is None:
-            return False
-        self.mapped[rid] = entry
-        self.changes += 1
-        return True
-
-    def shift(self, rid: str, live: _Entry, d_req: int, inp: int, out: int) -> None:
-        """Replay a settle (new token counts) or a release (``d_req``, zero tokens)."""
-        entry = self.mapped.pop(rid, None)
-        if entry is None:
-            # Admitted before the copy was made: the copy shares the entry, which the caller
-            # updates after this call.
-            _shift(self.state, live, d_req, inp - live.inp, out - live.out)
-        else:
-            _shift(self.state, entry, d_req, inp - entry.inp, out - entry.out)
-            entry.req += d_req
-            entry.inp = inp
-            entry.out = out
-        self.changes += 1
-
-
-def project(
-    state: ModelState, limits: RateLimits, now: float, pending: Sequence[Request], request: Request
-) -> Decision:
-    """When ``request`` would be admitted if every ``pending`` one (FIFO ahead) went first.
-
-    Each pending request is taken as admitted at its earliest time, with its reservation;
-    concurrency is ignored (a slot frees on an event, not at a time) and pending requests
-    that could never be admitted are skipped. ``admit`` says whether that time is ``now``.
-    The live state is only pruned; the simulation is cached on it (``_Projection``), so the
-    joiners of a burst cost O(1) each, relying on ``pending`` only ever growing at its tail
-    and holding a distinct object per queued request.
-    """
-    if not pending:
-        return _decide(state, limits, now, request, False)
-    now = _observe(state, limits, now)
-    size = len(pending)
-    last = pending[-1]
-    cache = state.projection
-    if cache is not None:
-        if not (cache.limits is limits or cache.limits == limits):
-            cache = None
-        else:
-            if cache.pending and now > cache.pending[0][2]:
-                cache.changes += 1
-            if size == len(cache.pending) + 1 and last is cache.candidate:
-                cache.add(last, cache.pending[-1][2] if cache.pending else now)
-            elif size != len(cache.pending) or last is not cache.pending[-1][0]:
-                cache = None
-            if cache is not None and cache.changes * 4 > size:
-                cache = None
-    if cache is None:
-        cache = _Projection(state.copy(), limits)
-        at = now
-        for item in pending:
-            cache.add(item, at)
-            at = cache.pending[-1][2]
-        state.projection = cache
-    _, _, base, held_by = cache.pending[-1]
-    decision = _decide(cache.state, limits, base, request, False)
-    usable = decision.never is None and not decision.quota
-    cache.candidate = request if usable else None
-    binding = decision.binding
-    if binding is None and decision.at > now:
-        binding = held_by
-    return Decision(decision.at <= now, decision.at, binding, decision.never, decision.quota)
+        return getattr(projection, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

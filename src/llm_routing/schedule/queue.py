@@ -21,7 +21,7 @@ from llm_routing._lease import LeaseRenewer
 from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
-from llm_routing.schedule.policy import Decision, RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
 
 __all__ = ["Admission", "Ticket"]
 

@@ -45,8 +45,10 @@ from llm_routing.schedule import policy
 from llm_routing.schedule._redis_script import KEY_SUFFIXES, POLICY_LUA
 from llm_routing.schedule.backend import DEFAULT_LEASE_S, Backend, check_lease
 from llm_routing.schedule.clock import Clock, SystemClock
+from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import Decision, ModelState, RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.projection import project
+from llm_routing.schedule.state import ModelState, _Entry
 
 __all__ = [
     "RedisBackend",
@@ -207,7 +209,7 @@ def _entries(ids: Sequence[Any], values: Sequence[Any]) -> Iterator[tuple[Any, A
     """Parse stored entries (``t late req inp out flags day_end [=rid]``) into policy entries."""
     for ident, packed in zip(ids, values, strict=True):
         parts = (packed.decode() if isinstance(packed, bytes) else packed).split(" ", 7)
-        entry = policy._Entry(
+        entry = _Entry(
             float(parts[0]),
             int(float(parts[3])),
             int(float(parts[4])),
@@ -1009,7 +1011,7 @@ class RedisBackend(Backend):
         if len(raw) == 1:
             return Decision(True, float(_text(raw[0])), None, None, False)
         now, state = _state_from(raw, float(self._offset_arg()))
-        return policy.project(state, limits, now, pending, request)
+        return project(state, limits, now, pending, request)
 
     def project(
         self, key: str, limits: RateLimits, pending: Sequence[Request], request: Request

@@ -35,10 +35,10 @@ from llm_routing.errors import (
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.headers import error_headers, parse_ratelimit_headers
-from llm_routing.schedule.limits import LimitResolver, api_key_fingerprint, check_pacing
+from llm_routing.schedule.limits import RateLimits, Request
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.policy import RateLimits, Request
 from llm_routing.schedule.queue import Admission, Ticket
+from llm_routing.schedule.resolve import LimitResolver, api_key_fingerprint, check_pacing
 from llm_routing.tokens import count_tokens
 
 __all__ = ["DEFAULT_RESERVE_OUTPUT", "RateScheduler"]

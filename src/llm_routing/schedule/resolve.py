@@ -1,0 +1,317 @@
+"""Which rate limits apply to a model: the catalogue's tier, the user's overrides, the headroom.
+
+Owns the validation of ``RateScheduler(tier=…, limits=…)`` and the resolution of one model's
+`RateLimits` (cached per model); the arithmetic of windows belongs to ``policy``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import threading
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from llm_routing.catalog import Catalog, Limits, ModelSpec, default_catalog
+from llm_routing.catalog.enforcement import enforcement_for
+from llm_routing.errors import UnknownModelError
+from llm_routing.schedule.limits import RateLimits
+
+__all__ = ["LimitResolver", "api_key_fingerprint"]
+
+_LIMIT_KEYS = frozenset({"rpm", "tpm", "rpd", "itpm", "otpm", "max_concurrency"})
+_OPTION_KEYS = frozenset({"request_margin", "token_headroom", "smoothing", "pacing", "day"})
+PACING_MODES = ("auto", "paced", "burst")
+# LangChain's provider names (and the seed's) for the catalogue's.
+_PROVIDER_ALIASES = {
+    "google_genai": "google",
+    "google_vertexai": "google",
+    "gemini": "google",
+    "vertex": "google",
+    "mistralai": "mistral",
+    "azure_openai": "openai",
+    "azure": "openai",
+}
+_KEY_ATTRS = ("openai_api_key", "anthropic_api_key", "google_api_key", "mistral_api_key", "api_key")
+
+
+# RateScheduler's keyword for each RateLimits option, so an error names what the caller wrote.
+_OPTION_ARGUMENTS = {
+    "request_margin": "request_margin",
+    "token_headroom": "token_headroom",
+    "smoothing": "smoothing",
+    "day": "rpd_reset",
+}
+
+
+def _as_argument(message: str) -> str:
+    """``RateLimits.day must be…`` -> ``RateScheduler(rpd_reset=…) must be…``."""
+    for field, argument in _OPTION_ARGUMENTS.items():
+        prefix = f"RateLimits.{field} "
+        if message.startswith(prefix):
+            return f"RateScheduler({argument}=…) {message.removeprefix(prefix)}"
+    return message
+
+
+def check_pacing(value: Any, where: str) -> None:
+    """``pacing`` is one of `PACING_MODES`; the error says what each means."""
+    if value not in PACING_MODES:
+        raise ValueError(
+            f"{where} must be 'auto' (pace where the provider enforces its limits per "
+            "second, burst where its bucket allows it: the catalogue's enforcement), 'paced' "
+            f"or 'burst'; got {value!r}"
+        )
+
+
+def paced_by_default(provider: str) -> bool:
+    """Whether ``provider`` enforces per-minute limits over shorter periods (so we pace).
+
+    From `llm_routing.catalog.enforcement`: every provider documented so far says its limits
+    may be quantized (enforced per second), and an unknown provider is treated the same way,
+    since pacing costs little where a minute-sized bucket would have allowed a burst.
+    """
+    return enforcement_for(provider).mode == "quantized"
+
+
+def _provider(name: str) -> str:
+    name = name.strip().lower()
+    return _PROVIDER_ALIASES.get(name, name)
+
+
+def api_key_fingerprint(model: Any) -> str | None:
+    """A short hash of the model's API key (never the key itself), or ``None`` without one.
+
+    Limits belong to an organisation or project, so keys are opt-in (``per_api_key=True``):
+    two keys of two projects get two sets of windows.
+    """
+    for attr in _KEY_ATTRS:
+        try:
+            value = getattr(model, attr, None)
+        except Exception:  # an odd model property must not break scheduling
+            value = None
+        if value is None:
+            continue
+        secret = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        if isinstance(secret, str) and secret:
+            return hashlib.sha256(secret.encode()).hexdigest()[:12]
+    return None
+
+
+class LimitResolver:
+    """Resolves and caches the `RateLimits` of each model for one scheduler.
+
+    Precedence: an explicit ``limits[model]`` entry (its fields replace the tier's; a field set
+    to ``None`` removes that limit) > the catalogue's limits for the model's tier. A model the
+    catalogue has no limits for is unlimited, with one warning, unless ``limits`` names it.
+    """
+
+    def __init__(
+        self,
+        tier: str | Mapping[str, str],
+        limits: Mapping[str, Any] | None,
+        catalog: Catalog | None,
+        options: Mapping[str, Any],
+    ) -> None:
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise TypeError(
+                f"RateScheduler(catalog=…) must be a Catalog or None, got {type(catalog).__name__}"
+            )
+        self._catalog = catalog
+        self._tiers = self._check_tier(tier)
+        self._default_tier = tier if isinstance(tier, str) else None
+        self._options = dict(options)
+        try:
+            RateLimits(**self._limit_options(self._options, None))  # names the bad option
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(_as_argument(str(exc))) from None
+        self._overrides = self._check_limits(limits)
+        self._cache: dict[str, RateLimits] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalogue limits come from (the shared default unless one was given)."""
+        return self._catalog if self._catalog is not None else default_catalog()
+
+    # --- validation ------------------------------------------------------------------------
+
+    def _known_tiers(self) -> dict[str, set[str]]:
+        tiers: dict[str, set[str]] = {}
+        for spec in self.catalog.models():
+            tiers.setdefault(spec.provider, set()).update(spec.rate_limits)
+        return tiers
+
+    def _check_tier(self, tier: Any) -> dict[str, str]:
+        known = self._known_tiers()
+        every = sorted(set().union(*known.values())) if known else []
+        if isinstance(tier, str):
+            if tier not in every:
+                close = difflib.get_close_matches(tier, every, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(
+                    f"RateScheduler(tier=…): unknown tier {tier!r}{hint}; the catalogue knows "
+                    f"{', '.join(every)}. Per provider: tier={{'openai': 'tier2', "
+                    f"'google': 'free'}}; or pass limits={{model: {{'rpm': …}}}}."
+                )
+            return {}
+        if not isinstance(tier, Mapping):
+            raise TypeError(
+                "RateScheduler(tier=…) must be a tier name such as 'tier1' or a mapping "
+                f"{{provider: tier}}, got {type(tier).__name__}"
+            )
+        resolved: dict[str, str] = {}
+        for provider, name in tier.items():
+            if not isinstance(provider, str) or not isinstance(name, str):
+                raise TypeError(
+                    f"RateScheduler(tier=…) maps provider names to tier names; got "
+                    f"{provider!r}: {name!r}"
+                )
+            canonical = _provider(provider)
+            if canonical not in known:
+                raise ValueError(
+                    f"RateScheduler(tier=…): unknown provider {provider!r}; the catalogue has "
+                    f"{', '.join(sorted(known))}"
+                )
+            if name not in known[canonical]:
+                raise ValueError(
+                    f"RateScheduler(tier=…): unknown tier {name!r} for {provider!r}; known: "
+                    f"{', '.join(sorted(known[canonical]))}"
+                )
+            resolved[canonical] = name
+        return resolved
+
+    def _check_limits(self, limits: Any) -> dict[str, dict[str, Any]]:
+        if limits is None:
+            return {}
+        if not isinstance(limits, Mapping):
+            raise TypeError(
+                "RateScheduler(limits=…) must map model names to limits, e.g. "
+                "{'openai:gpt-4o-mini': {'rpm': 30, 'tpm': 200_000}}; "
+                f"got {type(limits).__name__}"
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for name, entry in limits.items():
+            if not isinstance(name, str) or not name.strip():
+                raise TypeError(f"RateScheduler(limits=…) keys must be model names, got {name!r}")
+            where = f"RateScheduler(limits[{name!r}])"
+            if isinstance(entry, Limits):
+                fields: dict[str, Any] = {k: getattr(entry, k) for k in _LIMIT_KEYS}
+            elif isinstance(entry, Mapping):
+                fields = dict(entry)
+            else:
+                raise TypeError(
+                    f"{where} must be a mapping such as {{'rpm': 30, 'tpm': 200_000}} or a "
+                    f"Limits, got {type(entry).__name__}"
+                )
+            unknown = set(fields) - _LIMIT_KEYS - _OPTION_KEYS
+            if unknown:
+                raise ValueError(
+                    f"{where}: unknown key(s) {sorted(unknown)}; limits: {sorted(_LIMIT_KEYS)}, "
+                    f"options: {sorted(_OPTION_KEYS)}"
+                )
+            if "pacing" in fields:
+                check_pacing(fields["pacing"], f"{where}['pacing']")
+            try:
+                RateLimits(**self._limit_options({**self._options, **fields}, None))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+            out[self._canonical(name)] = fields
+        return out
+
+    def _canonical(self, name: str) -> str:
+        try:
+            return self.catalog.get(name).key
+        except (TypeError, ValueError):
+            return name.strip()
+
+    # --- resolution ------------------------------------------------------------------------
+
+    def tier_for(self, provider: str) -> str | None:
+        """The tier configured for ``provider`` (``None``: not configured)."""
+        if self._default_tier is not None:
+            return self._default_tier
+        return self._tiers.get(_provider(provider))
+
+    def for_spec(self, spec: ModelSpec) -> RateLimits:
+        """The limits of the model ``spec`` describes (cached)."""
+        cached = self._cache.get(spec.key)
+        if cached is not None:
+            return cached
+        override = self._overrides.get(spec.key)
+        if override is None:
+            # A model the catalogue lacks keeps the bare name it was given under (``_canonical``
+            # has no provider to add), while its spec (from ``model.profile``) has one.
+            override = self._overrides.get(spec.name)
+        base: dict[str, Any] = {}
+        tier = self.tier_for(spec.provider)
+        if tier is not None and tier in spec.rate_limits:
+            published = spec.rate_limits[tier]
+            base = {k: getattr(published, k) for k in _LIMIT_KEYS}
+        elif override is None:
+            if tier is None:
+                raise ValueError(
+                    f"RateScheduler has no tier for provider {spec.provider!r} (model "
+                    f"{spec.key}); add it to tier={{'{spec.provider}': 'tier1', …}} or pass "
+                    f"limits={{'{spec.key}': {{'rpm': …, 'tpm': …}}}}"
+                )
+            if spec.rate_limits:
+                raise ValueError(
+                    f"RateScheduler: {spec.key} has no published limits for tier {tier!r} "
+                    f"(known: {', '.join(spec.rate_limits)}); pick one of those or pass "
+                    f"limits={{'{spec.key}': {{'rpm': …, 'tpm': …}}}}"
+                )
+            self._warn_once(
+                spec.key,
+                f"RateScheduler: the catalogue has no rate limits for {spec.key}; it is not "
+                f"paced (429s are still retried). Pass limits={{'{spec.key}': {{...}}}}.",
+            )
+        merged = {**self._options, **base, **(override or {})}
+        resolved = RateLimits(**self._limit_options(merged, spec.provider))
+        with self._lock:
+            self._cache[spec.key] = resolved
+        return resolved
+
+    def for_name(self, name: str) -> tuple[str, RateLimits]:
+        """``(key, limits)`` for a model known only by name (``limiter_for``, custom models)."""
+        key = self._canonical(name)
+        try:
+            spec = self.catalog.get(name)
+        except (TypeError, ValueError):
+            override = self._overrides.get(key)
+            if override is None:
+                raise UnknownModelError(
+                    f"RateScheduler does not know the model {name!r}: register it in the "
+                    f"catalogue (default_catalog().register(ModelSpec(...))) or pass "
+                    f"limits={{'{name}': {{'rpm': …, 'tpm': …}}}}",
+                    model=name,
+                ) from None
+            provider = key.split(":", 1)[0] if ":" in key else ""
+            return key, RateLimits(**self._limit_options({**self._options, **override}, provider))
+        return spec.key, self.for_spec(spec)
+
+    @staticmethod
+    def _limit_options(fields: Mapping[str, Any], provider: str | None) -> dict[str, Any]:
+        """``fields`` as `RateLimits` keywords: ``pacing`` becomes ``smoothing``.
+
+        An explicit ``smoothing`` (deprecated) or ``pacing='paced'|'burst'`` wins; ``auto``
+        follows the provider's documented enforcement (``provider=None``: only validating).
+        """
+        out = {k: v for k, v in fields.items() if k != "pacing"}
+        pacing = fields.get("pacing", "auto")
+        if out.get("smoothing") is None:
+            if pacing == "paced":
+                out["smoothing"] = True
+            elif pacing == "burst" or provider is None:
+                out["smoothing"] = False
+            else:
+                out["smoothing"] = paced_by_default(provider)
+        return out
+
+    def _warn_once(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        warnings.warn(message, UserWarning, stacklevel=5)
