@@ -8,9 +8,10 @@ import pytest
 
 pytest.importorskip("redis")
 
+from llm_routing._redact import redact_url
 from llm_routing.cost.redis_ledger import RedisLedger, RedisLedgerUnavailableError
 from llm_routing.schedule.policy import RateLimits, Request
-from llm_routing.schedule.redis import RedisBackend, RedisUnavailableError, redact_url
+from llm_routing.schedule.redis import RedisBackend, RedisUnavailableError
 
 SECRET = "hunter2-not-a-real-password"
 # Port 1 on loopback: nothing listens, so every call fails at once with "connection refused".
