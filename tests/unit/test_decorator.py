@@ -644,3 +644,47 @@ def test_outermost_decorator_has_no_upstream():
     reader = _Reader()
     (reader | _Tagger() | GenericFakeChatModel(messages=iter(["a"]))).invoke("hi")
     assert reader.seen == [{}]
+
+
+# --------------------------------------------------------------------------- configurable
+
+
+def test_configurable_fields_keep_the_decorators_and_show_the_configured_model():
+    # Read through to the bare model, configurable_fields used to return a runnable with no
+    # decorator at all: calls skipped the guard, the limits and the budget in silence.
+    from langchain_core.runnables import ConfigurableField
+
+    log: list[Any] = []
+    recorder = Recorder("r", log)
+    model = ChatOpenAI(
+        model="gpt-4o-mini", api_key="sk-test", base_url="http://127.0.0.1:9", max_retries=0
+    )
+    configurable = (recorder | model).configurable_fields(
+        model_name=ConfigurableField(id="model_name")
+    )
+    assert isinstance(configurable, Decorated)
+    assert configurable.decorators == (recorder,)
+    chosen = configurable.with_config(configurable={"model_name": "gpt-4o"})
+    with pytest.raises(Exception, match=r"(?i)connect"):  # port 9: refused, after the hooks
+        chosen.invoke("hi")
+    [call] = recorder.calls
+    assert call.model.model_name == "gpt-4o"  # the hooks see the model the config selects
+    assert ("r", "before") in log and any(entry[1] == "on_error" for entry in log)
+
+
+def test_configurable_alternatives_run_every_alternative_through_the_decorators():
+    from langchain_core.runnables import ConfigurableField
+
+    log: list[Any] = []
+    recorder = Recorder("r", log)
+    small = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content="small")]))
+    large = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content="large")]))
+    routed = (recorder | small).configurable_alternatives(
+        ConfigurableField(id="size"), default_key="small", large=large
+    )
+    assert isinstance(routed, Decorated)
+    assert routed.invoke("hi").content == "small"
+    assert recorder.calls[-1].model is small
+    assert routed.invoke("hi", {"configurable": {"size": "large"}}).content == "large"
+    assert recorder.calls[-1].model is large
+    assert [entry[1] for entry in log] == ["before", "after", "before", "after"]
