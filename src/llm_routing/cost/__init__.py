@@ -5,7 +5,8 @@ the money (in memory, or any ``Ledger``), ``tracker`` is the decorator users put
 """
 
 from llm_routing.cost.budget import PERIODS, Budget
-from llm_routing.cost.ledger import CostRecord, Ledger, MemoryLedger, Refusal, Reservation
+from llm_routing.cost.ledger import CostRecord, Ledger, Refusal, Reservation
+from llm_routing.cost.memory import MemoryLedger
 from llm_routing.cost.pricing import (
     Cost,
     TokenUsage,

@@ -34,6 +34,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from llm_routing._urls import redact_url
+from llm_routing.cost._waiting import Waiters, Wake, check_lease, hold_key, lease_renewer
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
 from llm_routing.cost.ledger import (
     DEFAULT_HOLD_LEASE,
@@ -42,15 +44,9 @@ from llm_routing.cost.ledger import (
     Ledger,
     Refusal,
     Reservation,
-    _check_lease,
-    _hold_key,
-    _renewer,
-    _Waiters,
-    _Wake,
 )
 from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.errors import LLMRoutingError
-from llm_routing.schedule.redis import redact_url
 
 __all__ = [
     "RedisLedger",
@@ -552,7 +548,7 @@ class RedisLedger(Ledger):
                 f"{on_state_lost!r}"
             )
         try:
-            self.hold_lease = _check_lease(hold_lease, "RedisLedger")
+            self.hold_lease = check_lease(hold_lease, "RedisLedger")
         except TypeError as exc:
             raise ValueError(str(exc)) from None
         self.prefix = prefix
@@ -577,8 +573,8 @@ class RedisLedger(Ledger):
         self._script: Script = self._client.register_script(_LUA)
         self._root = f"{prefix}:{{ledger}}:"
         self._channel = self._root + "released"
-        self._renewer = _renewer(self.renew, self.hold_lease, f"llm_routing-leases-{prefix}")
-        self._waiters = _Waiters()
+        self._renewer = lease_renewer(self.renew, self.hold_lease, f"llm_routing-leases-{prefix}")
+        self._waiters = Waiters()
         self._lock = threading.Lock()
         self._subscriber: threading.Thread | None = None
         self._subscribed = threading.Event()
@@ -652,7 +648,7 @@ class RedisLedger(Ledger):
                 retry_in=float(retry) if retry else None,
             )
         reservation = Reservation(int(raw[1]), amount, tuple(buckets), int(raw[2]))
-        self._renewer.add(_hold_key(reservation), reservation)
+        self._renewer.add(hold_key(reservation), reservation)
         return reservation
 
     def _state_lost(self, buckets: Sequence[Bucket], found: str) -> None:
@@ -723,12 +719,12 @@ class RedisLedger(Ledger):
 
     def settle(self, reservation: Reservation, record: CostRecord) -> list[BucketChange]:
         """Swap the hold for the record's cost, atomically (an unknown cost charges nothing)."""
-        self._renewer.discard(_hold_key(reservation))
+        self._renewer.discard(hold_key(reservation))
         return self._charge(record, reservation.buckets, reservation)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold; nothing is recorded."""
-        self._renewer.discard(_hold_key(reservation))
+        self._renewer.discard(hold_key(reservation))
         try:
             raw = self._run("unhold", str(reservation.id), str(reservation.generation))
         except _UNREACHABLE as exc:
@@ -850,7 +846,7 @@ class RedisLedger(Ledger):
     def _max_pause(self) -> float:
         return _MAX_PAUSE_S
 
-    def _listen(self, wake: _Wake) -> bool:
+    def _listen(self, wake: Wake) -> bool:
         """Register ``wake``; start the subscriber if none runs, and wait until it listens.
 
         Waiting for the subscription matters: a hold dropped before it is live would go
@@ -873,7 +869,7 @@ class RedisLedger(Ledger):
         self._subscribed.wait(self._socket_timeout())
         return True
 
-    def _unlisten(self, wake: _Wake) -> None:
+    def _unlisten(self, wake: Wake) -> None:
         self._waiters.discard(wake)
 
     def _socket_timeout(self) -> float:

@@ -43,10 +43,10 @@ from llm_routing.cost.ledger import (
     RECORD_COLUMNS,
     CostRecord,
     Ledger,
-    MemoryLedger,
     Refusal,
     Reservation,
 )
+from llm_routing.cost.memory import MemoryLedger
 from llm_routing.cost.pricing import Cost, TokenUsage, estimate_cost, parse_usage, price
 from llm_routing.errors import BudgetExceededError, LLMRoutingError, UnknownModelError
 from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
