@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo_and_sim(sub: Any) -> None:
-    # Their options live with the simulator (llm_routing.sim.cli); everything after the
-    # subcommand, --help included, is handed over unparsed.
+    # Their options live with their own parsers (the demo's, llm_routing.sim.serve); everything
+    # after the subcommand, --help included, is handed over unparsed.
     demo = sub.add_parser(
         "demo",
         add_help=False,
@@ -76,8 +76,11 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
+    if args.args[:1] == ["demo"]:
+        # `llm-routing sim demo`: the demo drives the router, so the simulator does not own it.
+        return _cmd_demo(argparse.Namespace(args=args.args[1:]), out)
     try:
-        from llm_routing.sim.cli import main as sim_main
+        from llm_routing.sim.serve import main as sim_main
     except ImportError as exc:
         raise _sim_missing(exc) from None
     return sim_main(args.args)

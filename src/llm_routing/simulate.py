@@ -56,7 +56,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from llm_routing.catalog import Catalog, ModelSpec, Price, default_catalog
 from llm_routing.cost.pricing import price
 from llm_routing.errors import AllModelsFailedError, UnknownModelError, classify
-from llm_routing.sim import _tokens
+from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.limiter import SlidingWindowLimiter
 
@@ -1087,7 +1087,9 @@ async def _drive(router: Any, arrivals: Sequence[Arrival], clock: Any) -> list[_
         _CURRENT.set(arrival)
         text = prompts.get(arrival.prompt_tokens)
         if text is None:
-            text = prompts[arrival.prompt_tokens] = _tokens.reply_text(rng, arrival.prompt_tokens)
+            text = prompts[arrival.prompt_tokens] = sim_tokens.reply_text(
+                rng, arrival.prompt_tokens
+            )
         outcome = _Outcome(arrival, arrival.t)
         try:
             message = await router.ainvoke(text, max_tokens=arrival.max_tokens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_routing.sim.cli import _models, _serve_parser
+from llm_routing.sim.serve import _models, _serve_parser
 
 
 def models(*argv):

@@ -1,7 +1,9 @@
 """A simulated OpenAI-compatible provider: real HTTP, real limits, faults on demand.
 
-Owns the simulator (``SimulatedProvider``, its models, limiter, faults, latency and demo); it
-does not route, schedule or price anything, it is what those pieces are tested against.
+Owns the simulator (``SimulatedProvider``, its models, limiter, faults and latency); it does
+not route, schedule or price anything, it is what those pieces are tested against, so it
+imports nothing of the package but ``catalog`` and ``tokens`` (the demo that drives a router
+over it is ``llm_routing.cli.demo``).
 
 HTTP stack: Starlette on uvicorn (the ``sim`` extra). ASGI gives streaming SSE responses and
 raw access to the connection for faults; uvicorn's asyncio server holds thousands of concurrent
@@ -23,10 +25,10 @@ with SimulatedProvider([SimModel(name="gpt-4o-mini", rpm=3, tpm=10_000)], seed=0
 
 from typing import TYPE_CHECKING, Any
 
-from llm_routing.sim.config import SimModel
 from llm_routing.sim.faults import FAULT_KINDS, FaultPlan
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.limiter import Decision, ProviderLimiter, SlidingWindowLimiter
+from llm_routing.sim.model import SimModel
 from llm_routing.sim.schema_gen import sample_from_schema
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
-"""``python -m llm_routing.sim serve|demo``: see ``sim.cli``."""
+"""``python -m llm_routing.sim serve``: see ``sim.serve``."""
 
-from llm_routing.sim.cli import main, serve_main
+from llm_routing.sim.serve import main, serve_main
 
 __all__ = ["serve_main"]
 

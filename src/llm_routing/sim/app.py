@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from llm_routing.sim import _tokens
-from llm_routing.sim.config import SimModel
+from llm_routing.sim import tokens as sim_tokens
+from llm_routing.sim.model import SimModel
 from llm_routing.sim.state import (
     QUOTA_MESSAGE,
     Admission,
@@ -498,10 +498,10 @@ class _ChatCompletions:
                 # Counting a long document takes milliseconds; tiktoken releases the GIL, so a
                 # worker thread keeps the loop accepting connections meanwhile.
                 prompt_tokens = await asyncio.to_thread(
-                    _tokens.count_prompt, request.messages, request.tools, model
+                    sim_tokens.count_prompt, request.messages, request.tools, model
                 )
             else:
-                prompt_tokens = _tokens.count_prompt(request.messages, request.tools, model)
+                prompt_tokens = sim_tokens.count_prompt(request.messages, request.tools, model)
         except (ValueError, TypeError) as exc:
             state.note_bad_request(request.model)
             await _send_json(send, 400, error_body(f"Invalid 'messages': {exc}", param="messages"))

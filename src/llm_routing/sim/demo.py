@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from llm_routing.sim import _tokens
-from llm_routing.sim.config import SimModel
+from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.latency import Latency
+from llm_routing.sim.model import SimModel
 from llm_routing.sim.server import SimulatedProvider, default_models
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _workload(seed: int) -> list[list[_Job]]:
     rng = random.Random(seed)
 
     def text(tokens: int) -> str:
-        return _tokens.reply_text(rng, tokens)
+        return sim_tokens.reply_text(rng, tokens)
 
     chats = [_Job("chat", "sim-mini", f"Question {i}: {text(20)}?", 256) for i in range(70)]
     long_docs = [
@@ -755,7 +755,7 @@ def _live(budget: float, as_json: bool) -> int:
     prompts = [
         "In one sentence: what is a rate limit?",
         "Name three prime numbers.",
-        "Summarise in one sentence:\n" + _tokens.reply_text(rng, 1_500),
+        "Summarise in one sentence:\n" + sim_tokens.reply_text(rng, 1_500),
     ]
 
     async def one(prompt: str) -> str:

@@ -16,8 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from llm_routing.sim.app import ShutdownSignal, create_app
-from llm_routing.sim.config import SimModel
 from llm_routing.sim.faults import FaultPlan
+from llm_routing.sim.model import SimModel
 from llm_routing.sim.state import SimState
 
 __all__ = ["SimulatedProvider", "default_models"]

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from llm_routing.sim import _tokens
-from llm_routing.sim.config import SimModel
+from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.faults import FaultKind, FaultPlan
 from llm_routing.sim.limiter import Decision, ProviderLimiter, WindowState, per_second_share
+from llm_routing.sim.model import SimModel
 from llm_routing.sim.schema_gen import sample_from_schema
 
 __all__ = [
@@ -374,8 +374,8 @@ class SimState:
         """
         probe = [{"role": "user", "content": "warm up"}]
         for model in self._models:
-            _tokens.output_encoding(model.tokenizer)
-            _tokens.count_prompt(probe, None, model)
+            sim_tokens.output_encoding(model.tokenizer)
+            sim_tokens.count_prompt(probe, None, model)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -592,7 +592,7 @@ class SimState:
     def _compose(self, rt: _ModelRuntime, request: ChatRequest, prompt_tokens: int) -> Completion:
         model = rt.model
         rng = rt.content_rng
-        encoding = _tokens.output_encoding(model.tokenizer)
+        encoding = sim_tokens.output_encoding(model.tokenizer)
         self._ids += 1
         cap = max(0, model.context_window - prompt_tokens)
         if model.max_output_tokens is not None:
@@ -604,7 +604,7 @@ class SimState:
         if tool is not None:
             name, parameters, forced = tool
             arguments = json.dumps(sample_from_schema(parameters, rng=rng))
-            arguments, used, cut = _tokens.truncate(arguments, cap, encoding)
+            arguments, used, cut = sim_tokens.truncate(arguments, cap, encoding)
             return Completion(
                 id=f"chatcmpl-sim{self._ids}",
                 created=int(time.time()),
@@ -614,11 +614,11 @@ class SimState:
                 finish_reason="length" if cut else ("stop" if forced else "tool_calls"),
                 prompt_tokens=prompt_tokens,
                 completion_tokens=used,
-                pieces=_tokens.split_tokens(arguments, encoding),
+                pieces=sim_tokens.split_tokens(arguments, encoding),
             )
 
         text = self._content(rng, request, model)
-        text, used, cut = _tokens.truncate(text, cap, encoding)
+        text, used, cut = sim_tokens.truncate(text, cap, encoding)
         finish = "length" if cut else "stop"
         if request.stop and request.response_format is None:
             hits = [i for i in (text.find(s) for s in request.stop if s) if i >= 0]
@@ -635,7 +635,7 @@ class SimState:
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=used,
-            pieces=_tokens.split_tokens(text, encoding),
+            pieces=sim_tokens.split_tokens(text, encoding),
         )
 
     @staticmethod
@@ -645,8 +645,8 @@ class SimState:
             schema = (fmt.get("json_schema") or {}).get("schema") or {}
             return json.dumps(sample_from_schema(schema, rng=rng))
         if fmt.get("type") == "json_object":
-            return json.dumps({"answer": _tokens.reply_text(rng, model.reply_tokens)})
-        return _tokens.reply_text(rng, model.reply_tokens)
+            return json.dumps({"answer": sim_tokens.reply_text(rng, model.reply_tokens)})
+        return sim_tokens.reply_text(rng, model.reply_tokens)
 
     # -- reporting -----------------------------------------------------------------------
 

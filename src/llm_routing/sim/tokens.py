@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import tiktoken
 
-    from llm_routing.sim.config import SimModel
+    from llm_routing.sim.model import SimModel
 
 # Every word here is a single token, with and without a leading space, in o200k_base and
 # cl100k_base, so "n words" is "n tokens" and a reply can be cut at an exact token count.
