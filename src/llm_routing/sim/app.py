@@ -1,8 +1,9 @@
 """The simulator's HTTP surface: an ASGI (Starlette) app speaking the OpenAI chat API.
 
-Owns request parsing and validation (OpenAI-shaped 400/404), response framing (JSON and SSE
-streaming) and putting faults on the wire (hangs, resets, cut streams, broken JSON). Decisions
-and counters live in ``sim.state``; running the server in a thread is ``sim.server``.
+Owns the routes, response framing (JSON and SSE streaming) and putting faults on the wire
+(hangs, resets, cut streams, broken JSON). Parsing a request and its OpenAI-shaped 400/404 is
+``sim.requests``; the bodies it sends are ``sim.wire``; decisions and counters live in
+``sim.state``; running the server in a thread is ``sim.server``.
 """
 
 from __future__ import annotations
@@ -25,22 +26,21 @@ from starlette.types import Receive, Scope, Send
 
 from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.model import SimModel
-from llm_routing.sim.state import (
+from llm_routing.sim.requests import BadRequest, not_found_body, parse_chat_request
+from llm_routing.sim.state import Admission, SimState
+from llm_routing.sim.wire import (
     QUOTA_MESSAGE,
-    Admission,
     ChatRequest,
-    Completion,
     Rejection,
-    SimState,
+    completion_body,
     daily_quota_body,
     error_body,
     spend_limit_body,
+    stream_frames,
 )
 
 __all__ = ["ShutdownSignal", "create_app"]
 
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_CHUNK = "chat.completion.chunk"
 _OFFLOAD_BYTES = 64 * 1024
 
 
@@ -96,7 +96,7 @@ def create_app(state: SimState, shutdown: ShutdownSignal | None = None) -> Starl
         name = str(request.path_params["model"])
         model = state.resolve(name)
         if model is None:
-            return JSONResponse(_not_found_body(name), status_code=404)
+            return JSONResponse(not_found_body(name), status_code=404)
         return JSONResponse(_model_card(model.name))
 
     async def stats(_request: Request) -> Response:
@@ -128,333 +128,6 @@ def _model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "llm-routing-sim"}
 
 
-def _not_found_body(name: str) -> dict[str, Any]:
-    return error_body(
-        f"The model `{name}` does not exist or you do not have access to it.",
-        param="model",
-        code="model_not_found",
-    )
-
-
-# -- validation -------------------------------------------------------------------------------
-
-
-class _BadRequest(Rejection):
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        model: str | None = None,
-        status: int = 400,
-    ) -> None:
-        super().__init__(status, error_body(message, param=param, code=code))
-        self.model = model
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _invalid_type(param: str, expected: str, value: Any, model: str | None) -> _BadRequest:
-    return _BadRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param=param,
-        code="invalid_type",
-        model=model,
-    )
-
-
-def parse_chat_request(data: Any, state: SimState) -> ChatRequest:
-    """Validate a decoded request body the way OpenAI does (400s), resolving the model (404)."""
-    if not isinstance(data, dict):
-        raise _invalid_type("body", "an object", data, None)
-    name = data.get("model")
-    if name is None:
-        raise _BadRequest(
-            "you must provide a model parameter", param="model", code="missing_required_parameter"
-        )
-    if not isinstance(name, str):
-        raise _invalid_type("model", "a string", name, None)
-    model = state.resolve(name)
-    if model is None:
-        raise _BadRequest(
-            _not_found_body(name)["error"]["message"],
-            param="model",
-            code="model_not_found",
-            status=404,
-        )
-    m = model.name
-    state.note_received(m)
-    messages = _messages(data.get("messages", _MISSING), m)
-
-    stream = data.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise _invalid_type("stream", "a boolean", stream, m)
-    include_usage = False
-    options = data.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise _invalid_type("stream_options", "an object", options, m)
-        if not stream:
-            raise _BadRequest(
-                "Invalid value for 'stream_options': Setting stream_options is only allowed when "
-                "'stream' is enabled.",
-                param="stream_options",
-                code="invalid_value",
-                model=m,
-            )
-        include_usage = bool(options.get("include_usage", False))
-
-    max_tokens = _max_tokens(data, model.max_output_tokens, m)
-    n = data.get("n", 1)
-    if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise _invalid_type("n", "an integer", n, m)
-        if n != 1:
-            raise _BadRequest(
-                f"Invalid value for 'n': the simulator serves one choice per request (n=1), got "
-                f"n={n}. Send separate requests instead.",
-                param="n",
-                code="invalid_value",
-                model=m,
-            )
-    stop = _stop(data.get("stop"), m)
-    tools = _tools(data.get("tools"), m)
-    tool_choice = _tool_choice(data.get("tool_choice"), tools, m)
-    response_format = _response_format(data.get("response_format"), m)
-    return ChatRequest(
-        model=m,
-        messages=messages,
-        stream=stream,
-        include_usage=include_usage,
-        max_tokens=max_tokens,
-        stop=stop,
-        tools=tools,
-        tool_choice=tool_choice,
-        response_format=response_format,
-    )
-
-
-_MISSING: Any = object()
-
-
-def _messages(value: Any, m: str) -> list[dict[str, Any]]:
-    if value is _MISSING or value is None:
-        raise _BadRequest(
-            "Missing required parameter: 'messages'.",
-            param="messages",
-            code="missing_required_parameter",
-            model=m,
-        )
-    if not isinstance(value, list):
-        raise _invalid_type("messages", "an array", value, m)
-    if not value:
-        raise _BadRequest(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
-            "an empty array instead.",
-            param="messages",
-            code="empty_array",
-            model=m,
-        )
-    for i, message in enumerate(value):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise _invalid_type(where, "an object", message, m)
-        role = message.get("role")
-        if role not in _ROLES:
-            raise _BadRequest(
-                f"Invalid value for '{where}.role': expected one of {', '.join(sorted(_ROLES))}, "
-                f"got {role!r}.",
-                param=f"{where}.role",
-                code="invalid_value",
-                model=m,
-            )
-        content = message.get("content")
-        if content is None and role not in ("assistant", "function"):
-            raise _BadRequest(
-                f"Missing required parameter: '{where}.content'.",
-                param=f"{where}.content",
-                code="missing_required_parameter",
-                model=m,
-            )
-        if content is not None and not isinstance(content, str | list):
-            raise _invalid_type(f"{where}.content", "a string or array", content, m)
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise _invalid_type(f"{where}.content[{j}]", "an object with a 'type'", part, m)
-        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            raise _BadRequest(
-                f"Missing required parameter: '{where}.tool_call_id'.",
-                param=f"{where}.tool_call_id",
-                code="missing_required_parameter",
-                model=m,
-            )
-        calls = message.get("tool_calls")
-        if calls is not None and not isinstance(calls, list):
-            raise _invalid_type(f"{where}.tool_calls", "an array", calls, m)
-    return value
-
-
-def _max_tokens(data: Mapping[str, Any], cap: int | None, m: str) -> int | None:
-    given = {k: data[k] for k in ("max_completion_tokens", "max_tokens") if data.get(k) is not None}
-    if len(given) == 2:
-        raise _BadRequest(
-            "max_tokens and max_completion_tokens cannot both be set; use max_completion_tokens.",
-            param="max_tokens",
-            code="invalid_value",
-            model=m,
-        )
-    if not given:
-        return None
-    param, value = next(iter(given.items()))
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid_type(param, "an integer", value, m)
-    if value < 1:
-        raise _BadRequest(
-            f"Invalid '{param}': integer below minimum value. Expected a value >= 1, but got "
-            f"{value} instead.",
-            param=param,
-            code="integer_below_min_value",
-            model=m,
-        )
-    if cap is not None and value > cap:
-        raise _BadRequest(
-            f"{param} is too large: {value}. This model supports at most {cap} completion "
-            f"tokens, whereas you provided {value}.",
-            param=param,
-            code="invalid_value",
-            model=m,
-        )
-    return value
-
-
-def _stop(value: Any, m: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise _invalid_type("stop", "a string or an array of strings", value, m)
-    if len(value) > 4:
-        raise _BadRequest(
-            f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got "
-            f"an array with length {len(value)} instead.",
-            param="stop",
-            code="array_above_max_length",
-            model=m,
-        )
-    return tuple(value)
-
-
-def _tools(value: Any, m: str) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _invalid_type("tools", "an array", value, m)
-    for i, tool in enumerate(value):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise _BadRequest(
-                f"Invalid value for '{where}': expected a function tool "
-                "({'type': 'function', 'function': {...}}).",
-                param=where,
-                code="invalid_value",
-                model=m,
-            )
-        function = tool.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise _BadRequest(
-                f"Missing required parameter: '{where}.function.name'.",
-                param=f"{where}.function.name",
-                code="missing_required_parameter",
-                model=m,
-            )
-        parameters = function.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise _invalid_type(f"{where}.function.parameters", "an object", parameters, m)
-    return value
-
-
-def _tool_choice(
-    value: Any, tools: Sequence[Mapping[str, Any]], m: str
-) -> str | dict[str, Any] | None:
-    if value is None:
-        return None
-    if not tools:
-        raise _BadRequest(
-            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
-            "'tools' are specified.",
-            param="tool_choice",
-            code="invalid_value",
-            model=m,
-        )
-    if value in ("none", "auto", "required"):
-        return str(value)
-    if isinstance(value, dict) and isinstance(value.get("function"), dict):
-        name = value["function"].get("name")
-        if name in {t["function"]["name"] for t in tools}:
-            return value
-        raise _BadRequest(
-            f"Invalid value for 'tool_choice': function {name!r} not found in 'tools'.",
-            param="tool_choice",
-            code="invalid_value",
-            model=m,
-        )
-    raise _BadRequest(
-        "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
-        "{'type': 'function', 'function': {'name': ...}}.",
-        param="tool_choice",
-        code="invalid_value",
-        model=m,
-    )
-
-
-def _response_format(value: Any, m: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _invalid_type("response_format", "an object", value, m)
-    kind = value.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return value
-    if kind == "json_schema":
-        spec = value.get("json_schema")
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
-            raise _BadRequest(
-                "Missing required parameter: 'response_format.json_schema'.",
-                param="response_format.json_schema",
-                code="missing_required_parameter",
-                model=m,
-            )
-        return value
-    raise _BadRequest(
-        f"Invalid value for 'response_format.type': {kind!r}; expected 'text', "
-        "'json_object' or 'json_schema'.",
-        param="response_format.type",
-        code="invalid_value",
-        model=m,
-    )
-
-
 # -- the endpoint ---------------------------------------------------------------------------
 
 
@@ -480,12 +153,12 @@ class _ChatCompletions:
             try:
                 data = json.loads(body)
             except ValueError:
-                raise _BadRequest(
+                raise BadRequest(
                     "We could not parse the JSON body of your request. The OpenAI API expects a "
                     "JSON payload, but what was sent was not valid JSON."
                 ) from None
             request = parse_chat_request(data, state)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             if exc.status == 404:
                 state.note_not_found()
             else:
@@ -556,7 +229,7 @@ class _ChatCompletions:
         delay = admission.ttft + admission.per_token * completion.completion_tokens
         if delay:
             await asyncio.sleep(delay)
-        payload = json.dumps(_completion_body(completion)).encode()
+        payload = json.dumps(completion_body(completion)).encode()
         if admission.fault == "malformed":
             await _send_bytes(send, 200, payload[: len(payload) // 2], admission.headers)
             return
@@ -578,7 +251,7 @@ class _ChatCompletions:
         self, request: ChatRequest, admission: Admission, receive: Receive, send: Send
     ) -> None:
         completion = admission.completion
-        frames = _stream_frames(completion, include_usage=request.include_usage)
+        frames = stream_frames(completion, include_usage=request.include_usage)
         if admission.ttft:
             await asyncio.sleep(admission.ttft)
         await _start(send, 200, admission.headers, content_type="text/event-stream; charset=utf-8")
@@ -608,7 +281,7 @@ def _model(state: SimState, request: ChatRequest) -> SimModel:
     return model
 
 
-# -- bodies ---------------------------------------------------------------------------------
+# -- faults on the wire ---------------------------------------------------------------------
 
 
 def _rate_limit_fault(
@@ -647,95 +320,6 @@ def _server_error(kind: str) -> tuple[int, dict[str, Any]]:
     }
     message, code = messages[kind]
     return int(kind), error_body(message, "server_error", code=code)
-
-
-def _message(completion: Completion) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": completion.content,
-        "refusal": None,
-        "annotations": [],
-    }
-    call = completion.tool_call
-    if call is not None:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-        ]
-    return message
-
-
-def _completion_body(completion: Completion) -> dict[str, Any]:
-    return {
-        "id": completion.id,
-        "object": "chat.completion",
-        "created": completion.created,
-        "model": completion.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": _message(completion),
-                "logprobs": None,
-                "finish_reason": completion.finish_reason,
-            }
-        ],
-        "usage": completion.usage(),
-        "service_tier": "default",
-        "system_fingerprint": "fp_sim",
-    }
-
-
-def _stream_frames(completion: Completion, *, include_usage: bool) -> list[bytes]:
-    """Every SSE frame of a streamed answer, in order, ending with ``data: [DONE]``."""
-    base = {
-        "id": completion.id,
-        "object": _CHUNK,
-        "created": completion.created,
-        "model": completion.model,
-        "system_fingerprint": "fp_sim",
-        "service_tier": "default",
-    }
-    if include_usage:
-        base["usage"] = None
-
-    def frame(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
-
-    call = completion.tool_call
-    if call is None:
-        frames = [frame({"role": "assistant", "content": "", "refusal": None})]
-        frames += [frame({"content": piece}) for piece in completion.pieces]
-    else:
-        frames = [
-            frame(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": ""},
-                        }
-                    ],
-                }
-            )
-        ]
-        frames += [
-            frame({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-            for piece in completion.pieces
-        ]
-    frames.append(frame({}, completion.finish_reason))
-    if include_usage:
-        usage = {**base, "choices": [], "usage": completion.usage()}
-        frames.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
-    frames.append(b"data: [DONE]\n\n")
-    return frames
 
 
 # -- wire helpers ---------------------------------------------------------------------------

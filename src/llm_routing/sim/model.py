@@ -28,7 +28,13 @@ from llm_routing.sim.limiter import ProviderLimiter
 if TYPE_CHECKING:
     from llm_routing.catalog.spec import ModelSpec, Price
 
-__all__ = ["DEFAULT_ENFORCEMENT", "FOLLOW_PROVIDER_DOCS", "QuotaError", "SimModel"]
+__all__ = [
+    "DEFAULT_ENFORCEMENT",
+    "FOLLOW_PROVIDER_DOCS",
+    "QuotaError",
+    "SimModel",
+    "check_group_agrees",
+]
 
 _LIMIT_FIELDS = ("rpm", "tpm", "rpd", "itpm", "otpm", "tpd")
 
@@ -274,3 +280,34 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
         raise TypeError(f"SimModel.{name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"SimModel.{name} must be >= {minimum}, got {value}")
+
+
+# What must agree between the members of a limit group (they share one limiter).
+_GROUP_FIELDS = (
+    "rpm",
+    "tpm",
+    "rpd",
+    "itpm",
+    "otpm",
+    "tpd",
+    "enforcement",
+    "failed_requests_count",
+    "tokens_counted",
+    "output_counted",
+)
+
+
+def check_group_agrees(first: SimModel, model: SimModel) -> None:
+    """Raise ``ValueError`` unless ``model`` declares the limits and enforcement of ``first``.
+
+    Members of one ``limit_group`` share one limiter, so they must agree on what it enforces.
+    """
+    for name in _GROUP_FIELDS:
+        a, b = getattr(first, name), getattr(model, name)
+        if a != b:
+            raise ValueError(
+                f"models {first.name!r} and {model.name!r} share limit_group "
+                f"{model.limit_group!r} but declare different {name} ({a!r} vs {b!r}); a limit "
+                "group has one set of windows, so give every member the same limits and "
+                "enforcement"
+            )

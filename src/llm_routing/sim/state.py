@@ -1,13 +1,14 @@
 """The simulator's shared state: per-model limiters, quotas, fault plans, counters, timelines.
 
-Owns every decision about a request that has been parsed (admit, 429, quota, fault, what to
-answer) and the statistics; knows nothing about HTTP framing, which is ``sim.app``.
+Owns every decision about a request that has been parsed (admit, 429, quota, fault) and the
+statistics; knows nothing about HTTP framing, which is ``sim.app``. What an admitted request
+answers is ``sim.answer``; the values and bodies it exchanges are ``sim.wire`` (re-exported
+here, where they used to live).
 All mutation happens under one lock, so ``stats()``/``reset()`` may be called from any thread.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import random
@@ -15,16 +16,29 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from llm_routing.sim import tokens as sim_tokens
+from llm_routing.sim.answer import compose
 from llm_routing.sim.faults import FaultKind, FaultPlan
-from llm_routing.sim.limiter import Decision, ProviderLimiter, WindowState, per_second_share
-from llm_routing.sim.model import SimModel
-from llm_routing.sim.schema_gen import sample_from_schema
+from llm_routing.sim.limiter import Decision, ProviderLimiter, per_second_share
+from llm_routing.sim.model import SimModel, check_group_agrees
+from llm_routing.sim.wire import (
+    QUOTA_MESSAGE,
+    RATE_LIMIT_DOCS,
+    ChatRequest,
+    Completion,
+    Rejection,
+    ToolCall,
+    daily_quota_body,
+    error_body,
+    format_duration,
+    ratelimit_headers,
+    spend_limit_body,
+)
 
 __all__ = [
     "CAUSES",
@@ -58,168 +72,6 @@ CAUSES = (
 #: Events kept per model timeline (the newest): enough for the benchmarks' 10,000-request runs,
 #: bounded so a simulator serving for days does not grow without end.
 TIMELINE_EVENTS = 100_000
-
-_RATE_LIMIT_DOCS = "Visit https://platform.openai.com/account/rate-limits to learn more."
-QUOTA_MESSAGE = (
-    "You exceeded your current quota, please check your plan and billing details. For more "
-    "information on this error, read the docs: "
-    "https://platform.openai.com/docs/guides/error-codes/api-errors."
-)
-
-
-def error_body(
-    message: str,
-    type_: str = "invalid_request_error",
-    *,
-    param: str | None = None,
-    code: str | None = None,
-) -> dict[str, Any]:
-    """An OpenAI-shaped error body."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def spend_limit_body(request_id: str, *, now: float | None = None) -> dict[str, Any]:
-    """Anthropic's spend-cap 429 body (sent without ``retry-after``: waiting cannot help).
-
-    Shape from https://docs.anthropic.com/en/api/rate-limits ("Reaching your spend cap"): error
-    type ``rate_limit_error`` like a rate limit, told apart by ``error.details.error_code``
-    ``enforced_spend_limit_reached``. Access resumes on the first day of the next month (UTC).
-    """
-    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).date()
-    resume = dt.date(today.year + today.month // 12, today.month % 12 + 1, 1)
-    message = (
-        "You have reached your API usage limits: your organization has crossed its monthly API "
-        "usage threshold, set based on your organization's API tier. You will regain access on "
-        f"{resume.isoformat()} at 00:00 UTC."
-    )
-    return {
-        "type": "error",
-        "error": {
-            "type": "rate_limit_error",
-            "message": message,
-            "details": {"error_code": "enforced_spend_limit_reached"},
-        },
-        "request_id": request_id,
-    }
-
-
-def daily_quota_body(model: str, limit: int | None) -> dict[str, Any]:
-    """A Gemini-shaped per-day quota 429 (``RESOURCE_EXHAUSTED``, a ``...PerDay...`` quota id).
-
-    Sent without ``retry-after``: Gemini's RPD resets at midnight Pacific time, so waiting
-    within any sane deadline cannot help.
-    """
-    metric = "generativelanguage.googleapis.com/generate_content_requests"
-    shown = "unknown" if limit is None else str(limit)
-    return {
-        "error": {
-            "code": 429,
-            "message": (
-                "You exceeded your current quota, please check your plan and billing details. "
-                f"Quota exceeded for metric: {metric}, limit: {shown}, model: {model}"
-            ),
-            "status": "RESOURCE_EXHAUSTED",
-            "details": [
-                {
-                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [
-                        {
-                            "quotaMetric": metric,
-                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel",
-                            "quotaDimensions": {"location": "global", "model": model},
-                            "quotaValue": shown,
-                        }
-                    ],
-                }
-            ],
-        }
-    }
-
-
-def format_duration(seconds: float) -> str:
-    """Format like OpenAI's ``x-ratelimit-reset-*`` headers (Go durations): ``1s``, ``6m0s``.
-
-    Rounded to the millisecond: ``0s``, ``120ms``, ``17.28s``, ``1m26.4s``, ``2h0m0s``.
-    """
-    ms = max(0, math.ceil(seconds * 1000 - 1e-6))
-    if ms == 0:
-        return "0s"
-    if ms < 1000:
-        return f"{ms}ms"
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
-class Rejection(Exception):
-    """A request answered with an HTTP error (raised inside the simulator, sent by the app)."""
-
-    def __init__(
-        self, status: int, body: Mapping[str, Any], headers: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        super().__init__(f"{status}: {body}")
-        self.status = status
-        self.body = body
-        self.headers = list(headers)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """A validated ``/v1/chat/completions`` body (only what the simulator acts on)."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    stream: bool = False
-    include_usage: bool = False
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """The one tool call a simulated answer makes."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A complete answer, composed before any byte is sent (so usage is known up front)."""
-
-    id: str
-    created: int
-    model: str
-    content: str | None
-    tool_call: ToolCall | None
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    pieces: list[str]
-
-    def usage(self) -> dict[str, Any]:
-        """Usage in the OpenAI shape."""
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +150,7 @@ class SimState:
                 raise TypeError(f"models must be SimModel instances, got {model!r}")
             if model.limit_group is not None:
                 first = groups.setdefault(model.limit_group, model)
-                _check_group_agrees(first, model)
+                check_group_agrees(first, model)
             for alias in (model.name, *model.aliases):
                 owner = self._lookup.get(alias)
                 if owner is not None and owner != model.name:
@@ -462,7 +314,7 @@ class SimState:
         with self._lock:
             rt.counters["context_length_exceeded"] += 1
             self._event(rt, "context_length_exceeded", prompt_tokens + completion)
-            headers = _ratelimit_headers(rt.limiter.state(), model.requests_header)
+            headers = ratelimit_headers(rt.limiter.state(), model.requests_header)
         raise Rejection(
             400,
             error_body(message, param="messages", code="context_length_exceeded"),
@@ -491,10 +343,11 @@ class SimState:
             decision = rt.limiter.acquire(
                 prompt_tokens, output_charge, count_refusal=model.failed_requests_count
             )
-            headers = _ratelimit_headers(decision.windows, model.requests_header)
+            headers = ratelimit_headers(decision.windows, model.requests_header)
             if not decision.admitted:
                 raise self._rate_limited(rt, decision, headers)
-            completion = self._compose(rt, request, prompt_tokens)
+            self._ids += 1
+            completion = compose(model, request, prompt_tokens, rt.content_rng, self._ids)
             rt.counters["tokens_admitted"] += charge
             rt.spent_requests += 1
             rt.spent_tokens += completion.prompt_tokens + completion.completion_tokens
@@ -524,7 +377,7 @@ class SimState:
 
     def _quota_rejection(self, rt: _ModelRuntime, charge: int) -> Rejection:
         model = rt.model
-        headers = _ratelimit_headers(rt.limiter.state(), model.requests_header)
+        headers = ratelimit_headers(rt.limiter.state(), model.requests_header)
         if model.quota_error == "spend_limit":
             rt.counters["rate_limited_by_cause"]["spend_limit"] += 1
             self._event(rt, "spend_limit", charge)
@@ -569,14 +422,14 @@ class SimState:
             message = (
                 f"Request too large for {where}: Limit {binding.limit}, Requested "
                 f"{binding.requested}. The input or output tokens must be reduced in order to "
-                f"run successfully. {_RATE_LIMIT_DOCS}"
+                f"run successfully. {RATE_LIMIT_DOCS}"
             )
         else:
             wait = decision.retry_after
             message = (
                 f"Rate limit reached for {where}: Limit {binding.limit}, Used {binding.used}, "
                 f"Requested {binding.requested}. Please try again in {format_duration(wait)}. "
-                f"{_RATE_LIMIT_DOCS}"
+                f"{RATE_LIMIT_DOCS}"
             )
             headers = [
                 ("retry-after", str(max(1, math.ceil(wait - 1e-9)))),
@@ -588,65 +441,6 @@ class SimState:
             error_body(message, binding.kind, code="rate_limit_exceeded"),
             headers,
         )
-
-    def _compose(self, rt: _ModelRuntime, request: ChatRequest, prompt_tokens: int) -> Completion:
-        model = rt.model
-        rng = rt.content_rng
-        encoding = sim_tokens.output_encoding(model.tokenizer)
-        self._ids += 1
-        cap = max(0, model.context_window - prompt_tokens)
-        if model.max_output_tokens is not None:
-            cap = min(cap, model.max_output_tokens)
-        if request.max_tokens is not None:
-            cap = min(cap, request.max_tokens)
-
-        tool = _chosen_tool(request)
-        if tool is not None:
-            name, parameters, forced = tool
-            arguments = json.dumps(sample_from_schema(parameters, rng=rng))
-            arguments, used, cut = sim_tokens.truncate(arguments, cap, encoding)
-            return Completion(
-                id=f"chatcmpl-sim{self._ids}",
-                created=int(time.time()),
-                model=model.name,
-                content=None,
-                tool_call=ToolCall(f"call_sim{self._ids}", name, arguments),
-                finish_reason="length" if cut else ("stop" if forced else "tool_calls"),
-                prompt_tokens=prompt_tokens,
-                completion_tokens=used,
-                pieces=sim_tokens.split_tokens(arguments, encoding),
-            )
-
-        text = self._content(rng, request, model)
-        text, used, cut = sim_tokens.truncate(text, cap, encoding)
-        finish = "length" if cut else "stop"
-        if request.stop and request.response_format is None:
-            hits = [i for i in (text.find(s) for s in request.stop if s) if i >= 0]
-            if hits:
-                text = text[: min(hits)]
-                used = len(encoding.encode(text, disallowed_special=()))
-                finish = "stop"
-        return Completion(
-            id=f"chatcmpl-sim{self._ids}",
-            created=int(time.time()),
-            model=model.name,
-            content=text,
-            tool_call=None,
-            finish_reason=finish,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=used,
-            pieces=sim_tokens.split_tokens(text, encoding),
-        )
-
-    @staticmethod
-    def _content(rng: random.Random, request: ChatRequest, model: SimModel) -> str:
-        fmt = request.response_format or {}
-        if fmt.get("type") == "json_schema":
-            schema = (fmt.get("json_schema") or {}).get("schema") or {}
-            return json.dumps(sample_from_schema(schema, rng=rng))
-        if fmt.get("type") == "json_object":
-            return json.dumps({"answer": sim_tokens.reply_text(rng, model.reply_tokens)})
-        return sim_tokens.reply_text(rng, model.reply_tokens)
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -693,22 +487,6 @@ class SimState:
             return totals
 
 
-def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any], bool] | None:
-    """The tool the simulated model calls: the forced one, else the first; or none."""
-    if not request.tools or request.tool_choice == "none":
-        return None
-    by_name = {t["function"]["name"]: t["function"] for t in request.tools}
-    choice = request.tool_choice
-    if isinstance(choice, dict):
-        name = choice["function"]["name"]
-        return name, by_name[name].get("parameters") or {}, True
-    last_role = request.messages[-1].get("role")
-    if choice != "required" and last_role == "tool":
-        return None  # "auto" after a tool result: answer in text, as an agent loop expects
-    first = request.tools[0]["function"]
-    return first["name"], first.get("parameters") or {}, False
-
-
 _FAULT_CAUSES: dict[str, str] = {
     "429": "injected",
     "quota": "insufficient_quota",
@@ -716,55 +494,8 @@ _FAULT_CAUSES: dict[str, str] = {
     "daily_quota": "daily_quota",
 }
 
-# What must agree between the members of a limit group (they share one limiter).
-_GROUP_FIELDS = (
-    "rpm",
-    "tpm",
-    "rpd",
-    "itpm",
-    "otpm",
-    "tpd",
-    "enforcement",
-    "failed_requests_count",
-    "tokens_counted",
-    "output_counted",
-)
-
-
-def _check_group_agrees(first: SimModel, model: SimModel) -> None:
-    for name in _GROUP_FIELDS:
-        a, b = getattr(first, name), getattr(model, name)
-        if a != b:
-            raise ValueError(
-                f"models {first.name!r} and {model.name!r} share limit_group "
-                f"{model.limit_group!r} but declare different {name} ({a!r} vs {b!r}); a limit "
-                "group has one set of windows, so give every member the same limits and "
-                "enforcement"
-            )
-
 
 def _share_text(rate: Fraction) -> str:
     if rate.denominator == 1:
         return str(rate.numerator)
     return f"{float(rate):.6g}"
-
-
-def _ratelimit_headers(
-    windows: Mapping[str, WindowState], requests: str = "rpm"
-) -> list[tuple[str, str]]:
-    """OpenAI's ``x-ratelimit-*`` headers; ``requests="rpd"`` reports the day (as Groq does).
-
-    ``remaining`` is what would be admitted now (under ``quantized``, at most the per-second
-    share's room); ``reset`` is the time until the window is back to its initial state.
-    """
-    headers: list[tuple[str, str]] = []
-    for window, suffix in ((requests, "requests"), ("tpm", "tokens")):
-        state = windows.get(window)
-        if state is None:
-            continue
-        headers += [
-            (f"x-ratelimit-limit-{suffix}", str(state.limit)),
-            (f"x-ratelimit-remaining-{suffix}", str(state.remaining)),
-            (f"x-ratelimit-reset-{suffix}", format_duration(state.reset_after)),
-        ]
-    return headers
