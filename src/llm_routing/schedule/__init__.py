@@ -1,15 +1,16 @@
 """The rate scheduler: per-model RPM/TPM/RPD limits, FIFO waits, retries and the max-wait rule.
 
-``policy`` is pure (state + time + request -> decision), ``memory`` keeps that state for one
-process, ``queue`` makes callers wait their turn, ``scheduler`` is the decorator users put on
-models, ``clock`` makes time injectable.
+``limits`` holds the values (limits, requests, decisions), ``policy`` the pure window
+arithmetic (with ``state`` and ``projection``), ``plan`` the pure max-wait rule; ``memory`` and
+``redis`` keep the state, ``admission`` makes callers wait their turn, ``scheduler`` is the
+decorator users put on models, ``clock`` and ``virtual`` make time injectable.
 """
 
+from llm_routing.schedule.admission import Admission, Ticket
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, ScaledClock, SystemClock
 from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import RateLimitHeaders, RateLimits, Request
-from llm_routing.schedule.queue import Admission, Ticket
 from llm_routing.schedule.scheduler import DEFAULT_RESERVE_OUTPUT, RateScheduler
 from llm_routing.schedule.virtual import VirtualClock
 

@@ -1,7 +1,7 @@
 """Where the scheduler's state lives: the ``Backend`` contract every store implements.
 
 A backend applies the pure policy atomically per key (memory: a lock; Redis: a Lua script).
-It never waits and keeps no queue: FIFO waiting belongs to ``schedule.queue.Admission``.
+It never waits and keeps no queue: FIFO waiting belongs to ``schedule.admission.Admission``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The in-process backend: the policy's state per key in a dict, under one ``threading.Lock``.
 
 Owns atomicity and the capacity listeners for one process. It never waits and keeps
-no queue (``schedule.queue``), and shares nothing across processes (a Redis backend does).
+no queue (``schedule.admission``), and shares nothing across processes (a Redis backend does).
 """
 
 from __future__ import annotations

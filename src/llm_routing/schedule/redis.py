@@ -2,7 +2,7 @@
 
 Owns the Redis side of scheduling: one Lua script per operation (``_redis_script``), time from
 Redis ``TIME``, idle expiry, cross-process wake-ups (pub/sub) and what happens when Redis is
-unreachable. It does not wait or queue (``schedule.queue``) and decides nothing of its own.
+unreachable. It does not wait or queue (``schedule.admission``) and decides nothing of its own.
 
 Why Lua rather than ``WATCH``/``MULTI``: a decision reads the whole sliding window and writes the
 reservation, so it must be atomic. With ``WATCH`` every caller reads the state (one round trip),

@@ -2,7 +2,7 @@
 
 Owns the per-call lifecycle (estimate, acquire, retry, settle), the reaction to each provider
 error kind, the max-wait budget and the scheduler's statistics. Window arithmetic belongs to
-``policy``, waiting to ``queue.Admission``, which limits apply to ``limits``.
+``policy``, waiting to ``admission.Admission``, which limits apply to ``limits``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from llm_routing.errors import (
     classify,
     retry_after,
 )
+from llm_routing.schedule.admission import Admission, Ticket
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.headers import error_headers, parse_ratelimit_headers
 from llm_routing.schedule.limits import RateLimits, Request
 from llm_routing.schedule.memory import MemoryBackend
-from llm_routing.schedule.queue import Admission, Ticket
 from llm_routing.schedule.resolve import LimitResolver, api_key_fingerprint, check_pacing
 from llm_routing.tokens import count_tokens
 

@@ -1,0 +1,632 @@
+"""FIFO admission per key: sync threads and async tasks of any event loop share one queue.
+
+Owns waiting (event-driven, never polling), wake-ups and cancellation. The admission loop is
+written once (``Admission._steps``, a generator yielding the I/O it needs) and run by two thin
+runners, one per colour, as tenacity and h11 do. The max-wait rule it follows is ``plan``'s,
+the messages of refusals ``refusals``'s, the limits the policy's, the state the backend's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import math
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import overload
+
+from llm_routing._lease import LeaseRenewer
+from llm_routing.schedule import refusals
+from llm_routing.schedule.backend import Backend
+from llm_routing.schedule.clock import Clock, SystemClock
+from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.plan import Admit, Refuse, Sleep, Why, plan, plan_behind, refusal_at_join
+
+__all__ = ["Admission", "Ticket"]
+
+
+@dataclass(slots=True, weakref_slot=True)  # weakly held by the lease renewer
+class Ticket:
+    """An admitted request: what to settle or release after the call.
+
+    ``computed_at`` is when the policy said the request became admissible, so
+    ``admitted_at - computed_at`` is how late the waiter woke up; ``waited_s`` is the whole
+    time from joining the queue to admission. Times are on the backend's clock.
+    """
+
+    key: str
+    rid: str
+    request: Request
+    admitted_at: float
+    computed_at: float
+    waited_s: float
+    limits: RateLimits = field(default_factory=RateLimits)
+    model: str = ""
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Waiter:
+    """One caller in a key's queue; signalled (under the admission lock) to re-evaluate."""
+
+    __slots__ = (
+        "deadline",
+        "event",
+        "failure",
+        "future",
+        "ident",
+        "loop",
+        "model",
+        "request",
+        "signalled",
+    )
+
+    def __init__(
+        self,
+        ident: int,
+        request: Request,
+        deadline: float,
+        model: str,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        self.ident = ident
+        self.model = model
+        self.request = request
+        self.deadline = deadline
+        self.loop = loop
+        self.event: threading.Event | None = None
+        self.future: asyncio.Future[None] | None = None
+        self.signalled = False
+        self.failure: BaseException | None = None
+
+    def signal(self) -> bool:
+        """Wake this waiter; False when its event loop is closed (it can never run again)."""
+        self.signalled = True
+        if self.event is not None:
+            self.event.set()
+        future = self.future
+        if future is not None and not future.done():
+            loop = self.loop
+            assert loop is not None
+            if asyncio._get_running_loop() is loop:
+                future.set_result(None)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_resolve, future)
+                except RuntimeError:
+                    return False
+        return True
+
+
+class _Pending(Sequence[Request]):
+    """The requests queued on a key, as a live read-only view (no copy per join)."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self, waiters: OrderedDict[int, _Waiter]) -> None:
+        self._waiters = waiters
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    def __iter__(self) -> Iterator[Request]:
+        return (w.request for w in self._waiters.values())
+
+    @overload
+    def __getitem__(self, index: int) -> Request: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Request]: ...
+
+    def __getitem__(self, index: int | slice) -> Request | Sequence[Request]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        size = len(self._waiters)
+        position = index + size if index < 0 else index
+        if not 0 <= position < size:
+            raise IndexError("pending request index out of range")
+        if position == size - 1:
+            return self._waiters[next(reversed(self._waiters))].request
+        return next(itertools.islice(self._waiters.values(), position, None)).request
+
+
+class _Queue:
+    __slots__ = ("key", "listener", "waiters")
+
+    def __init__(self, key: str, listener: Callable[[], None]) -> None:
+        self.key = key
+        self.waiters: OrderedDict[int, _Waiter] = OrderedDict()
+        self.listener = listener
+
+    def head(self) -> _Waiter | None:
+        if not self.waiters:
+            return None
+        return self.waiters[next(iter(self.waiters))]
+
+
+@dataclass(frozen=True, slots=True)
+class _TryAcquire:
+    """Ask the backend to decide and reserve (the head's turn); answers a `Decision`."""
+
+    key: str
+    limits: RateLimits
+    request: Request
+    rid: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Project:
+    """Ask the backend when ``request`` would be admitted after ``pending``; a `Decision`."""
+
+    key: str
+    limits: RateLimits
+    pending: Sequence[Request]
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    """Sleep ``timeout`` seconds unless ``waiter`` is signalled first; answers None."""
+
+    waiter: _Waiter
+    timeout: float
+
+
+_Op = _TryAcquire | _Project | _Sleep
+
+
+def _fresh(waiter: _Waiter) -> Request:
+    """A joiner's request as its own object: the projection cache knows a queue by its last."""
+    waiter.request = Request(waiter.request.input_tokens, waiter.request.output_tokens)
+    return waiter.request
+
+
+def _ahead(lock: threading.Lock, queue: _Queue, waiter: _Waiter) -> int:
+    """How many waiters are queued before ``waiter``."""
+    with lock:
+        ahead = 0
+        for other in queue.waiters.values():
+            if other is waiter:
+                break
+            ahead += 1
+        return ahead
+
+
+class Admission:
+    """FIFO waiting per key in front of a backend; the only API the scheduler decorator uses.
+
+    Only the head of a key's queue asks the backend (``try_acquire``); the others sleep until
+    they become head. The head sleeps until the time the policy computed, or until woken
+    early: capacity freed (a settle that returned tokens, a release), a waiter left, a
+    cooldown or a correction changed the answer. Sync waiters block on a
+    ``threading.Event``; async waiters on a future of their own event loop, woken with
+    ``call_soon_threadsafe`` from other threads and loops. Nothing is bound to one loop.
+
+    ``deadline`` is on the backend's clock (``now()``). A request that cannot be admitted by
+    its deadline raises ``RateLimitExhaustedError`` as soon as that is known, without waiting.
+    """
+
+    def __init__(self, backend: Backend, clock: Clock | None = None) -> None:
+        if not isinstance(backend, Backend):
+            raise TypeError(
+                f"Admission needs a schedule Backend (e.g. MemoryBackend()), got {backend!r}"
+            )
+        own = backend.clock
+        if clock is None:
+            clock = own if own is not None else SystemClock()
+        elif own is not None and clock is not own and clock != own:
+            raise ValueError(
+                "Admission(clock=...) must be the clock its MemoryBackend reads: pass the same "
+                "clock to both (time and waits would disagree otherwise)"
+            )
+        if not isinstance(clock, Clock):
+            raise TypeError(
+                f"Admission clock must provide now(), wait() and await_(), got {clock!r}"
+            )
+        self._backend = backend
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queues: dict[str, _Queue] = {}
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:12] + ":"
+        # In-flight slots are leases the backend frees when their owner stops renewing them
+        # (a worker killed mid-call): renew this process's live calls every third of a lease.
+        lease = backend.lease_s
+        self._leases: LeaseRenewer[Ticket] | None = (
+            None
+            if lease is None
+            else LeaseRenewer(
+                self._renew, lease / 3, "llm_routing-scheduler-leases", "in-flight slot lease(s)"
+            )
+        )
+
+    @property
+    def backend(self) -> Backend:
+        """Where the state lives."""
+        return self._backend
+
+    @property
+    def clock(self) -> Clock:
+        """The clock waits run on."""
+        return self._clock
+
+    def now(self) -> float:
+        """The backend's time: the scale of deadlines and ticket times."""
+        return self._backend.now()
+
+    def waiting(self, key: str) -> int:
+        """How many callers are queued on ``key`` (the head included)."""
+        with self._lock:
+            queue = self._queues.get(key)
+            return len(queue.waiters) if queue is not None else 0
+
+    def close(self) -> None:
+        """Stop listening to the backend (for an Admission dropped while the backend lives on)."""
+        with self._lock:
+            queues = list(self._queues.items())
+        for key, queue in queues:
+            self._backend.remove_listener(key, queue.listener)
+        if self._leases is not None:
+            self._leases.close()
+
+    # ------------------------------------------------------------------ leases
+
+    def _renew(self, tickets: Sequence[Ticket]) -> None:
+        by_key: dict[str, list[str]] = {}
+        for ticket in tickets:
+            by_key.setdefault(ticket.key, []).append(ticket.rid)
+        for key, rids in by_key.items():
+            self._backend.renew(key, rids)
+
+    # ------------------------------------------------------------------ acquire
+
+    def acquire(
+        self, key: str, limits: RateLimits, request: Request, *, deadline: float, model: str
+    ) -> Ticket:
+        """Wait in line for ``key`` and reserve ``request``; blocks this thread.
+
+        Raises ``RateLimitExhaustedError`` when admission would come after ``deadline`` (at
+        once when that is known on joining) or the request is larger than a limit, and
+        ``QuotaExceededError`` when the daily limit binds. Any exception while waiting
+        (``KeyboardInterrupt`` included) leaves the queue and returns what was reserved.
+        """
+        _check_args(key, limits, request, deadline, model)
+        steps = self._steps(key, limits, request, deadline, model, None)
+        op = next(steps)
+        while True:
+            try:
+                reply = self._do(op)
+            except BaseException as exc:
+                steps.throw(exc)  # leaves the queue, gives back a reservation, re-raises
+                raise
+            try:
+                op = steps.send(reply)
+            except StopIteration as done:
+                ticket: Ticket = done.value
+                return ticket
+
+    async def aacquire(
+        self, key: str, limits: RateLimits, request: Request, *, deadline: float, model: str
+    ) -> Ticket:
+        """Async ``acquire``: the same queue, so async tasks and threads share FIFO order.
+
+        Cancelling the task leaves the queue (and returns a reservation made meanwhile).
+        """
+        _check_args(key, limits, request, deadline, model)
+        loop = asyncio.get_running_loop()
+        steps = self._steps(key, limits, request, deadline, model, loop)
+        op = next(steps)
+        while True:
+            try:
+                reply = await self._ado(op, loop)
+            except BaseException as exc:
+                steps.throw(exc)
+                raise
+            try:
+                op = steps.send(reply)
+            except StopIteration as done:
+                ticket: Ticket = done.value
+                return ticket
+
+    def _do(self, op: _Op) -> Decision | None:
+        """Run one step's I/O in this thread."""
+        backend = self._backend
+        if isinstance(op, _TryAcquire):
+            return backend.try_acquire(op.key, op.limits, op.request, op.rid)
+        if isinstance(op, _Project):
+            return backend.project(op.key, op.limits, op.pending, op.request)
+        with self._lock:
+            waiter = op.waiter
+            if waiter.signalled:
+                return None
+            event = waiter.event
+            if event is None:
+                event = waiter.event = threading.Event()
+            else:
+                event.clear()
+        self._clock.wait(event, op.timeout)
+        return None
+
+    async def _ado(self, op: _Op, loop: asyncio.AbstractEventLoop) -> Decision | None:
+        """Run one step's I/O on the event loop (an in-process backend does none: no await)."""
+        backend = self._backend
+        if isinstance(op, _Sleep):
+            with self._lock:
+                if op.waiter.signalled:
+                    return None
+                future = op.waiter.future = loop.create_future()
+            await self._clock.await_(future, op.timeout)
+            return None
+        if backend.in_process:
+            return self._do(op)
+        if isinstance(op, _TryAcquire):
+            return await backend.atry_acquire(op.key, op.limits, op.request, op.rid)
+        return await backend.aproject(op.key, op.limits, op.pending, op.request)
+
+    def _steps(
+        self,
+        key: str,
+        limits: RateLimits,
+        request: Request,
+        deadline: float,
+        model: str,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> Generator[_Op, Decision | None, Ticket]:
+        """The admission loop, once for both runners: it yields the I/O it needs done.
+
+        Join (refusing at once when the queue ahead already pushes admission past the
+        deadline), then until admitted: the head asks the backend and follows ``plan``; a
+        waiter behind it sleeps (``plan_behind``). Whatever ends it early, an exception of
+        its own or one thrown in by a runner, leaves the queue and gives back a reservation
+        made by a ``try_acquire`` that was interrupted.
+        """
+        backend = self._backend
+        queue = self._queue(key)
+        rid = self._prefix + str(next(self._ids))
+        waiter = _Waiter(next(self._ids), request, deadline, model, loop)
+        why = Why(model, limits, request)
+        joined_at = backend.now()
+        reserved = False
+        toward = math.inf  # the admissible time the head last slept towards
+        try:
+            yield from self._join(key, limits, queue, waiter, why, joined_at)
+            while True:
+                with self._lock:
+                    head = self._check_turn(queue, waiter)
+                step: Admit | Sleep | Refuse
+                if head:
+                    reserved = True
+                    decision = yield _TryAcquire(key, limits, waiter.request, rid)
+                    assert decision is not None
+                    reserved = decision.admit
+                    step = plan(decision, backend.now(), deadline, toward, why)
+                else:
+                    ahead = functools.partial(_ahead, self._lock, queue, waiter)
+                    step = plan_behind(backend.now(), deadline, ahead, why)
+                if isinstance(step, Admit):
+                    ticket = self._admitted(queue, waiter, rid, limits, step.decision, joined_at)
+                    if toward <= ticket.admitted_at:  # woken at (or after) its computed time
+                        ticket.computed_at = toward
+                    return ticket
+                if isinstance(step, Refuse):
+                    raise step.error
+                toward = step.toward
+                yield _Sleep(waiter, step.timeout)
+        except BaseException:
+            self._abandon(key, queue, waiter, rid if reserved else None)
+            raise
+
+    # ------------------------------------------------------------------ after the call
+
+    def settle(
+        self,
+        ticket: Ticket,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        answered_at: float | None = None,
+    ) -> None:
+        """Replace the reservation with the real usage (wakes the queue when tokens freed).
+
+        ``answered_at`` keeps the request counted from when its answer came (see
+        `policy.settle`).
+        """
+        self._end_lease(ticket)
+        key, limits, rid = ticket.key, ticket.limits, ticket.rid
+        self._backend.settle(key, limits, rid, input_tokens, output_tokens, answered_at=answered_at)
+
+    async def asettle(
+        self,
+        ticket: Ticket,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        answered_at: float | None = None,
+    ) -> None:
+        """Async ``settle``: the backend's async twin, never a blocking call on the loop."""
+        self._end_lease(ticket)
+        key, limits, rid = ticket.key, ticket.limits, ticket.rid
+        await self._backend.asettle(
+            key, limits, rid, input_tokens, output_tokens, answered_at=answered_at
+        )
+
+    def release(self, ticket: Ticket, *, keep_request: bool = False) -> None:
+        """Give the reservation back (the call was not made, or failed before it counted)."""
+        self._end_lease(ticket)
+        self._backend.release(ticket.key, ticket.rid, keep_request=keep_request)
+
+    async def arelease(self, ticket: Ticket, *, keep_request: bool = False) -> None:
+        """Async ``release``."""
+        self._end_lease(ticket)
+        await self._backend.arelease(ticket.key, ticket.rid, keep_request=keep_request)
+
+    def _end_lease(self, ticket: Ticket) -> None:
+        if self._leases is not None:
+            self._leases.discard(ticket.rid)
+
+    def cooldown(self, key: str, until: float) -> None:
+        """Admit nobody on ``key`` before ``until``; waiters re-evaluate.
+
+        Nobody is admitted earlier for it. Waiters whose deadline comes before ``until`` can
+        no longer make it: they raise ``RateLimitExhaustedError`` now, so their fallback runs
+        now rather than at the deadline.
+        """
+        self._backend.cooldown(key, until)
+        self._after_change(key, until)
+
+    async def acooldown(self, key: str, until: float) -> None:
+        """Async ``cooldown``: the backend's own async twin, never a blocking call on the loop."""
+        await self._backend.acooldown(key, until)
+        self._after_change(key, until)
+
+    def correct(self, key: str, limits: RateLimits, headers: RateLimitHeaders) -> None:
+        """Let the provider's remaining counts tighten our view; the head re-evaluates."""
+        self._backend.correct(key, limits, headers)
+        self._after_change(key, None)
+
+    async def acorrect(self, key: str, limits: RateLimits, headers: RateLimitHeaders) -> None:
+        """Async ``correct``."""
+        await self._backend.acorrect(key, limits, headers)
+        self._after_change(key, None)
+
+    # ------------------------------------------------------------------ internals
+
+    def _queue(self, key: str) -> _Queue:
+        queue = self._queues.get(key)
+        if queue is not None:
+            return queue
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = _Queue(key, functools.partial(self._on_capacity, key))
+                self._backend.add_listener(key, queue.listener)
+                self._queues[key] = queue
+        return queue
+
+    def _on_capacity(self, key: str) -> None:
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue is not None:
+                self._signal_head(queue)
+
+    @staticmethod
+    def _signal_head(queue: _Queue) -> None:
+        """Wake the head (under the lock); waiters whose event loop closed are dropped."""
+        while queue.waiters:
+            ident = next(iter(queue.waiters))
+            if queue.waiters[ident].signal():
+                return
+            del queue.waiters[ident]
+
+    def _join(
+        self,
+        key: str,
+        limits: RateLimits,
+        queue: _Queue,
+        waiter: _Waiter,
+        why: Why,
+        now: float,
+    ) -> Generator[_Op, Decision | None, None]:
+        """Enter the queue, unless the queue ahead already pushes us past the deadline.
+
+        An in-process backend projects under the lock on the live queue (no copy per join);
+        one that does I/O projects outside it, on a snapshot, so the lock is never held
+        across a round trip.
+        """
+        if self._backend.in_process:
+            with self._lock:
+                if queue.waiters:
+                    decision = self._backend.project(
+                        key, limits, _Pending(queue.waiters), _fresh(waiter)
+                    )
+                    ahead = len(queue.waiters)
+                    refusal = refusal_at_join(decision, now, waiter.deadline, ahead, why)
+                    if refusal is not None:
+                        raise refusal.error
+                queue.waiters[waiter.ident] = waiter
+            return
+        with self._lock:
+            pending = [w.request for w in queue.waiters.values()]
+        if pending:
+            projected = yield _Project(key, limits, pending, _fresh(waiter))
+            assert projected is not None
+            refusal = refusal_at_join(projected, now, waiter.deadline, len(pending), why)
+            if refusal is not None:
+                raise refusal.error
+        with self._lock:
+            queue.waiters[waiter.ident] = waiter
+
+    @staticmethod
+    def _check_turn(queue: _Queue, waiter: _Waiter) -> bool:
+        """Under the lock: raise a failure set by ``cooldown``; True when ``waiter`` is head."""
+        if waiter.failure is not None:
+            raise waiter.failure
+        waiter.signalled = False
+        return queue.head() is waiter
+
+    def _admitted(
+        self,
+        queue: _Queue,
+        waiter: _Waiter,
+        rid: str,
+        limits: RateLimits,
+        decision: Decision,
+        joined_at: float,
+    ) -> Ticket:
+        with self._lock:
+            was_head = queue.head() is waiter
+            queue.waiters.pop(waiter.ident, None)
+            if was_head:
+                self._signal_head(queue)
+        at = decision.at
+        waited = at - joined_at
+        ticket = Ticket(queue.key, rid, waiter.request, at, at, waited, limits, waiter.model)
+        if self._leases is not None and not self._backend.own(queue.key, rid, ticket):
+            self._leases.add(rid, ticket)
+        return ticket
+
+    def _abandon(self, key: str, queue: _Queue, waiter: _Waiter, rid: str | None) -> None:
+        """Leave the queue (waking the next head if we were it) and return a reservation."""
+        with self._lock:
+            was_head = queue.head() is waiter
+            if queue.waiters.pop(waiter.ident, None) is not None and was_head:
+                self._signal_head(queue)
+        if rid is not None:
+            # Synchronous on purpose: a second cancellation cannot interrupt the give-back.
+            self._backend.release(key, rid)
+
+    def _after_change(self, key: str, until: float | None) -> None:
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue is None:
+                return
+            if until is not None:
+                now = self._backend.now()
+                for ident, waiter in list(queue.waiters.items()):
+                    if waiter.deadline < until:
+                        waiter.failure = refusals.cooled_down(waiter.model, until - now)
+                        del queue.waiters[ident]
+                        waiter.signal()
+            self._signal_head(queue)
+
+
+def _check_args(
+    key: str, limits: RateLimits, request: Request, deadline: float, model: str
+) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str (a model, or model + API key), got {key!r}")
+    if not isinstance(limits, RateLimits):
+        raise TypeError(f"limits must be a RateLimits, got {type(limits).__name__}")
+    if not isinstance(request, Request):
+        raise TypeError(f"request must be a Request(input_tokens, output_tokens), got {request!r}")
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline != deadline:
+        raise TypeError(f"deadline must be a time on the backend clock (a float), got {deadline!r}")
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a str naming the model for error messages, got {model!r}")
