@@ -388,7 +388,7 @@ class CostTracker(Decorator):
             return backend
         if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
             try:
-                from llm_routing.cost.redis_ledger import RedisLedger
+                from llm_routing.cost.redis import RedisLedger
             except ImportError:
                 raise ImportError(
                     "CostTracker(backend='redis://…') needs the redis extra: "
