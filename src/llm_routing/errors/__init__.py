@@ -25,7 +25,9 @@ from llm_routing.errors.taxonomy import (
     QuotaExceededError,
     RateLimitExhaustedError,
     UnknownModelError,
-    _rebuild,
+)
+from llm_routing.errors.taxonomy import (
+    _rebuild as _rebuild,
 )
 
 # The names schedule/headers.py imported before the split; package-internal now (see retry_after).
@@ -52,22 +54,8 @@ __all__ = [
 
 # Pickles of our exceptions (a task queue's results) name the class's module, and name the
 # ``_rebuild`` helper of ``__reduce__``: keep both on the public path, as before the split.
-for _obj in (
-    AllModelsFailedError,
-    Attempt,
-    BudgetExceededError,
-    ContextLengthExceededError,
-    ErrorKind,
-    LLMRoutingError,
-    ProviderUnavailableError,
-    QuotaExceededError,
-    RateLimitExhaustedError,
-    UnknownModelError,
-    classify,
-    malformed_response_error,
-    retry_after,
-    scrub_credentials,
-    _rebuild,
-):
-    _obj.__module__ = __name__
-del _obj
+for _name in (*__all__, "_rebuild"):
+    _obj = globals()[_name]
+    if not isinstance(_obj, tuple):  # FALLBACK_ERRORS is a value, not a definition
+        _obj.__module__ = __name__
+del _name, _obj
