@@ -14,10 +14,8 @@ import itertools
 import math
 import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import overload
 
 from llm_routing._lease import LeaseRenewer
 from llm_routing.schedule import refusals
@@ -25,6 +23,7 @@ from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
 from llm_routing.schedule.plan import Admit, Refuse, Sleep, Why, plan, plan_behind, refusal_at_join
+from llm_routing.schedule.waiters import KeyQueue, PendingView, Waiter, count_ahead, fresh_request
 
 __all__ = ["Admission", "Ticket"]
 
@@ -46,109 +45,6 @@ class Ticket:
     waited_s: float
     limits: RateLimits = field(default_factory=RateLimits)
     model: str = ""
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _Waiter:
-    """One caller in a key's queue; signalled (under the admission lock) to re-evaluate."""
-
-    __slots__ = (
-        "deadline",
-        "event",
-        "failure",
-        "future",
-        "ident",
-        "loop",
-        "model",
-        "request",
-        "signalled",
-    )
-
-    def __init__(
-        self,
-        ident: int,
-        request: Request,
-        deadline: float,
-        model: str,
-        loop: asyncio.AbstractEventLoop | None,
-    ) -> None:
-        self.ident = ident
-        self.model = model
-        self.request = request
-        self.deadline = deadline
-        self.loop = loop
-        self.event: threading.Event | None = None
-        self.future: asyncio.Future[None] | None = None
-        self.signalled = False
-        self.failure: BaseException | None = None
-
-    def signal(self) -> bool:
-        """Wake this waiter; False when its event loop is closed (it can never run again)."""
-        self.signalled = True
-        if self.event is not None:
-            self.event.set()
-        future = self.future
-        if future is not None and not future.done():
-            loop = self.loop
-            assert loop is not None
-            if asyncio._get_running_loop() is loop:
-                future.set_result(None)
-            else:
-                try:
-                    loop.call_soon_threadsafe(_resolve, future)
-                except RuntimeError:
-                    return False
-        return True
-
-
-class _Pending(Sequence[Request]):
-    """The requests queued on a key, as a live read-only view (no copy per join)."""
-
-    __slots__ = ("_waiters",)
-
-    def __init__(self, waiters: OrderedDict[int, _Waiter]) -> None:
-        self._waiters = waiters
-
-    def __len__(self) -> int:
-        return len(self._waiters)
-
-    def __iter__(self) -> Iterator[Request]:
-        return (w.request for w in self._waiters.values())
-
-    @overload
-    def __getitem__(self, index: int) -> Request: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Request]: ...
-
-    def __getitem__(self, index: int | slice) -> Request | Sequence[Request]:
-        if isinstance(index, slice):
-            return list(self)[index]
-        size = len(self._waiters)
-        position = index + size if index < 0 else index
-        if not 0 <= position < size:
-            raise IndexError("pending request index out of range")
-        if position == size - 1:
-            return self._waiters[next(reversed(self._waiters))].request
-        return next(itertools.islice(self._waiters.values(), position, None)).request
-
-
-class _Queue:
-    __slots__ = ("key", "listener", "waiters")
-
-    def __init__(self, key: str, listener: Callable[[], None]) -> None:
-        self.key = key
-        self.waiters: OrderedDict[int, _Waiter] = OrderedDict()
-        self.listener = listener
-
-    def head(self) -> _Waiter | None:
-        if not self.waiters:
-            return None
-        return self.waiters[next(iter(self.waiters))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,28 +71,11 @@ class _Project:
 class _Sleep:
     """Sleep ``timeout`` seconds unless ``waiter`` is signalled first; answers None."""
 
-    waiter: _Waiter
+    waiter: Waiter
     timeout: float
 
 
 _Op = _TryAcquire | _Project | _Sleep
-
-
-def _fresh(waiter: _Waiter) -> Request:
-    """A joiner's request as its own object: the projection cache knows a queue by its last."""
-    waiter.request = Request(waiter.request.input_tokens, waiter.request.output_tokens)
-    return waiter.request
-
-
-def _ahead(lock: threading.Lock, queue: _Queue, waiter: _Waiter) -> int:
-    """How many waiters are queued before ``waiter``."""
-    with lock:
-        ahead = 0
-        for other in queue.waiters.values():
-            if other is waiter:
-                break
-            ahead += 1
-        return ahead
 
 
 class Admission:
@@ -233,7 +112,7 @@ class Admission:
         self._backend = backend
         self._clock = clock
         self._lock = threading.Lock()
-        self._queues: dict[str, _Queue] = {}
+        self._queues: dict[str, KeyQueue] = {}
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:12] + ":"
         # In-flight slots are leases the backend frees when their owner stops renewing them
@@ -390,7 +269,7 @@ class Admission:
         backend = self._backend
         queue = self._queue(key)
         rid = self._prefix + str(next(self._ids))
-        waiter = _Waiter(next(self._ids), request, deadline, model, loop)
+        waiter = Waiter(next(self._ids), request, deadline, model, loop)
         why = Why(model, limits, request)
         joined_at = backend.now()
         reserved = False
@@ -408,7 +287,7 @@ class Admission:
                     reserved = decision.admit
                     step = plan(decision, backend.now(), deadline, toward, why)
                 else:
-                    ahead = functools.partial(_ahead, self._lock, queue, waiter)
+                    ahead = functools.partial(count_ahead, self._lock, queue, waiter)
                     step = plan_behind(backend.now(), deadline, ahead, why)
                 if isinstance(step, Admit):
                     ticket = self._admitted(queue, waiter, rid, limits, step.decision, joined_at)
@@ -498,14 +377,14 @@ class Admission:
 
     # ------------------------------------------------------------------ internals
 
-    def _queue(self, key: str) -> _Queue:
+    def _queue(self, key: str) -> KeyQueue:
         queue = self._queues.get(key)
         if queue is not None:
             return queue
         with self._lock:
             queue = self._queues.get(key)
             if queue is None:
-                queue = _Queue(key, functools.partial(self._on_capacity, key))
+                queue = KeyQueue(key, functools.partial(self._on_capacity, key))
                 self._backend.add_listener(key, queue.listener)
                 self._queues[key] = queue
         return queue
@@ -517,7 +396,7 @@ class Admission:
                 self._signal_head(queue)
 
     @staticmethod
-    def _signal_head(queue: _Queue) -> None:
+    def _signal_head(queue: KeyQueue) -> None:
         """Wake the head (under the lock); waiters whose event loop closed are dropped."""
         while queue.waiters:
             ident = next(iter(queue.waiters))
@@ -529,8 +408,8 @@ class Admission:
         self,
         key: str,
         limits: RateLimits,
-        queue: _Queue,
-        waiter: _Waiter,
+        queue: KeyQueue,
+        waiter: Waiter,
         why: Why,
         now: float,
     ) -> Generator[_Op, Decision | None, None]:
@@ -544,7 +423,7 @@ class Admission:
             with self._lock:
                 if queue.waiters:
                     decision = self._backend.project(
-                        key, limits, _Pending(queue.waiters), _fresh(waiter)
+                        key, limits, PendingView(queue.waiters), fresh_request(waiter)
                     )
                     ahead = len(queue.waiters)
                     refusal = refusal_at_join(decision, now, waiter.deadline, ahead, why)
@@ -555,7 +434,7 @@ class Admission:
         with self._lock:
             pending = [w.request for w in queue.waiters.values()]
         if pending:
-            projected = yield _Project(key, limits, pending, _fresh(waiter))
+            projected = yield _Project(key, limits, pending, fresh_request(waiter))
             assert projected is not None
             refusal = refusal_at_join(projected, now, waiter.deadline, len(pending), why)
             if refusal is not None:
@@ -564,7 +443,7 @@ class Admission:
             queue.waiters[waiter.ident] = waiter
 
     @staticmethod
-    def _check_turn(queue: _Queue, waiter: _Waiter) -> bool:
+    def _check_turn(queue: KeyQueue, waiter: Waiter) -> bool:
         """Under the lock: raise a failure set by ``cooldown``; True when ``waiter`` is head."""
         if waiter.failure is not None:
             raise waiter.failure
@@ -573,8 +452,8 @@ class Admission:
 
     def _admitted(
         self,
-        queue: _Queue,
-        waiter: _Waiter,
+        queue: KeyQueue,
+        waiter: Waiter,
         rid: str,
         limits: RateLimits,
         decision: Decision,
@@ -592,7 +471,7 @@ class Admission:
             self._leases.add(rid, ticket)
         return ticket
 
-    def _abandon(self, key: str, queue: _Queue, waiter: _Waiter, rid: str | None) -> None:
+    def _abandon(self, key: str, queue: KeyQueue, waiter: Waiter, rid: str | None) -> None:
         """Leave the queue (waking the next head if we were it) and return a reservation."""
         with self._lock:
             was_head = queue.head() is waiter
