@@ -1,15 +1,14 @@
 """The cost tracker: a decorator that prices every call and keeps budgets from being overspent.
 
 Owns the per-call lifecycle (reserve the worst case before, settle to the real usage after,
-release on failure), usage estimation when a provider reports none, warnings and summaries.
-Prices come from ``cost.pricing``, money is kept by a ``cost.ledger.Ledger``, budget rules are
-``cost.budget``; routing around a spent budget is the router's job.
+release on failure), usage estimation when a provider reports none, and warnings. Prices come
+from ``cost.pricing``, money is kept by a ``cost.ledger.Ledger``, budget rules are
+``cost.budget``, reading usage off outputs is ``cost._usage``, summaries and tables are
+``cost.report``; routing around a spent budget is the router's job.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import math
 import threading
@@ -21,13 +20,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager
-from langchain_core.messages import AIMessage, BaseMessage
-
 from llm_routing._decorator import Call, Decorator
-from llm_routing._model import as_messages, call_max_tokens, model_max_tokens, positive_int
+from llm_routing._model import as_messages, call_max_tokens, positive_int
 from llm_routing._urls import scheme_of
-from llm_routing.catalog import Catalog, ModelSpec, default_catalog, normalize_provider
+from llm_routing.catalog import Catalog, ModelSpec, default_catalog
+from llm_routing.cost._usage import (
+    ModelInfo,
+    output_text,
+    parsed,
+    run_ids,
+    unknown_cost,
+    usage_from_error,
+    usage_of,
+)
 from llm_routing.cost.budget import (
     Bucket,
     BucketChange,
@@ -40,7 +45,6 @@ from llm_routing.cost.budget import (
 from llm_routing.cost.ledger import (
     DEFAULT_HOLD_LEASE,
     DEFAULT_MAX_RECORDS,
-    RECORD_COLUMNS,
     CostRecord,
     Ledger,
     Refusal,
@@ -48,6 +52,7 @@ from llm_routing.cost.ledger import (
 )
 from llm_routing.cost.memory import MemoryLedger
 from llm_routing.cost.pricing import Cost, TokenUsage, estimate_cost, parse_usage, price
+from llm_routing.cost.report import Reporting, usd
 from llm_routing.errors import BudgetExceededError, LLMRoutingError, UnknownModelError
 from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
 from llm_routing.tokens import count_tokens
@@ -61,8 +66,6 @@ __all__ = [
 
 logger = logging.getLogger("llm_routing.cost")
 
-
-_FALLBACK_TOKENIZER = "o200k_base"
 DEFAULT_MAX_WAIT = 90.0
 """Seconds a call waits for other calls' holds to settle: the scheduler's default max_wait."""
 _SPEC_CACHE_SIZE = 256
@@ -86,74 +89,11 @@ class UnknownPriceError(LLMRoutingError, ValueError):
         super().__init__(message)
 
 
-def _usd(amount: Decimal | float) -> str:
-    """``$0.0123``: cents for large amounts, six decimals below a dollar, no float noise."""
-    value = Decimal(str(amount)) if isinstance(amount, float) else amount
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    text = f"{value:.6f}".rstrip("0")
-    if len(text.split(".")[1]) < 2:
-        text = f"{value:.2f}"
-    return f"${text}"
-
-
-def _identify(model: Any) -> tuple[str, str]:
-    """A provider and name for a model the catalogue does not know (for records and warnings)."""
-    provider: Any = None
-    name: Any = None
-    get_params = getattr(model, "_get_ls_params", None)
-    if callable(get_params):
-        try:
-            params = get_params()
-        except Exception:  # the model's own hook failing must not break pricing
-            params = {}
-        if isinstance(params, Mapping):
-            provider = params.get("ls_provider")
-            name = params.get("ls_model_name")
-    if not name:
-        for attr in ("model_name", "model"):
-            value = getattr(model, attr, None)
-            if isinstance(value, str) and value:
-                name = value
-                break
-    provider_name = normalize_provider(str(provider)) if provider else "unknown"
-    return provider_name, str(name) if name else type(model).__name__
-
-
-class _Model:
-    """What the tracker knows about one model object, looked up once."""
-
-    __slots__ = ("max_tokens", "model", "name", "priced", "provider", "spec")
-
-    def __init__(self, model: Any, spec: ModelSpec | None) -> None:
-        self.model = model  # held so the id() key cannot be reused while cached
-        self.spec = spec
-        if spec is not None:
-            self.provider, self.name = spec.provider, spec.name
-        else:
-            self.provider, self.name = _identify(model)
-        self.priced = (
-            spec is not None
-            and spec.price is not None
-            and spec.price.input is not None
-            and spec.price.output is not None
-        )
-        self.max_tokens = model_max_tokens(model)
-
-    @property
-    def key(self) -> str:
-        return f"{self.provider}:{self.name}"
-
-    @property
-    def tokenizer(self) -> ModelSpec | str:
-        return self.spec if self.spec is not None else _FALLBACK_TOKENIZER
-
-
 @dataclass(slots=True)
 class _State:
     """The tracker's per-call slot (``call.state``)."""
 
-    model: _Model
+    model: ModelInfo
     started: datetime
     t0: float
     input_tokens: int | None = None
@@ -162,99 +102,7 @@ class _State:
     reservation: Reservation | None = None
 
 
-def _usage_of(output: Any) -> Mapping[str, Any] | None:
-    """The provider's usage on a message, or ``None`` when it reported none (or only zeros)."""
-    usage = getattr(output, "usage_metadata", None)
-    if not isinstance(usage, Mapping) or not usage:
-        return None
-    if not (usage.get("input_tokens") or usage.get("output_tokens")):
-        return None
-    return usage
-
-
-def _usage_from_openai(usage: Any) -> dict[str, Any] | None:
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
-    reasoning = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
-    return {
-        "input_tokens": prompt,
-        "output_tokens": completion,
-        "total_tokens": prompt + completion,
-        "input_token_details": {"cache_read": cached or 0},
-        "output_token_details": {"reasoning": reasoning or 0},
-    }
-
-
-def _usage_from_error(error: BaseException) -> Mapping[str, Any] | None:
-    """Usage the provider reported before the call failed, if any.
-
-    OpenAI's ``LengthFinishReasonError`` carries its completion; mapped errors keep the
-    original as ``__cause__``, so the chain is searched.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        usage = _usage_of(current)
-        if usage is not None:
-            return usage
-        completion = getattr(current, "completion", None)
-        if completion is not None:
-            found = _usage_from_openai(getattr(completion, "usage", None))
-            if found is not None and (found["input_tokens"] or found["output_tokens"]):
-                return found
-        current = current.__cause__
-    return None
-
-
-def _output_text(output: Any) -> str:
-    """Everything the model generated, as text to count (content and tool-call arguments)."""
-    if output is None:
-        return ""
-    if isinstance(output, str):
-        return output
-    if isinstance(output, BaseMessage):
-        parts: list[str] = [str(output.text)]
-        if isinstance(output, AIMessage):
-            for call in output.tool_calls:
-                parts.append(call["name"])
-                parts.append(json.dumps(call["args"], ensure_ascii=False))
-            for bad in output.invalid_tool_calls:
-                parts.append(bad.get("name") or "")
-                parts.append(bad.get("args") or "")
-        return "".join(parts)
-    return str(output)
-
-
-def _run_ids(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    run_id = config.get("run_id")
-    callbacks = config.get("callbacks")
-    parent = (
-        getattr(callbacks, "parent_run_id", None)
-        if isinstance(callbacks, BaseCallbackManager)
-        else None
-    )
-    return (
-        str(run_id) if run_id is not None else None,
-        str(parent) if parent is not None else None,
-    )
-
-
-def _floats(value: Any) -> Any:
-    """The summary with ``Decimal`` amounts as floats (``None`` stays ``None``)."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_floats(v) for v in value]
-    return value
-
-
-class CostTracker(Decorator):
+class CostTracker(Reporting, Decorator):
     """Price every call from its real usage and refuse calls a budget cannot cover.
 
     Before a call it holds the worst case against every budget that applies (input tokens,
@@ -376,7 +224,7 @@ class CostTracker(Decorator):
         self.ledger: Ledger = self._ledger_for(
             backend, max_records, DEFAULT_HOLD_LEASE if hold_lease is None else float(hold_lease)
         )
-        self._models: dict[int, _Model] = {}
+        self._models: dict[int, ModelInfo] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -406,7 +254,7 @@ class CostTracker(Decorator):
         return self._catalog if self._catalog is not None else default_catalog()
 
     def __repr__(self) -> str:
-        budgets = ", ".join(f"{b.name}={_usd(b.limit_usd)}" for b in self.budgets) or "none"
+        budgets = ", ".join(f"{b.name}={usd(b.limit_usd)}" for b in self.budgets) or "none"
         return (
             f"CostTracker(budgets: {budgets}, warn_at={self.warn_at:g}, strict={self.strict}, "
             f"max_wait={self.max_wait:g})"
@@ -414,7 +262,7 @@ class CostTracker(Decorator):
 
     # --- per model -------------------------------------------------------------------------
 
-    def _resolve(self, model: Any) -> _Model:
+    def _resolve(self, model: Any) -> ModelInfo:
         key = id(model)
         entry = self._models.get(key)
         if entry is not None and entry.model is model:
@@ -423,7 +271,7 @@ class CostTracker(Decorator):
             spec: ModelSpec | None = self.catalog.for_model(model)
         except (UnknownModelError, TypeError):
             spec = None
-        entry = _Model(model, spec)
+        entry = ModelInfo(model, spec)
         with self._lock:
             if len(self._models) >= _SPEC_CACHE_SIZE:
                 self._models.clear()
@@ -438,7 +286,7 @@ class CostTracker(Decorator):
         logger.warning(message)
         warnings.warn(message, UnknownPriceWarning, stacklevel=3)
 
-    def _unpriced(self, info: _Model) -> None:
+    def _unpriced(self, info: ModelInfo) -> None:
         hint = (
             "register its price: default_catalog().register(spec.with_overrides("
             "price=Price(input=…, output=…)), replace=True)"
@@ -524,7 +372,7 @@ class CostTracker(Decorator):
         state = call.state
         if not isinstance(state, _State):
             return
-        usage = _usage_of(output)
+        usage = usage_of(output)
         tokens: TokenUsage | None = None
         if usage is not None:
             try:
@@ -550,10 +398,10 @@ class CostTracker(Decorator):
         state = call.state
         if not isinstance(state, _State):
             return None
-        tokens = _parsed(_usage_from_error(error))
+        tokens = parsed(usage_from_error(error))
         estimated = False
         if tokens is None and call.partial is not None:
-            tokens = _parsed(_usage_of(call.partial))
+            tokens = parsed(usage_of(call.partial))
             if tokens is None:
                 tokens, estimated = self._estimate(call, state, call.partial), True
         if tokens is None:
@@ -570,7 +418,7 @@ class CostTracker(Decorator):
         if partial is None:
             self._release(call, state)
             return
-        usage = _usage_of(partial)
+        usage = usage_of(partial)
         try:
             tokens = parse_usage(usage) if usage is not None else None
         except (TypeError, ValueError):
@@ -592,7 +440,7 @@ class CostTracker(Decorator):
         self, call: Call, state: _State, tokens: TokenUsage, *, estimated: bool, status: str
     ) -> Cost:
         info = state.model
-        cost = price(tokens, info.spec) if info.spec is not None else _unknown(tokens)
+        cost = price(tokens, info.spec) if info.spec is not None else unknown_cost(tokens)
         if cost.total is None and info.priced:
             missing = ", ".join(
                 name
@@ -604,7 +452,7 @@ class CostTracker(Decorator):
                 f"llm_routing: {info.key} used tokens whose price is unknown ({missing}); that "
                 "call is recorded with an unknown cost. Add the missing price to its spec.",
             )
-        run_id, parent = _run_ids(call.config)
+        run_id, parent = run_ids(call.config)
         config = call.config
         record = CostRecord(
             time=state.started,
@@ -634,8 +482,8 @@ class CostTracker(Decorator):
             bucket = change.bucket
             share = change.after / bucket.limit if bucket.limit else Decimal(1)
             message = (
-                f"llm_routing: {bucket.label} is {share:.0%} spent: {_usd(change.after)} of "
-                f"{_usd(bucket.limit)} (warn_at={self.warn_at:g}); calls will be refused once "
+                f"llm_routing: {bucket.label} is {share:.0%} spent: {usd(change.after)} of "
+                f"{usd(bucket.limit)} (warn_at={self.warn_at:g}); calls will be refused once "
                 "their worst-case cost no longer fits"
             )
             # One report, not two: the warning is what users see and filter; a WARNING log would
@@ -645,11 +493,11 @@ class CostTracker(Decorator):
 
     # --- estimating ------------------------------------------------------------------------
 
-    def _count_input(self, call: Call, info: _Model) -> int:
+    def _count_input(self, call: Call, info: ModelInfo) -> int:
         tools = call.invocation_kwargs.get("tools") or None
         return count_tokens(as_messages(call.input), info.tokenizer, tools=tools)
 
-    def _reserved_output(self, call: Call, info: _Model) -> int:
+    def _reserved_output(self, call: Call, info: ModelInfo) -> int:
         upstream = positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
         if upstream is not None:
             return upstream
@@ -674,7 +522,7 @@ class CostTracker(Decorator):
                 logger.warning("could not count the input of a %s call: %s", state.model.key, exc)
                 prompt = 0
         try:
-            text = _output_text(output)
+            text = output_text(output)
             completion = count_tokens(text, tokenizer) if text else 0
         except Exception as exc:  # as above, for the output
             logger.warning("could not count the output of a %s call: %s", state.model.key, exc)
@@ -694,19 +542,19 @@ class CostTracker(Decorator):
         )
         if refusal.held_only:
             message = (
-                f"{bucket.label} of {_usd(bucket.limit)} has room for this call to "
-                f"{state.model.key} (up to {_usd(refusal.requested)}{size}) beside the "
-                f"{_usd(refusal.spent)} spent, but calls in flight held {_usd(refusal.reserved)} "
+                f"{bucket.label} of {usd(bucket.limit)} has room for this call to "
+                f"{state.model.key} (up to {usd(refusal.requested)}{size}) beside the "
+                f"{usd(refusal.spent)} spent, but calls in flight held {usd(refusal.reserved)} "
                 f"of it for the {refusal.waited:.1f}s this call could wait (max_wait="
                 f"{self.max_wait:g}s). Raise CostTracker(max_wait=…), send fewer calls at "
                 "once, or lower max_tokens so each call holds less."
             )
         else:
             message = (
-                f"{bucket.label} of {_usd(bucket.limit)} would be exceeded: "
-                f"{_usd(refusal.spent)} spent and {_usd(refusal.reserved)} held by calls in "
+                f"{bucket.label} of {usd(bucket.limit)} would be exceeded: "
+                f"{usd(refusal.spent)} spent and {usd(refusal.reserved)} held by calls in "
                 f"flight, and this call to {state.model.key} may cost up to "
-                f"{_usd(refusal.requested)}{size}. Raise the budget (CostTracker(budget_usd=…, "
+                f"{usd(refusal.requested)}{size}. Raise the budget (CostTracker(budget_usd=…, "
                 f"budgets=…)), lower max_tokens, or use a cheaper model{resets}."
             )
         return BudgetExceededError(
@@ -720,129 +568,8 @@ class CostTracker(Decorator):
 
     # --- reading ---------------------------------------------------------------------------
 
-    def summary(self, *, exact: bool = False) -> dict[str, Any]:
-        """Cost so far: totals, ``by_model``, ``by_tag``, ``by_period`` and the budgets.
-
-        ``total_cost`` sums the calls whose price is known; ``unpriced_calls`` counts the
-        others (a group whose every call is unpriced has ``cost`` ``None``). A call with several
-        tags counts in each tag. ``by_period`` has ``"hour"``, ``"day"`` and ``"month"`` keyed
-        by UTC period. ``budgets`` lists each budget's current period: ``limit``, ``spent``,
-        ``reserved`` (held by calls in flight) and ``remaining``. Amounts are floats in USD, or
-        exact ``Decimal`` with ``exact=True``.
-        """
-        data = self.ledger.summary()
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        buckets = [b.bucket(now) for b in self.budgets]
-        usage = self.ledger.bucket_usage(b.key for b in buckets)
-        data["budgets"] = [
-            {
-                "name": bucket.budget.name,
-                "period": bucket.budget.period,
-                "tag": bucket.budget.tag,
-                "bucket": bucket.key,
-                "limit": bucket.limit,
-                "spent": usage[bucket.key][0],
-                "reserved": usage[bucket.key][1],
-                "remaining": max(_ZERO, bucket.limit - usage[bucket.key][0] - usage[bucket.key][1]),
-            }
-            for bucket in buckets
-        ]
-        data["warn_at"] = self.warn_at
-        return data if exact else _floats(data)
-
-    @property
-    def total_cost(self) -> float:
-        """USD spent on calls with a known price since the last ``reset()``."""
-        return float(self.ledger.summary()["total_cost"])
-
-    def cost_for(self, model: str | ModelSpec) -> float | None:
-        """USD spent on one model, named in any form the catalogue accepts.
-
-        ``0.0`` for a model with no calls; ``None`` when every call it made was unpriced.
-        """
-        if isinstance(model, ModelSpec):
-            key = model.key
-        elif isinstance(model, str):
-            try:
-                key = self.catalog.get(model).key
-            except (UnknownModelError, ValueError):
-                key = model
-        else:
-            raise TypeError(
-                "cost_for(model) needs a model name such as 'openai:gpt-4o-mini' or a ModelSpec, "
-                f"got {type(model).__name__}"
-            )
-        group = self.ledger.summary()["by_model"].get(key)
-        if group is None:
-            return 0.0
-        cost = group["cost"]
-        return None if cost is None else float(cost)
-
-    def records(self) -> list[CostRecord]:
-        """Every kept record (the newest ``max_records``), oldest first."""
-        return self.ledger.records()
-
-    def to_dataframe(self) -> Any:
-        """The records as a ``pandas.DataFrame``, one row per call (USD as floats)."""
-        try:
-            import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-        except ImportError:
-            raise ImportError(
-                "CostTracker.to_dataframe() needs pandas: pip install pandas "
-                "(or pip install 'llm-routing[notebook]'); summary() and records() work without it"
-            ) from None
-        return pd.DataFrame([r.as_row() for r in self.records()], columns=list(RECORD_COLUMNS))
-
-    def _repr_html_(self) -> str:
-        data = self.summary()
-        esc = html.escape
-
-        def money(value: float | None) -> str:
-            return "unknown" if value is None else esc(_usd(value))
-
-        head = (
-            "<tr><th>model</th><th>calls</th><th>cost</th><th>input tokens</th>"
-            "<th>output tokens</th><th>unpriced</th><th>estimated</th></tr>"
-        )
-        rows = [
-            f"<tr><td>{esc(key)}</td><td>{g['calls']}</td><td>{money(g['cost'])}</td>"
-            f"<td>{g['input_tokens']:,}</td><td>{g['output_tokens']:,}</td>"
-            f"<td>{g['unpriced_calls']}</td><td>{g['estimated_calls']}</td></tr>"
-            for key, g in data["by_model"].items()
-        ]
-        rows.append(
-            f"<tr><th>total</th><th>{data['calls']}</th><th>{money(data['total_cost'])}</th>"
-            f"<th>{data['input_tokens']:,}</th><th>{data['output_tokens']:,}</th>"
-            f"<th>{data['unpriced_calls']}</th><th>{data['estimated_calls']}</th></tr>"
-        )
-        budgets = "".join(
-            f"<li>{esc(b['name'])} ({esc(b['bucket'])}): {money(b['spent'])} spent, "
-            f"{money(b['reserved'])} held, {money(b['remaining'])} left of "
-            f"{money(b['limit'])}</li>"
-            for b in data["budgets"]
-        )
-        refused = f"<p>refused calls: {data['refused_calls']}</p>"
-        return (
-            "<div><strong>CostTracker</strong><table>"
-            f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-            f"{refused}{'<ul>' + budgets + '</ul>' if budgets else ''}</div>"
-        )
-
     def reset(self) -> None:
         """Forget all records, totals and budget spend (warnings may fire again)."""
         self.ledger.reset()
         with self._lock:
             self._warned.clear()
-
-
-def _parsed(usage: Mapping[str, Any] | None) -> TokenUsage | None:
-    if usage is None:
-        return None
-    try:
-        return parse_usage(usage)
-    except (TypeError, ValueError):
-        return None
-
-
-def _unknown(tokens: TokenUsage) -> Cost:
-    return Cost.zero() if tokens == TokenUsage() else Cost.unknown()

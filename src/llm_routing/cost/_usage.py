@@ -1,0 +1,178 @@
+"""What the cost tracker reads off a model, its output, an error and a call's config.
+
+Owns the readers only (no pricing, no money): a model's provider and name when the catalogue
+does not know it, the provider's reported usage on a message, on an error or its cause chain
+(OpenAI's ``LengthFinishReasonError`` carries its completion), the generated text to count when
+none was reported, and the run ids of a call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.messages import AIMessage, BaseMessage
+
+from llm_routing._model import model_max_tokens
+from llm_routing.catalog import ModelSpec, normalize_provider
+from llm_routing.cost.pricing import Cost, TokenUsage, parse_usage
+
+__all__ = [
+    "ModelInfo",
+    "output_text",
+    "parsed",
+    "run_ids",
+    "unknown_cost",
+    "usage_from_error",
+    "usage_of",
+]
+
+_FALLBACK_TOKENIZER = "o200k_base"
+
+
+def _identify(model: Any) -> tuple[str, str]:
+    """A provider and name for a model the catalogue does not know (for records and warnings)."""
+    provider: Any = None
+    name: Any = None
+    get_params = getattr(model, "_get_ls_params", None)
+    if callable(get_params):
+        try:
+            params = get_params()
+        except Exception:  # the model's own hook failing must not break pricing
+            params = {}
+        if isinstance(params, Mapping):
+            provider = params.get("ls_provider")
+            name = params.get("ls_model_name")
+    if not name:
+        for attr in ("model_name", "model"):
+            value = getattr(model, attr, None)
+            if isinstance(value, str) and value:
+                name = value
+                break
+    provider_name = normalize_provider(str(provider)) if provider else "unknown"
+    return provider_name, str(name) if name else type(model).__name__
+
+
+class ModelInfo:
+    """What the tracker knows about one model object, looked up once."""
+
+    __slots__ = ("max_tokens", "model", "name", "priced", "provider", "spec")
+
+    def __init__(self, model: Any, spec: ModelSpec | None) -> None:
+        self.model = model  # held so the id() key cannot be reused while cached
+        self.spec = spec
+        if spec is not None:
+            self.provider, self.name = spec.provider, spec.name
+        else:
+            self.provider, self.name = _identify(model)
+        self.priced = (
+            spec is not None
+            and spec.price is not None
+            and spec.price.input is not None
+            and spec.price.output is not None
+        )
+        self.max_tokens = model_max_tokens(model)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+    @property
+    def tokenizer(self) -> ModelSpec | str:
+        return self.spec if self.spec is not None else _FALLBACK_TOKENIZER
+
+
+def usage_of(output: Any) -> Mapping[str, Any] | None:
+    """The provider's usage on a message, or ``None`` when it reported none (or only zeros)."""
+    usage = getattr(output, "usage_metadata", None)
+    if not isinstance(usage, Mapping) or not usage:
+        return None
+    if not (usage.get("input_tokens") or usage.get("output_tokens")):
+        return None
+    return usage
+
+
+def _usage_from_openai(usage: Any) -> dict[str, Any] | None:
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
+    reasoning = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+    return {
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "total_tokens": prompt + completion,
+        "input_token_details": {"cache_read": cached or 0},
+        "output_token_details": {"reasoning": reasoning or 0},
+    }
+
+
+def usage_from_error(error: BaseException) -> Mapping[str, Any] | None:
+    """Usage the provider reported before the call failed, if any.
+
+    OpenAI's ``LengthFinishReasonError`` carries its completion; mapped errors keep the
+    original as ``__cause__``, so the chain is searched.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        usage = usage_of(current)
+        if usage is not None:
+            return usage
+        completion = getattr(current, "completion", None)
+        if completion is not None:
+            found = _usage_from_openai(getattr(completion, "usage", None))
+            if found is not None and (found["input_tokens"] or found["output_tokens"]):
+                return found
+        current = current.__cause__
+    return None
+
+
+def output_text(output: Any) -> str:
+    """Everything the model generated, as text to count (content and tool-call arguments)."""
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, BaseMessage):
+        parts: list[str] = [str(output.text)]
+        if isinstance(output, AIMessage):
+            for call in output.tool_calls:
+                parts.append(call["name"])
+                parts.append(json.dumps(call["args"], ensure_ascii=False))
+            for bad in output.invalid_tool_calls:
+                parts.append(bad.get("name") or "")
+                parts.append(bad.get("args") or "")
+        return "".join(parts)
+    return str(output)
+
+
+def run_ids(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    run_id = config.get("run_id")
+    callbacks = config.get("callbacks")
+    parent = (
+        getattr(callbacks, "parent_run_id", None)
+        if isinstance(callbacks, BaseCallbackManager)
+        else None
+    )
+    return (
+        str(run_id) if run_id is not None else None,
+        str(parent) if parent is not None else None,
+    )
+
+
+def parsed(usage: Mapping[str, Any] | None) -> TokenUsage | None:
+    if usage is None:
+        return None
+    try:
+        return parse_usage(usage)
+    except (TypeError, ValueError):
+        return None
+
+
+def unknown_cost(tokens: TokenUsage) -> Cost:
+    return Cost.zero() if tokens == TokenUsage() else Cost.unknown()
