@@ -27,6 +27,7 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 
+from llm_routing._args import is_int
 from llm_routing.errors.taxonomy import (
     BudgetExceededError,
     ContextLengthExceededError,
@@ -173,14 +174,14 @@ def _status_code(exc: BaseException) -> int | None:
     """The HTTP status of a provider error, from any of the places SDKs keep it."""
     for attr in ("status_code", "http_status", "status"):
         value = getattr(exc, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
+        if is_int(value) and 100 <= value < 600:
             return value
     code = getattr(exc, "code", None)  # google-genai, google-api-core: int HTTP code
-    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code < 600:
+    if is_int(code) and 100 <= code < 600:
         return code
     response = getattr(exc, "response", None)
     value = getattr(response, "status_code", None)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return value
     return None
 

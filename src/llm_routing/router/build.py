@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 
 from langchain_core.runnables import Runnable
 
+from llm_routing._args import check_number, is_int
 from llm_routing._decorator import Decorator, DecoratorStack
 from llm_routing.catalog import ModelSpec
 from llm_routing.guard import ContextGuard
@@ -98,7 +99,7 @@ def _init_model(text: str, init_kwargs: Mapping[str, Any], who: str) -> Runnable
 
 def _warn_if_retrying(model: Any, where: str) -> None:
     retries = getattr(model, "max_retries", None)
-    if isinstance(retries, int) and not isinstance(retries, bool) and retries > 0:
+    if is_int(retries) and retries > 0:
         warnings.warn(
             f"build_router: {where} ({type(model).__name__}) has max_retries={retries}: its SDK "
             "retries on its own before the router can fall back, and its retries would multiply "
@@ -106,15 +107,6 @@ def _warn_if_retrying(model: Any, where: str) -> None:
             UserWarning,
             stacklevel=4,
         )
-
-
-def _check_number(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"build_router({name}=…) must be a number, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"build_router({name}=…) must be >= 0, got {value!r}")
 
 
 def _as_list(name: str, value: Any) -> list[Any]:
@@ -196,8 +188,8 @@ def build_router(
             f"build_router(tier=…) must be a tier name such as 'tier1' or a mapping "
             f"{{provider: tier}}, got {type(tier).__name__}"
         )
-    _check_number("max_wait", max_wait)
-    _check_number("budget_usd", budget_usd, allow_none=True)
+    check_number("build_router", "max_wait", max_wait)
+    check_number("build_router", "budget_usd", budget_usd, allow_none=True)
     if init_kwargs is not None and not isinstance(init_kwargs, Mapping):
         raise TypeError(
             f"build_router(init_kwargs=…) must be a mapping, got {type(init_kwargs).__name__}"

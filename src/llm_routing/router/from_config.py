@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from llm_routing._args import is_int, is_number
 from llm_routing.catalog import default_catalog, normalize_provider
 from llm_routing.errors import UnknownModelError
 from llm_routing.router.build import build_router, init_model
@@ -133,7 +134,7 @@ def _number(
     value = table.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise problem.type(_dotted(parent, key), "a number", value)
     if not math.isfinite(value):
         raise problem.value(_dotted(parent, key), f"must be a finite number, got {value!r}")
@@ -218,7 +219,7 @@ def _guard(table: Mapping[str, Any], problem: _Problem) -> Any:
             "guard.safety", f"must be in (0, 1] (the share of the window to use), got {safety!r}"
         )
     reserve = table.get("reserve_output")
-    if reserve is not None and (isinstance(reserve, bool) or not isinstance(reserve, int)):
+    if reserve is not None and not is_int(reserve):
         raise problem.type("guard.reserve_output", "an integer number of tokens", reserve)
     if reserve is not None and reserve < 0:
         raise problem.value("guard.reserve_output", f"must be >= 0 tokens, got {reserve}")
