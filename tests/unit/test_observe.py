@@ -49,7 +49,7 @@ from llm_routing.observe import (
     langfuse_handler,
     shutdown,
 )
-from llm_routing.observe.langfuse import _refused_before_run
+from llm_routing.observe.refusals import _refused_before_run
 
 GPT = default_catalog().get("openai:gpt-4o-mini")
 USAGE = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llm_routing.observe.langfuse import (
+from llm_routing.observe.export import (
     DEFAULT_FLUSH_TIMEOUT_S,
     INSTALL_HINT,
     LangfuseExport,

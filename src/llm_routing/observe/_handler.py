@@ -1,8 +1,9 @@
 """Langfuse's LangChain ``CallbackHandler``, enriched with llm_routing's cost, usage and errors.
 
 Owns `RoutingCallbackHandler`; imports ``langfuse`` at import time, so only
-``observe.langfuse`` imports it, and only once a user asks for a handler. Choosing where a
-handler goes (``attach``), refusals recorded without a run, and flushing live there too.
+``observe.export`` imports it, and only once a user asks for a handler. Choosing where a
+handler goes (``attach``) and flushing live there too; refusals recorded without a run in
+``observe.refusals``.
 """
 
 from __future__ import annotations
