@@ -36,18 +36,15 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from llm_routing._args import is_int, is_number
-from llm_routing.catalog import default_catalog, normalize_provider
 from llm_routing.errors import UnknownModelError
+from llm_routing.router import config_checks as check
 from llm_routing.router.build import build_router, init_model
 
 if TYPE_CHECKING:
@@ -57,20 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["from_config", "read_source"]
 
-# [simulate] (latency, limits, prices of the simulated providers) is read by
-# `llm-routing simulate` only; the router ignores it, so one file serves both.
-_TOP_KEYS = ("router", "guard", "defaults", "models", "simulate")
-_ROUTER_KEYS = (
-    "primary",
-    "fallbacks",
-    "large_context",
-    "tier",
-    "max_wait",
-    "budget_usd",
-    "backend",
-    "langfuse",
-)
-_GUARD_KEYS = ("enabled", "safety", "reserve_output")
 _OVERRIDES = (
     "primary",
     "fallbacks",
@@ -85,168 +68,23 @@ _OVERRIDES = (
     "langfuse",
     "init_kwargs",
 )
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class _Problem:
-    """Builds errors that name the source (file or mapping) and the dotted key at fault."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-    def value(self, key: str, message: str) -> ValueError:
-        return ValueError(f"{key}: {message} (in {self.label})")
-
-    def type(self, key: str, expected: str, got: Any) -> TypeError:
-        return TypeError(
-            f"{key}: expected {expected}, got {type(got).__name__} {got!r} (in {self.label})"
-        )
-
-
-def _dotted(parent: str, key: str) -> str:
-    part = key if _BARE_KEY.fullmatch(key) else f'"{key}"'
-    return f"{parent}.{part}" if parent else part
-
-
-def _check_keys(
-    table: Mapping[str, Any], known: Sequence[str], parent: str, problem: _Problem
-) -> None:
-    for key in table:
-        if not isinstance(key, str):
-            raise problem.type(_dotted(parent, str(key)), "a string key", key)
-        if key in known:
-            continue
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-        raise problem.value(_dotted(parent, key), f"unknown key; {hint}")
-
-
-def _table(data: Mapping[str, Any], key: str, parent: str, problem: _Problem) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, Mapping):
-        raise problem.type(_dotted(parent, key), "a table (mapping)", value)
-    return dict(value)
-
-
-def _number(
-    table: Mapping[str, Any], key: str, parent: str, problem: _Problem
-) -> float | int | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not is_number(value):
-        raise problem.type(_dotted(parent, key), "a number", value)
-    if not math.isfinite(value):
-        raise problem.value(_dotted(parent, key), f"must be a finite number, got {value!r}")
-    return value
-
-
-def _model_name(value: Any, key: str, problem: _Problem) -> str:
-    if not isinstance(value, str):
-        raise problem.type(key, "a model name string such as 'openai:gpt-4o-mini'", value)
-    if not value.strip():
-        raise problem.value(key, "empty model name; write 'provider:model'")
-    return value
-
-
-def _model_list(table: Mapping[str, Any], key: str, problem: _Problem) -> list[str]:
-    value = table.get(key, [])
-    where = _dotted("router", key)
-    if not isinstance(value, list | tuple):
-        raise problem.type(
-            where, 'a list of model names, e.g. ["anthropic:claude-haiku-4-5"]', value
-        )
-    return [_model_name(item, f"{where}[{i}]", problem) for i, item in enumerate(value)]
-
-
-def _provider(name: str) -> str | None:
-    head, found, _tail = name.partition(":")
-    return normalize_provider(head) if found and head else None
-
-
-def _check_tier(tier: str, model: str, key: str, problem: _Problem) -> None:
-    try:
-        known = default_catalog().get(model).tiers
-    except (UnknownModelError, TypeError, ValueError):
-        return  # an uncatalogued model has no tier list; build_router reports the model itself
-    if known and tier not in known:
-        close = difflib.get_close_matches(tier, known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise problem.value(
-            key, f"unknown tier {tier!r} for {model}; {hint}known tiers: {', '.join(known)}"
-        )
-
-
-def _tier(value: Any, models: Sequence[str], problem: _Problem) -> str | dict[str, str]:
-    if isinstance(value, str):
-        _check_tier(value, models[0], "router.tier", problem)
-        return value
-    if not isinstance(value, Mapping):
-        raise problem.type(
-            "router.tier", "a tier name such as 'tier1' or a table {provider = tier}", value
-        )
-    by_provider: dict[str, str] = {}
-    for model in models:
-        provider = _provider(model)
-        if provider is not None:
-            by_provider.setdefault(provider, model)
-    tiers: dict[str, str] = {}
-    for provider, tier in value.items():
-        key = _dotted("router.tier", str(provider))
-        if not isinstance(tier, str):
-            raise problem.type(key, "a tier name such as 'tier1'", tier)
-        target = by_provider.get(normalize_provider(str(provider)))
-        if target is None:
-            used = ", ".join(sorted(by_provider)) or "none"
-            raise problem.value(
-                key, f"no model of provider {provider!r} in the router; its providers: {used}"
-            )
-        _check_tier(tier, target, key, problem)
-        tiers[str(provider)] = tier
-    return tiers
-
-
-def _guard(table: Mapping[str, Any], problem: _Problem) -> Any:
-    from llm_routing.guard import ContextGuard
-
-    _check_keys(table, _GUARD_KEYS, "guard", problem)
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise problem.type("guard.enabled", "true or false", enabled)
-    safety = _number(table, "safety", "guard", problem)
-    if safety is not None and not 0 < safety <= 1:
-        raise problem.value(
-            "guard.safety", f"must be in (0, 1] (the share of the window to use), got {safety!r}"
-        )
-    reserve = table.get("reserve_output")
-    if reserve is not None and not is_int(reserve):
-        raise problem.type("guard.reserve_output", "an integer number of tokens", reserve)
-    if reserve is not None and reserve < 0:
-        raise problem.value("guard.reserve_output", f"must be >= 0 tokens, got {reserve}")
-    if not enabled:
-        if len(table) > 1:
-            raise problem.value(
-                "guard.enabled", "is false, so safety and reserve_output would be ignored"
-            )
-        return False
-    return ContextGuard(safety=0.9 if safety is None else safety, reserve_output=reserve)
-
-
-def read_source(source: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[Any, _Problem]:
+def read_source(source: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[Any, check.Problem]:
     """The tree in ``source`` (a mapping, or a .toml/.yaml file read and parsed) and its label.
 
     Package-internal: `llm-routing simulate` reads its ``[simulate]`` section from the same
     file with the same messages.
     """
     if isinstance(source, Mapping):
-        return source, _Problem("the config mapping")
+        return source, check.Problem("the config mapping")
     if not isinstance(source, str | os.PathLike):
         raise TypeError(
             "from_config(source=…) must be a mapping or the path of a .toml/.yaml file, "
             f"got {type(source).__name__}"
         )
     path = Path(source)
-    problem = _Problem(str(path))
+    problem = check.Problem(str(path))
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
         raise ValueError(
@@ -314,38 +152,38 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
     data, problem = read_source(source)
     if not isinstance(data, Mapping):
         raise problem.type("(top level)", "a table with a [router] section", data)
-    _check_keys(data, _TOP_KEYS, "", problem)
-    router = _table(data, "router", "", problem)
-    _check_keys(router, _ROUTER_KEYS, "router", problem)
+    check.check_keys(data, check.TOP_KEYS, "", problem)
+    router = check.table(data, "router", "", problem)
+    check.check_keys(router, check.ROUTER_KEYS, "router", problem)
     if "primary" not in router:
         raise problem.value(
             "router.primary", 'missing; add primary = "provider:model" under [router]'
         )
-    primary = _model_name(router["primary"], "router.primary", problem)
-    fallbacks = _model_list(router, "fallbacks", problem)
-    large = _model_list(router, "large_context", problem)
+    primary = check.model_name(router["primary"], "router.primary", problem)
+    fallbacks = check.model_list(router, "fallbacks", problem)
+    large = check.model_list(router, "large_context", problem)
     names = [primary, *fallbacks, *large]
     keys = ["router.primary"]
     keys += [f"router.fallbacks[{i}]" for i in range(len(fallbacks))]
     keys += [f"router.large_context[{i}]" for i in range(len(large))]
-    _check_unique(names, keys, problem)
-    kwargs: dict[str, Any] = {"tier": _tier(router.get("tier", "tier1"), names, problem)}
+    check.check_unique(names, keys, problem)
+    kwargs: dict[str, Any] = {"tier": check.tier(router.get("tier", "tier1"), names, problem)}
     for key in ("max_wait", "budget_usd"):
-        number = _number(router, key, "router", problem)
+        number = check.number(router, key, "router", problem)
         if number is not None and number < 0:
             raise problem.value(f"router.{key}", f"must be >= 0, got {number!r}")
         if number is not None:
             kwargs[key] = number
     if "backend" in router:
-        kwargs["backend"] = _backend(router["backend"], problem)
+        kwargs["backend"] = check.backend(router["backend"], problem)
     if "langfuse" in router:
         if not isinstance(router["langfuse"], bool):
             raise problem.type("router.langfuse", "true or false", router["langfuse"])
         kwargs["langfuse"] = router["langfuse"]
     if "guard" not in overrides:
-        kwargs["guard"] = _guard(_table(data, "guard", "", problem), problem)
-    defaults = _table(data, "defaults", "", problem)
-    per_model = _models(_table(data, "models", "", problem), names, problem)
+        kwargs["guard"] = check.guard(check.table(data, "guard", "", problem), problem)
+    defaults = check.table(data, "defaults", "", problem)
+    per_model = check.models(check.table(data, "models", "", problem), names, problem)
 
     if not isinstance(data.get("simulate", {}), Mapping):
         raise problem.type("simulate", "a table (mapping)", data["simulate"])
@@ -353,7 +191,7 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
     explicit = dict(overrides.pop("init_kwargs", None) or {})
     init = {**defaults, **explicit}
     build = _builder(init, per_model, explicit, problem)
-    from_file = {key for key in _ROUTER_KEYS if key not in overrides}
+    from_file = {key for key in check.ROUTER_KEYS if key not in overrides}
     kwargs.update(overrides)
     try:
         return build_router(
@@ -374,7 +212,7 @@ _ARGUMENT = re.compile(
 )
 
 
-def _located(exc: TypeError | ValueError, from_file: set[str], problem: _Problem) -> Exception:
+def _located(exc: TypeError | ValueError, from_file: set[str], problem: check.Problem) -> Exception:
     """``exc`` from `build_router`, restated under the dotted key of the value it is about.
 
     The file was checked before any model was built, but some mistakes need the catalogue
@@ -395,60 +233,6 @@ def _located(exc: TypeError | ValueError, from_file: set[str], problem: _Problem
     return TypeError(text) if isinstance(exc, TypeError) else ValueError(text)
 
 
-def _backend(value: Any, problem: _Problem) -> str:
-    """``"memory"`` or a well-formed Redis URL: a malformed one would fail at the first call."""
-    if not isinstance(value, str):
-        raise problem.type("router.backend", "'memory' or a 'redis://host:port/db' URL", value)
-    if value == "memory":
-        return value
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise problem.value("router.backend", f"malformed URL {value!r}: {exc}") from None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        close = difflib.get_close_matches(value, ["memory"], n=1)
-        hint = "did you mean 'memory'? " if close else ""
-        raise problem.value(
-            "router.backend",
-            f"{value!r} is neither 'memory' nor a Redis URL; {hint}"
-            "write 'memory' or 'redis://host:6379/0' (rediss:// for TLS, unix:///path.sock)",
-        )
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise problem.value("router.backend", f"{value!r} names no socket path")
-        return value
-    if not parts.hostname:
-        raise problem.value(
-            "router.backend", f"{value!r} names no host; write 'redis://host:6379/0'"
-        )
-    db = parts.path.strip("/")
-    if db and not db.isdigit():
-        raise problem.value(
-            "router.backend",
-            f"{value!r}: the database after the port must be a number such as /0, got {db!r}",
-        )
-    del port  # read only to check it (urlsplit raises on a non-numeric port)
-    return value
-
-
-def _check_unique(names: Sequence[str], keys: Sequence[str], problem: _Problem) -> None:
-    """One model appears once: a second entry would share the first's ``[models]`` table."""
-    seen: dict[str, str] = {}
-    for name, key in zip(names, keys, strict=True):
-        try:
-            ident = default_catalog().get(name).key
-        except (UnknownModelError, TypeError, ValueError):
-            ident = name.strip().lower().replace("/", ":", 1)
-        if ident in seen:
-            raise problem.value(
-                key,
-                f"{name!r} is already {seen[ident]}; list each model once (a second entry "
-                "would be the same model with the same settings)",
-            )
-        seen[ident] = key
-
-
 def _listed(value: Any) -> Any:
     """An override may be one model, as `build_router` allows; never iterate its characters."""
     if value is None:
@@ -456,27 +240,11 @@ def _listed(value: Any) -> Any:
     return [value] if isinstance(value, str) or not isinstance(value, Sequence) else value
 
 
-def _models(
-    table: Mapping[str, Any], names: Sequence[str], problem: _Problem
-) -> dict[str, dict[str, Any]]:
-    per_model: dict[str, dict[str, Any]] = {}
-    for name, kwargs in table.items():
-        key = _dotted("models", str(name))
-        if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"its models: {', '.join(names)}"
-            raise problem.value(key, f"names no model of the router; {hint}")
-        if not isinstance(kwargs, Mapping):
-            raise problem.type(key, "a table of init kwargs", kwargs)
-        per_model[name] = dict(kwargs)
-    return per_model
-
-
 def _builder(
     init: Mapping[str, Any],
     per_model: Mapping[str, Mapping[str, Any]],
     explicit: Mapping[str, Any],
-    problem: _Problem,
+    problem: check.Problem,
 ) -> Callable[[Any], str | Runnable[Any, Any]]:
     """Turns a model with its own ``[models.*]`` table into an instance; others stay names.
 
@@ -489,7 +257,7 @@ def _builder(
             try:
                 return init_model(item, **{**init, **per_model[item], **explicit})
             except (TypeError, ValueError) as exc:
-                raise problem.value(_dotted("models", item), str(exc)) from exc
+                raise problem.value(check.dotted("models", item), str(exc)) from exc
         return item
 
     return build
