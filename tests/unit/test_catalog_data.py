@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 
 from llm_routing.catalog import default_catalog
-from llm_routing.catalog.catalog import spec_from_dict
+from llm_routing.catalog.sources import spec_from_dict
 
 
 def _doc():
