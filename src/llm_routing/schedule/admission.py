@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from llm_routing._lease import LeaseRenewer
 from llm_routing.schedule import refusals
+from llm_routing.schedule._steps import adrive, drive
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
@@ -177,19 +178,7 @@ class Admission:
         (``KeyboardInterrupt`` included) leaves the queue and returns what was reserved.
         """
         _check_args(key, limits, request, deadline, model)
-        steps = self._steps(key, limits, request, deadline, model, None)
-        op = next(steps)
-        while True:
-            try:
-                reply = self._do(op)
-            except BaseException as exc:
-                steps.throw(exc)  # leaves the queue, gives back a reservation, re-raises
-                raise
-            try:
-                op = steps.send(reply)
-            except StopIteration as done:
-                ticket: Ticket = done.value
-                return ticket
+        return drive(self._steps(key, limits, request, deadline, model, None), self._do)
 
     async def aacquire(
         self, key: str, limits: RateLimits, request: Request, *, deadline: float, model: str
@@ -201,18 +190,7 @@ class Admission:
         _check_args(key, limits, request, deadline, model)
         loop = asyncio.get_running_loop()
         steps = self._steps(key, limits, request, deadline, model, loop)
-        op = next(steps)
-        while True:
-            try:
-                reply = await self._ado(op, loop)
-            except BaseException as exc:
-                steps.throw(exc)
-                raise
-            try:
-                op = steps.send(reply)
-            except StopIteration as done:
-                ticket: Ticket = done.value
-                return ticket
+        return await adrive(steps, functools.partial(self._ado, loop=loop))
 
     def _do(self, op: _Op) -> Decision | None:
         """Run one step's I/O in this thread."""
