@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from llm_routing.sim.demo import demo_main, demo_models, run_demo
+from llm_routing.cli.demo import demo_main, demo_models, run_demo
 from llm_routing.sim.latency import Latency
 
 

@@ -1,0 +1,310 @@
+"""What a planner run found: ``SimulationReport`` and ``ModelResult``, as text, JSON or a plot.
+
+Plain numbers filled in by ``run``; the printing (a rich table or aligned text, the summary
+lines, ``--json``, the PNG) lives here so the run stays a run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from llm_routing.cli._table import fmt_seconds, fmt_usd, rich_table, text_table
+
+__all__ = ["ModelResult", "SimulationReport", "percentile"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``values`` (0.0 for none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+@dataclass(slots=True)
+class ModelResult:
+    """What one model did in the simulation."""
+
+    name: str
+    limits: dict[str, int]
+    served: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    provider_429s: dict[str, int] = field(default_factory=lambda: {"requests": 0, "tokens": 0})
+    context_overflows: int = 0
+    bad_requests: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = 0.0
+    latency_p50_s: float = 0.0
+    latency_p95_s: float = 0.0
+    mean_wait_s: float = 0.0
+    served_at: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def rate_limited(self) -> int:
+        """429s the provider returned, requests and tokens windows together."""
+        return sum(self.provider_429s.values())
+
+    def per_minute(self, seconds: float) -> tuple[float, float]:
+        """Average requests and tokens (input + output) per minute over ``seconds``."""
+        minutes = seconds / 60 if seconds > 0 else 1.0
+        return self.served / minutes, (self.input_tokens + self.output_tokens) / minutes
+
+    def as_dict(self, seconds: float) -> dict[str, Any]:
+        """JSON-ready, with the throughput over ``seconds``."""
+        rpm, tpm = self.per_minute(seconds)
+        return {
+            "limits": self.limits,
+            "served": self.served,
+            "requests_per_min": round(rpm, 3),
+            "tokens_per_min": round(tpm, 1),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "provider_429s": dict(self.provider_429s),
+            "context_overflows": self.context_overflows,
+            "bad_requests": self.bad_requests,
+            "skipped": dict(self.skipped),
+            "cost_usd": self.cost_usd,
+            "latency_p50_s": round(self.latency_p50_s, 3),
+            "latency_p95_s": round(self.latency_p95_s, 3),
+            "mean_wait_s": round(self.mean_wait_s, 3),
+        }
+
+
+@dataclass(slots=True)
+class SimulationReport:
+    """The outcome of `simulate`: per-model throughput, waits, fallbacks, 429s and cost.
+
+    Times are simulated seconds. ``duration_s`` is how long requests were sent for,
+    ``simulated_s`` until the last one was answered (or given up), ``wall_s`` the real time
+    the run took.
+    """
+
+    chain: list[str]
+    duration_s: float
+    simulated_s: float = 0.0
+    wall_s: float = 0.0
+    requests: int = 0
+    answered: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    fallbacks: dict[str, int] = field(default_factory=dict)
+    waits: dict[str, float] = field(default_factory=dict)
+    latency_p50_s: float = 0.0
+    latency_p95_s: float = 0.0
+    retries: int = 0
+    total_cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    models: dict[str, ModelResult] = field(default_factory=dict)
+    cost_timeline: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    @property
+    def provider_429s(self) -> int:
+        """429s every simulated provider returned, in all."""
+        return sum(m.rate_limited for m in self.models.values())
+
+    @property
+    def failures(self) -> int:
+        """Requests that no model answered (the errors the app would see)."""
+        return sum(self.failed.values())
+
+    @property
+    def cost_per_hour_usd(self) -> float:
+        """The spend rate while requests were sent, in USD per hour."""
+        return self.total_cost_usd * 3600 / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``--json``)."""
+        return {
+            "chain": list(self.chain),
+            "seed": self.seed,
+            "duration_s": self.duration_s,
+            "simulated_s": round(self.simulated_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "requests": self.requests,
+            "answered": self.answered,
+            "failed": dict(self.failed),
+            "fallbacks": dict(self.fallbacks),
+            "waits": dict(self.waits),
+            "latency_p50_s": round(self.latency_p50_s, 3),
+            "latency_p95_s": round(self.latency_p95_s, 3),
+            "provider_429s": self.provider_429s,
+            "retries": self.retries,
+            "total_cost_usd": self.total_cost_usd,
+            "cost_per_hour_usd": round(self.cost_per_hour_usd, 6),
+            "unpriced_calls": self.unpriced_calls,
+            "models": {k: m.as_dict(self.duration_s) for k, m in self.models.items()},
+            "notes": list(self.notes),
+        }
+
+    # --- text -----------------------------------------------------------------------------
+
+    _HEADER = (
+        "model",
+        "served",
+        "req/min",
+        "RPM limit",
+        "tok/min",
+        "TPM limit",
+        "429s",
+        "passed over",
+        "latency p50/p95",
+        "cost",
+    )
+
+    def rows(self) -> list[list[str]]:
+        """The per-model table, then a total row."""
+        rows: list[list[str]] = []
+        for name, m in self.models.items():
+            rpm, tpm = m.per_minute(self.duration_s)
+            tpm_limit = m.limits.get("tpm")
+            if tpm_limit is None and ("itpm" in m.limits or "otpm" in m.limits):
+                tpm_text = f"{m.limits.get('itpm', '—'):,}/{m.limits.get('otpm', '—'):,}"
+            else:
+                tpm_text = "—" if tpm_limit is None else f"{tpm_limit:,}"
+            skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(m.skipped.items())) or "0"
+            rows.append(
+                [
+                    name,
+                    f"{m.served:,}",
+                    f"{rpm:,.1f}",
+                    "—" if "rpm" not in m.limits else f"{m.limits['rpm']:,}",
+                    f"{tpm:,.0f}",
+                    tpm_text,
+                    f"{m.rate_limited:,}",
+                    skipped,
+                    f"{fmt_seconds(m.latency_p50_s)} / {fmt_seconds(m.latency_p95_s)}",
+                    fmt_usd(m.cost_usd),
+                ]
+            )
+        served = sum(m.served for m in self.models.values())
+        tokens = sum(m.input_tokens + m.output_tokens for m in self.models.values())
+        minutes = self.duration_s / 60
+        rows.append(
+            [
+                "total",
+                f"{served:,}",
+                f"{served / minutes:,.1f}",
+                "",
+                f"{tokens / minutes:,.0f}",
+                "",
+                f"{self.provider_429s:,}",
+                f"{sum(self.fallbacks.values()):,}",
+                f"{fmt_seconds(self.latency_p50_s)} / {fmt_seconds(self.latency_p95_s)}",
+                fmt_usd(self.total_cost_usd),
+            ]
+        )
+        return rows
+
+    def title(self) -> str:
+        """One line: what was simulated."""
+        rate = self.requests / self.duration_s if self.duration_s else 0.0
+        return (
+            f"{fmt_seconds(self.duration_s)} simulated ({self.requests:,} requests, {rate:,.2f}/s) "
+            f"in {self.wall_s:.1f} s: {' -> '.join(self.chain)}"
+        )
+
+    def summary(self) -> list[str]:
+        """The lines under the table."""
+        failed = (
+            " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(self.failed.items())) + ")"
+            if self.failed
+            else ""
+        )
+        reasons = (
+            ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.fallbacks.items() if v)
+            or "none"
+        )
+        waits = self.waits
+        lines = [
+            f"answered {self.answered:,} of {self.requests:,}; failed {self.failures:,}{failed}; "
+            f"last answer at {fmt_seconds(self.simulated_s)}",
+            f"fallbacks by reason: {reasons}",
+            f"scheduler waits: p50 {fmt_seconds(waits.get('p50_s', 0.0))}, "
+            f"p95 {fmt_seconds(waits.get('p95_s', 0.0))}, "
+            f"max {fmt_seconds(waits.get('max_s', 0.0))}; "
+            f"429s the providers returned: {self.provider_429s:,} (retried: {self.retries:,})",
+            f"cost: {fmt_usd(self.total_cost_usd)} in {fmt_seconds(self.duration_s)} "
+            f"({fmt_usd(self.cost_per_hour_usd)} per hour at this rate)"
+            + (f"; {self.unpriced_calls:,} calls unpriced" if self.unpriced_calls else ""),
+        ]
+        return lines + [f"note: {n}" for n in self.notes]
+
+    def __str__(self) -> str:
+        table = text_table(self._HEADER, self.rows(), total=True)
+        return "\n".join([self.title(), *table, *self.summary()])
+
+    def print(self, file: TextIO | None = None) -> None:
+        """Print as a rich table (plain text when rich is not installed)."""
+        table = rich_table(self._HEADER, self.rows(), title=self.title(), total=True)
+        if table is None:
+            print(self, file=file)
+            return
+        from rich.console import Console
+
+        # A terminal gets its own width; a pipe or file gets room for the whole table.
+        console = Console(file=file, highlight=False)
+        if not console.is_terminal:
+            console = Console(file=file, highlight=False, width=160)
+        console.print(table)
+        for line in self.summary():
+            console.print(line, markup=False)
+
+    # --- plot -----------------------------------------------------------------------------
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Write a PNG: requests answered per model over time, and the cumulative cost.
+
+        Needs matplotlib (``pip install 'llm-routing[notebook]'``); raises ``ImportError``
+        saying so otherwise.
+        """
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError(
+                "plotting needs matplotlib, which is not installed: "
+                "pip install matplotlib (or pip install 'llm-routing[notebook]')"
+            ) from exc
+        end = max(self.duration_s, self.simulated_s)
+        width = _bin_width(end)
+        bins = max(1, math.ceil(end / width))
+        scale, unit = (60.0, "min") if end > 600 else (1.0, "s")
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+        edges = [i * width / scale for i in range(bins)]
+        for name, m in self.models.items():
+            counts = [0] * bins
+            for t in m.served_at:
+                counts[min(bins - 1, int(t // width))] += 1
+            per_min = [c * 60 / width for c in counts]
+            (line,) = top.step(edges, per_min, where="post", label=name)
+            if "rpm" in m.limits:  # the model's RPM limit, dotted, in its colour
+                top.axhline(m.limits["rpm"], linestyle=":", linewidth=0.8, color=line.get_color())
+        top.set_ylabel("requests answered per minute")
+        top.set_title(self.title(), fontsize=9)
+        top.legend(loc="upper right", fontsize=8)
+        xs = [0.0] + [t / scale for t, _ in self.cost_timeline]
+        ys = [0.0] + [c for _, c in self.cost_timeline]
+        bottom.plot(xs, ys, color="black")
+        bottom.set_ylabel("cumulative cost (USD)")
+        bottom.set_xlabel(f"simulated time ({unit})")
+        fig.tight_layout()
+        target = Path(path)
+        fig.savefig(target, dpi=100)
+        plt.close(fig)
+        return target
+
+
+def _bin_width(seconds: float) -> float:
+    for width in (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 3600.0):
+        if seconds / width <= 120:
+            return width
+    return 3600.0 * math.ceil(seconds / 3600 / 120)
