@@ -6,7 +6,10 @@ Shared by every command module, which raise it; ``cli.main`` prints it as
 
 from __future__ import annotations
 
-__all__ = ["EXIT_USAGE", "UsageError", "sim_missing"]
+import difflib
+from collections.abc import Sequence
+
+__all__ = ["EXIT_USAGE", "UsageError", "did_you_mean", "sim_missing"]
 
 #: The exit code of bad usage, as argparse uses it.
 EXIT_USAGE = 2
@@ -22,3 +25,9 @@ def sim_missing(exc: ImportError) -> UsageError:
         f"the simulator needs the 'sim' extra ({exc.name} is missing): "
         'pip install "llm-routing[sim]"'
     )
+
+
+def did_you_mean(word: object, known: Sequence[str], listing: str = "known keys") -> str:
+    """``did you mean 'rpm'?`` for a near miss, else ``known keys: a, b`` (named by ``listing``)."""
+    close = difflib.get_close_matches(str(word), known, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"{listing}: {', '.join(known)}"

@@ -20,7 +20,6 @@ the file itself; this module only reads what the simulation needs before it buil
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_routing.catalog import ModelSpec, Price, default_catalog
+from llm_routing.cli._usage import did_you_mean
 from llm_routing.errors import UnknownModelError
 from llm_routing.sim.latency import Latency
 
@@ -137,19 +137,13 @@ def _sim_section(
     for name, table in models.items():
         where = f'simulate.models."{name}"'
         if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"its models: {', '.join(names)}"
+            hint = did_you_mean(name, names, "its models")
             raise ValueError(f"{where}: names no model of the router; {hint} (in {label})")
         if not isinstance(table, Mapping):
             raise TypeError(f"{where}: expected a table, got {table!r} (in {label})")
         for key, value in table.items():
             if key not in _SIM_MODEL_KEYS:
-                close = difflib.get_close_matches(str(key), _SIM_MODEL_KEYS, n=1)
-                hint = (
-                    f"did you mean {close[0]!r}?"
-                    if close
-                    else f"known keys: {', '.join(_SIM_MODEL_KEYS)}"
-                )
+                hint = did_you_mean(key, _SIM_MODEL_KEYS)
                 raise ValueError(f"{where}.{key}: unknown key; {hint} (in {label})")
             if key.endswith("_price"):
                 _number(value, f"{where}.{key}", label)

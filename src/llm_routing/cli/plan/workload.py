@@ -13,7 +13,6 @@ and all of it. Blank lines are skipped.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -21,6 +20,8 @@ import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from llm_routing.cli._usage import did_you_mean
 
 __all__ = [
     "Arrival",
@@ -154,12 +155,7 @@ def parse_workload(lines: Iterable[str], *, source: str = "workload") -> list[Ar
             raise ValueError(f"{where}: expected a JSON object such as {_EXAMPLE}, got {line!r}")
         for key in row:
             if key not in _WORKLOAD_KEYS:
-                close = difflib.get_close_matches(str(key), _WORKLOAD_KEYS, n=1)
-                hint = (
-                    f"did you mean {close[0]!r}?"
-                    if close
-                    else f"known: {', '.join(_WORKLOAD_KEYS)}"
-                )
+                hint = did_you_mean(key, _WORKLOAD_KEYS, "known")
                 raise ValueError(f"{where}: unknown field {key!r}; {hint}")
         for key in ("t", "prompt_tokens", "max_tokens"):
             if key not in row:
