@@ -2,6 +2,8 @@
 
 Pure: no I/O, no threads, no sleeping; time comes from an injectable clock (or an explicit
 ``now``), so a property test can drive it in virtual time. The HTTP layer lives in ``sim.app``.
+Over 400 lines on purpose: one concept (a window check under three modes sharing one decision
+and one set of value types), half of it the documentation of those modes below.
 
 Three enforcement modes (``llm_routing.catalog.enforcement`` says which provider documents which):
 

@@ -5,6 +5,8 @@ statistics; knows nothing about HTTP framing, which is ``sim.app``. What an admi
 answers is ``sim.answer``; the values and bodies it exchanges are ``sim.wire`` (re-exported
 here, where they used to live).
 All mutation happens under one lock, so ``stats()``/``reset()`` may be called from any thread.
+About 500 lines, and whole: ``SimState`` is one lock around one set of per-model runtimes, and
+what is left (admission, its 429s, the counters and ``stats()``) all reads and writes them.
 """
 
 from __future__ import annotations
