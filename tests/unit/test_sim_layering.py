@@ -35,15 +35,10 @@ PRODUCT = (
 )
 SIM_MAY_IMPORT = ("llm_routing.sim", "llm_routing.catalog", "llm_routing.tokens")
 
-# The package's own __init__ imports its public names (the router among them), so the child
-# stands an empty package in for it: what is left in sys.modules is what the sim module pulls.
+# The package's own __init__ imports its public names lazily, on first use, so a fresh child
+# that imports one sim module holds in sys.modules exactly what that module pulls.
 _CHILD = """
-import importlib, importlib.util, json, sys, types
-spec = importlib.util.find_spec("llm_routing")
-package = types.ModuleType("llm_routing")
-package.__path__ = list(spec.submodule_search_locations)
-package.__spec__ = spec
-sys.modules["llm_routing"] = package
+import importlib, json, sys
 importlib.import_module(sys.argv[1])
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("llm_routing."))))
 """
