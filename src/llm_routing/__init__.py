@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llm_routing.catalog import Catalog, Limits, ModelSpec, Price, default_catalog
-    from llm_routing.config import from_config
     from llm_routing.cost import Budget, BudgetWarning, CostTracker, UnknownPriceError
     from llm_routing.errors import (
         FALLBACK_ERRORS,
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     )
     from llm_routing.guard import ContextGuard
     from llm_routing.router import Router, build_router, create_auto_picker_llm, init_model
+    from llm_routing.router.from_config import from_config
     from llm_routing.schedule import RateScheduler
     from llm_routing.tokens import count_tokens, fits
 
@@ -40,7 +40,7 @@ _HOMES = {
     "ModelSpec": "catalog",
     "Price": "catalog",
     "default_catalog": "catalog",
-    "from_config": "config",
+    "from_config": "router.from_config",
     "Budget": "cost",
     "BudgetWarning": "cost",
     "CostTracker": "cost",

@@ -17,8 +17,8 @@ pytest.importorskip("langchain.chat_models", reason="from_config builds models b
 MODULES = [
     "llm_routing.errors",
     "llm_routing.guard",
-    "llm_routing.config",
-    "llm_routing.catalog.catalog",
+    "llm_routing.router.from_config",
+    "llm_routing.catalog.lookup",
     "llm_routing.catalog.spec",
     "llm_routing.tokens.counting",
     "llm_routing.router",

@@ -155,7 +155,7 @@ def _counter(tokenizer: str) -> _Counter:
 def _tokenizer_for_name(name: str) -> str:
     if name in ENCODING_NAMES or name.startswith("estimate:"):
         return name
-    from llm_routing.catalog.catalog import default_catalog
+    from llm_routing.catalog.lookup import default_catalog
 
     return default_catalog().get(name).tokenizer
 
@@ -172,7 +172,7 @@ def tokenizer_for(model: Any) -> str:
         return _tokenizer_for_name(model)
     if model is None or isinstance(model, int | float | bytes | Mapping | Sequence):
         raise TypeError(f"model must be {_ACCEPTED_MODEL}; got {type(model).__name__}")
-    from llm_routing.catalog.catalog import default_catalog
+    from llm_routing.catalog.lookup import default_catalog
 
     try:
         return default_catalog().for_model(model).tokenizer

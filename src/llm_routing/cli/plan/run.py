@@ -23,9 +23,9 @@ from llm_routing.cli.plan._provider import CURRENT, Provider, SimulatedChatModel
 from llm_routing.cli.plan.report import ModelResult, SimulationReport, percentile
 from llm_routing.cli.plan.section import Plan, read_plan, relabel
 from llm_routing.cli.plan.workload import Arrival
-from llm_routing.config import from_config
 from llm_routing.cost import CostTracker
 from llm_routing.errors import AllModelsFailedError, classify
+from llm_routing.router.from_config import from_config
 from llm_routing.schedule import RateScheduler, VirtualClock
 from llm_routing.sim import tokens as sim_tokens
 

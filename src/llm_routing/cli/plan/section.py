@@ -71,11 +71,11 @@ def relabel(exc: Exception, label: str | None) -> Exception:
 def _load(config: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[dict[str, Any], str | None]:
     # The same reader (and messages) as from_config; the [simulate] section is taken out
     # before from_config sees the rest.
-    from llm_routing.config import _parsed
+    from llm_routing.router.from_config import read_source
 
     if isinstance(config, Mapping):
         return dict(config), None
-    data, _problem = _parsed(config)
+    data, _problem = read_source(config)
     if not isinstance(data, Mapping):
         raise TypeError(f"{config}: expected a table with a [router] section, got {data!r}")
     return dict(data), str(config)
