@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
-from llm_routing._urls import scheme_of
+from llm_routing._redact import scheme_of
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock
 from llm_routing.schedule.memory import MemoryBackend

@@ -5,7 +5,7 @@ format of the Lua ``script``, ``health`` what happens while Redis is away, ``wak
 cross-process wake-ups and ``clock`` Redis time as a `Clock`.
 """
 
-from llm_routing._urls import redact_url
+from llm_routing._redact import redact_url
 from llm_routing.schedule.redis.backend import _ASYNC_POOL_SIZE, RedisBackend
 from llm_routing.schedule.redis.clock import RedisClock
 from llm_routing.schedule.redis.health import RedisUnavailableError, RedisUnavailableWarning

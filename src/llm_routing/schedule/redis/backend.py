@@ -22,7 +22,6 @@ so they run the Python ``projection.project`` on a consistent copy of the state 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
@@ -34,12 +33,16 @@ from typing import Any, ClassVar, Literal
 
 import redis
 import redis.asyncio as aredis
-from redis.asyncio.retry import Retry as _AsyncRetry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript, Script
-from redis.retry import Retry
 
-from llm_routing._urls import redact_url
+from llm_routing._redact import redact_url
+from llm_routing._redis import (
+    ASYNC_POOL_SIZE,
+    UNREACHABLE,
+    Script,
+    check_prefix,
+    check_target,
+    connect,
+)
 from llm_routing.schedule.backend import DEFAULT_LEASE_S, Backend, check_lease
 from llm_routing.schedule.clock import Clock
 from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
@@ -50,17 +53,14 @@ from llm_routing.schedule.redis.codec import (
     epoch_offset,
     snapshot_of,
 )
-from llm_routing.schedule.redis.health import UNREACHABLE, _Down, _Health
+from llm_routing.schedule.redis.health import _Down, _Health
 from llm_routing.schedule.redis.ops import _T, _Done, _Op, _Operations
 from llm_routing.schedule.redis.script import KEY_SUFFIXES, POLICY_LUA
 from llm_routing.schedule.redis.wakeups import _shut_down, _Wakeups
 
 __all__ = ["RedisBackend"]
 
-# Connections per event loop for async callers, and how long a caller waits for a free one.
-# A dead Redis fails each connection within socket_timeout, so waiters never queue for long.
-_ASYNC_POOL_SIZE = 32
-_ASYNC_POOL_WAIT_S = 10.0
+_ASYNC_POOL_SIZE = ASYNC_POOL_SIZE  # connections per event loop for async callers
 _RESYNC_S = 30.0  # how often now() re-reads Redis TIME to follow the server's clock
 
 
@@ -108,23 +108,8 @@ class RedisBackend(_Operations, _Health, _Wakeups, Backend):
         clock: Clock | None = None,
         lease_s: float | None = DEFAULT_LEASE_S,
     ) -> None:
-        if (url is None) == (client is None):
-            raise TypeError(
-                "RedisBackend needs exactly one of url ('redis://host:6379/0') or "
-                "client=redis.Redis(...)"
-            )
-        if url is not None and not isinstance(url, str):
-            raise TypeError(f"RedisBackend(url=…) must be a str such as 'redis://…', got {url!r}")
-        if client is not None and not isinstance(client, redis.Redis):
-            raise TypeError(f"RedisBackend(client=…) must be a redis.Redis, got {client!r}")
-        if async_client is not None and not isinstance(async_client, aredis.Redis):
-            raise TypeError(
-                f"RedisBackend(async_client=…) must be a redis.asyncio.Redis, got {async_client!r}"
-            )
-        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(
-                f"RedisBackend(prefix=…) must be a non-empty str without braces, got {prefix!r}"
-            )
+        check_target("RedisBackend", url, client, async_client)
+        check_prefix("RedisBackend", prefix)
         if on_unavailable not in ("fail", "memory"):
             raise ValueError(
                 "RedisBackend(on_unavailable=…) must be 'fail' (raise RedisUnavailableError) or "
@@ -157,23 +142,15 @@ class RedisBackend(_Operations, _Health, _Wakeups, Backend):
         self._where = redact_url(url) if url is not None else None
         self._owns_client = client is None
         self._client: redis.Redis = (
-            client
-            if client is not None
-            else redis.Redis.from_url(
-                url,  # type: ignore[arg-type]
-                socket_timeout=self.socket_timeout,
-                socket_connect_timeout=self.socket_timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            client if client is not None else connect(url, self.socket_timeout)  # type: ignore[arg-type]
         )
-        self._script: Script = self._client.register_script(POLICY_LUA)
-        self._async_client = async_client
-        self._async_script: AsyncScript | None = (
-            async_client.register_script(POLICY_LUA) if async_client is not None else None
+        self._script = Script(
+            POLICY_LUA,
+            self._client,
+            url=url,
+            async_client=async_client,
+            socket_timeout=self.socket_timeout,
         )
-        self._loop_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[aredis.Redis, AsyncScript]
-        ] = weakref.WeakKeyDictionary()
         self._clock = clock
         self._channel = f"{prefix}:capacity"
         self._origin = uuid.uuid4().hex
@@ -277,7 +254,7 @@ class RedisBackend(_Operations, _Health, _Wakeups, Backend):
         if not self._reachable():
             raise _Down(None)
         try:
-            result = self._script(keys=self._keys(key), args=self._argv(op, key, rest))
+            result = self._script(self._keys(key), self._argv(op, key, rest))
         except UNREACHABLE as exc:
             raise self._down(exc) from exc
         self._came_back()
@@ -287,41 +264,11 @@ class RedisBackend(_Operations, _Health, _Wakeups, Backend):
         self._went_down(exc)
         return _Down(exc)
 
-    def _async_script_for_loop(self) -> tuple[aredis.Redis, AsyncScript] | None:
-        if self._async_client is not None and self._async_script is not None:
-            return self._async_client, self._async_script
-        if self._url is None:
-            return None
-        loop = asyncio.get_running_loop()
-        found = self._loop_clients.get(loop)
-        if found is None:
-            # redis.asyncio connections belong to the loop that opened them: one client per loop.
-            # A bounded pool: a burst of hundreds of callers shares a few connections instead of
-            # opening one each (which, on a busy loop, ran into the connect timeout).
-            pool = aredis.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=_ASYNC_POOL_SIZE,
-                timeout=_ASYNC_POOL_WAIT_S,
-                socket_timeout=self.socket_timeout,
-                socket_connect_timeout=self.socket_timeout,
-                retry=_AsyncRetry(NoBackoff(), 0),
-            )
-            client = aredis.Redis.from_pool(pool)  # closing the client closes its pool
-            found = (client, client.register_script(POLICY_LUA))
-            self._loop_clients[loop] = found
-        return found
-
     async def _arun(self, op: str, key: str, rest: Sequence[str]) -> Any:
-        found = self._async_script_for_loop()
-        if found is None:
-            return await asyncio.to_thread(self._run, op, key, rest)
         if not self._reachable():
             raise _Down(None)
-        client, script = found
         try:
-            result = await script(
-                keys=self._keys(key), args=self._argv(op, key, rest), client=client
-            )
+            result = await self._script.acall(self._keys(key), self._argv(op, key, rest))
         except UNREACHABLE as exc:
             raise self._down(exc) from exc
         self._came_back()
@@ -467,6 +414,4 @@ class RedisBackend(_Operations, _Health, _Wakeups, Backend):
     async def aclose(self) -> None:
         """``close()``, and close the async client of the running loop."""
         self.close()
-        found = self._loop_clients.pop(asyncio.get_running_loop(), None)
-        if found is not None:
-            await found[0].aclose()
+        await self._script.aclose_loop()

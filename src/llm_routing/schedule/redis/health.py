@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 import redis
 
+from llm_routing._redis import UNREACHABLE
 from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule.clock import Clock
 from llm_routing.schedule.memory import MemoryBackend
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["RedisUnavailableError", "RedisUnavailableWarning"]
 
 _log = logging.getLogger("llm_routing.schedule.redis")
-
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OSError,
-)
-"""What a client raises when Redis cannot be reached (rather than refusing a command)."""
 
 
 class RedisUnavailableError(LLMRoutingError, ConnectionError):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
+from llm_routing._redis import SUBSCRIBER_ERRORS as _SUBSCRIBER_ERRORS
 from llm_routing.schedule.redis.codec import check_key, text
-from llm_routing.schedule.redis.health import UNREACHABLE
 
 if TYPE_CHECKING:
     from llm_routing.schedule.redis.backend import RedisBackend
@@ -26,7 +26,6 @@ __all__: list[str] = []
 
 _log = logging.getLogger("llm_routing.schedule.redis")
 
-_SUBSCRIBER_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, redis.exceptions.RedisError)
 _PING_S = 30.0  # a silent subscription is checked this often
 
 
