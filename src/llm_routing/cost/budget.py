@@ -35,6 +35,9 @@ PERIODS: tuple[str, ...] = ("total", "hour", "day", "month")
 
 # The length of each period's prefix of an ISO-8601 UTC timestamp: 2025-06-01T13:45:00+00:00.
 _ISO_PREFIX = {"hour": 13, "day": 10, "month": 7}
+# period_keys of the hours seen lately (a few: records may arrive out of order).
+_KEYS_BY_HOUR: dict[tuple[int, int, int, int], dict[str, str]] = {}
+_KEYS_KEPT = 64
 
 
 def to_usd(value: Any, name: str, *, allow_none: bool = False) -> Decimal | None:
@@ -139,7 +142,23 @@ def period_key(period: str, when: datetime) -> str:
 
 
 def period_keys(when: datetime) -> dict[str, str]:
-    """``{"hour": …, "day": …, "month": …}`` for ``when``, formatted once."""
+    """``{"hour": …, "day": …, "month": …}`` for ``when``, formatted once per UTC hour.
+
+    Every call is counted in its periods, so the keys of the current hour are remembered
+    rather than formatted again (a UTC ``datetime``'s hour decides them all).
+    """
+    if when.tzinfo is not UTC:
+        return _format_keys(when)
+    hour = (when.year, when.month, when.day, when.hour)
+    keys = _KEYS_BY_HOUR.get(hour)
+    if keys is None:
+        if len(_KEYS_BY_HOUR) >= _KEYS_KEPT:
+            _KEYS_BY_HOUR.clear()
+        keys = _KEYS_BY_HOUR[hour] = _format_keys(when)
+    return dict(keys)
+
+
+def _format_keys(when: datetime) -> dict[str, str]:
     iso = when.astimezone(UTC).isoformat()
     return {period: iso[:length] for period, length in _ISO_PREFIX.items()}
 

@@ -1,8 +1,9 @@
 """The in-process ledger: reservations, spend, totals and records of this process.
 
 Owns `MemoryLedger`, the `Ledger` of ``cost.ledger`` behind one lock held only for arithmetic
-and dict updates, and the running totals (`_Group`) its summaries are read from. Holds are
-leased like the Redis ledger's, so both drop a forgotten hold the same way.
+and dict updates; its summaries are read from running totals (``cost._totals``), its records
+kept compact (``cost._compact``). Holds are leased like the Redis ledger's, so both drop a
+forgotten hold the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from llm_routing.cost._compact import Interned, Row, pack, unpack
+from llm_routing.cost._totals import Group, count_call
 from llm_routing.cost._waiting import Waiters, Wake, check_lease, hold_key, lease_renewer
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
 from llm_routing.cost.ledger import (
@@ -34,62 +37,6 @@ from llm_routing.cost.ledger import (
 from llm_routing.schedule.clock import Clock
 
 __all__ = ["MemoryLedger"]
-
-
-class _Group:
-    """Running totals of one group of calls (a model, a tag, a period, or all)."""
-
-    __slots__ = (
-        "cache_write_tokens",
-        "cached_input_tokens",
-        "calls",
-        "cost",
-        "estimated_calls",
-        "input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "unpriced_calls",
-    )
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.unpriced_calls = 0
-        self.estimated_calls = 0
-        self.cost = _ZERO
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cached_input_tokens = 0
-        self.cache_write_tokens = 0
-        self.reasoning_tokens = 0
-
-    def add(self, record: CostRecord) -> None:
-        self.calls += 1
-        if record.cost.total is None:
-            self.unpriced_calls += 1
-        else:
-            self.cost = _CONTEXT.add(self.cost, record.cost.total)
-        if record.estimated:
-            self.estimated_calls += 1
-        self.input_tokens += record.input_tokens
-        self.output_tokens += record.output_tokens
-        self.cached_input_tokens += record.cached_input_tokens
-        self.cache_write_tokens += record.cache_write_tokens
-        self.reasoning_tokens += record.reasoning_tokens
-
-    def as_dict(self) -> dict[str, Any]:
-        # A group whose every call is unpriced has an unknown cost, not $0.
-        priced = self.calls - self.unpriced_calls
-        return {
-            "calls": self.calls,
-            "cost": self.cost if priced > 0 or self.calls == 0 else None,
-            "unpriced_calls": self.unpriced_calls,
-            "estimated_calls": self.estimated_calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cached_input_tokens": self.cached_input_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-        }
 
 
 class _Hold:
@@ -152,11 +99,12 @@ class MemoryLedger(Ledger):
         self._open: dict[int, _Hold] = {}
         self._expiry: list[tuple[float, int]] = []  # (expires, id); stale entries skipped
         self._expired: set[int] = set()
-        self._records: deque[CostRecord] = deque(maxlen=self.max_records)
-        self._total = _Group()
-        self._by_model: dict[str, _Group] = {}
-        self._by_tag: dict[str, _Group] = {}
-        self._by_period: dict[str, dict[str, _Group]] = {"hour": {}, "day": {}, "month": {}}
+        self._records: deque[Row] = deque(maxlen=self.max_records)
+        self._interned = Interned()
+        self._total = Group()
+        self._by_model: dict[str, Group] = {}
+        self._by_tag: dict[str, Group] = {}
+        self._by_period: dict[str, dict[str, Group]] = {"hour": {}, "day": {}, "month": {}}
         self._by_status: dict[str, int] = {}
         self._refused = 0
 
@@ -314,21 +262,23 @@ class MemoryLedger(Ledger):
             after = _CONTEXT.add(before, amount)
             self._spent[bucket.key] = after
             changes.append(BucketChange(bucket, before, after))
-        self._records.append(record)
-        self._total.add(record)
-        self._group(self._by_model, record.key).add(record)
-        for tag in dict.fromkeys(record.tags):
-            self._group(self._by_tag, tag).add(record)
-        for period, key in period_keys(record.time).items():
-            self._group(self._by_period[period], key).add(record)
+        if self.max_records != 0:
+            self._records.append(pack(record, self._interned))
+        groups = [self._total, self._group(self._by_model, record.key)]
+        groups += [self._group(self._by_tag, tag) for tag in dict.fromkeys(record.tags)]
+        groups += [
+            self._group(self._by_period[period], key)
+            for period, key in period_keys(record.time).items()
+        ]
+        count_call(groups, record)
         self._by_status[record.status] = self._by_status.get(record.status, 0) + 1
         return changes
 
     @staticmethod
-    def _group(groups: dict[str, _Group], key: str) -> _Group:
+    def _group(groups: dict[str, Group], key: str) -> Group:
         group = groups.get(key)
         if group is None:
-            group = groups[key] = _Group()
+            group = groups[key] = Group()
         return group
 
     # --- reading ---------------------------------------------------------------------------
@@ -336,7 +286,8 @@ class MemoryLedger(Ledger):
     def records(self) -> list[CostRecord]:
         """The kept records, oldest first (a copy)."""
         with self._lock:
-            return list(self._records)
+            rows = list(self._records)
+        return [unpack(row) for row in rows]
 
     def summary(self) -> dict[str, Any]:
         """Exact totals: ``Decimal`` USD, ``None`` for a group whose every call is unpriced.

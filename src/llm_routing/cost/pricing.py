@@ -171,16 +171,20 @@ def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _detail(details: Mapping[str, Any], name: str, where: str) -> int:
+def _detail(details: Mapping[str, Any], name: str, where: str, *, tiers: bool = True) -> int:
     """A detail count, also under the service-tier names (``flex_cache_read``…).
 
     langchain-openai prefixes the detail keys of a ``flex`` or ``priority`` request with the
-    tier; only one of the spellings is present in a given usage.
+    tier; only one of the spellings is present in a given usage. Names are formatted for an
+    error only: this runs for every priced call.
     """
+    if not details:
+        return 0
     total = 0
-    for prefix in _SERVICE_TIER_PREFIXES:
-        key = prefix + name
-        total += _count(details.get(key), f"{where}.{key}")
+    for prefix in _SERVICE_TIER_PREFIXES if tiers else ("",):
+        value = details.get(prefix + name)
+        if value is not None:
+            total += _count(value, f"{where}.{prefix}{name}")
     return total
 
 
@@ -205,12 +209,8 @@ def parse_usage(usage: Mapping[str, Any]) -> TokenUsage:
     inputs = _details(usage, "input_token_details")
     outputs = _details(usage, "output_token_details")
     cache_read = _detail(inputs, "cache_read", "input_token_details")
-    write_5m = _count(
-        inputs.get("ephemeral_5m_input_tokens"), "input_token_details.ephemeral_5m_input_tokens"
-    )
-    write_1h = _count(
-        inputs.get("ephemeral_1h_input_tokens"), "input_token_details.ephemeral_1h_input_tokens"
-    )
+    write_5m = _detail(inputs, "ephemeral_5m_input_tokens", "input_token_details", tiers=False)
+    write_1h = _detail(inputs, "ephemeral_1h_input_tokens", "input_token_details", tiers=False)
     if write_5m == 0 and write_1h == 0:
         write_5m = _detail(inputs, "cache_creation", "input_token_details")
     reasoning = _detail(outputs, "reasoning", "output_token_details")

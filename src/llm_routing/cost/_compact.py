@@ -1,0 +1,120 @@
+"""Records kept compact in memory: what a `MemoryLedger` holds per call, and the way back.
+
+A ledger keeps up to 100,000 records by default, so their size is the tracker's memory. A
+`CostRecord` as the tracker builds it holds a ``datetime``, a ``Cost`` of six ``Decimal``
+parts (104 bytes each), an empty metadata dict and its own strings: about 850 bytes. A
+packed row keeps the same facts, exactly, in about a third of that:
+
+- the time as integer microseconds since the epoch (a UTC ``datetime``; any other is kept);
+- provider, model, ``estimated`` and ``status`` as one shared tuple per combination;
+- the ``TokenUsage`` as it is (already compact);
+- the cost as one string of its six parts (``Decimal`` round-trips through its text exactly:
+  value, exponent and ``repr``), ``""`` for an unknown part;
+- run ids, tags and metadata only when a call has any, tags and hashable metadata shared
+  between the calls that repeat them.
+
+`unpack` rebuilds an equal `CostRecord` (a fresh one per read, its metadata a fresh dict).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+from llm_routing.cost.ledger import CostRecord
+from llm_routing.cost.pricing import Cost, TokenUsage
+
+__all__ = ["Interned", "Row", "pack", "unpack"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_INTERNED_MAX = 4096  # distinct shared values per ledger; past it values are kept unshared
+
+_Extra: TypeAlias = tuple[str | None, str | None, tuple[str, ...], Any]
+Row: TypeAlias = tuple[
+    int | datetime, tuple[str, str, bool, str], TokenUsage, str, float | None, _Extra | None
+]
+"""(time, (provider, model, estimated, status), tokens, cost text, duration, extra)."""
+
+
+class Interned:
+    """Shared copies of the values calls repeat (a model's names, tag lists, metadata)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+
+    def get(self, value: Hashable) -> Any:
+        """The shared copy of ``value`` (``value`` itself once the table is full)."""
+        try:
+            return self._values[value]
+        except KeyError:
+            if len(self._values) < _INTERNED_MAX:
+                self._values[value] = value
+            return value
+
+
+def _cost_text(cost: Cost) -> str:
+    parts = (cost.input, cost.cached_input, cost.cache_write, cost.output, cost.reasoning)
+    text = "|".join(["" if part is None else str(part) for part in parts])
+    return f"{text}|{'' if cost.total is None else cost.total}"
+
+
+def _metadata(metadata: Mapping[str, Any], interned: Interned) -> Any:
+    """Metadata of text values as a shared tuple of items; any other kept as it is.
+
+    Only text: sharing by equality would hand a call ``{"n": 1}`` the items of an earlier
+    ``{"n": True}`` (equal, and equally hashed), changing what it reads back.
+    """
+    if all(type(value) is str for value in metadata.values()):
+        return interned.get(tuple(metadata.items()))
+    return metadata
+
+
+def pack(record: CostRecord, interned: Interned) -> Row:
+    """``record`` as a compact row (see the module docstring)."""
+    when = record.time
+    time: int | datetime = (when - _EPOCH) // _MICROSECOND if when.tzinfo is UTC else when
+    who = interned.get((record.provider, record.model, record.estimated, record.status))
+    extra = None
+    if (
+        record.run_id is not None
+        or record.parent_run_id is not None
+        or record.tags
+        or (record.metadata)
+    ):
+        extra = (
+            record.run_id,
+            record.parent_run_id,
+            interned.get(tuple(record.tags)),
+            _metadata(record.metadata, interned) if record.metadata else None,
+        )
+    return (time, who, record.tokens, _cost_text(record.cost), record.duration_s, extra)
+
+
+def unpack(row: Row) -> CostRecord:
+    """The `CostRecord` a row was packed from (equal to it, field by field)."""
+    time, (provider, model, estimated, status), tokens, cost, duration, extra = row
+    when = _EPOCH + time * _MICROSECOND if isinstance(time, int) else time
+    parts = [None if part == "" else Decimal(part) for part in cost.split("|")]
+    run_id = parent = metadata = None
+    tags: tuple[str, ...] = ()
+    if extra is not None:
+        run_id, parent, tags, metadata = extra
+    return CostRecord(
+        time=when,
+        provider=provider,
+        model=model,
+        tokens=tokens,
+        cost=Cost(*parts),
+        estimated=estimated,
+        status=status,
+        run_id=run_id,
+        parent_run_id=parent,
+        tags=tags,
+        metadata=dict(metadata) if metadata is not None else {},
+        duration_s=duration,
+    )

@@ -1,0 +1,77 @@
+"""Running totals of a group of calls (a model, a tag, a period, or all), as summaries show them.
+
+A call counts in six or more groups of a `MemoryLedger` (all, its model, each tag, its hour,
+day and month), so its token counts are read once (`count_call`) and added to each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from llm_routing.cost.ledger import _CONTEXT, _ZERO, CostRecord
+
+__all__ = ["Group", "count_call"]
+
+
+class Group:
+    """Running totals of one group of calls (a model, a tag, a period, or all)."""
+
+    __slots__ = (
+        "cache_write_tokens",
+        "cached_input_tokens",
+        "calls",
+        "cost",
+        "estimated_calls",
+        "input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "unpriced_calls",
+    )
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.unpriced_calls = 0
+        self.estimated_calls = 0
+        self.cost = _ZERO
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cached_input_tokens = 0
+        self.cache_write_tokens = 0
+        self.reasoning_tokens = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        # A group whose every call is unpriced has an unknown cost, not $0.
+        priced = self.calls - self.unpriced_calls
+        return {
+            "calls": self.calls,
+            "cost": self.cost if priced > 0 or self.calls == 0 else None,
+            "unpriced_calls": self.unpriced_calls,
+            "estimated_calls": self.estimated_calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+def count_call(groups: Iterable[Group], record: CostRecord) -> None:
+    """Count one call in each of ``groups``, its token counts read once for all of them."""
+    cost, estimated, t = record.cost.total, record.estimated, record.tokens
+    writes = t.cache_write + t.cache_write_1h
+    prompt = t.input + t.cached_input + writes
+    completion = t.output + t.reasoning
+    for group in groups:
+        group.calls += 1
+        if cost is None:
+            group.unpriced_calls += 1
+        else:
+            group.cost = _CONTEXT.add(group.cost, cost)
+        if estimated:
+            group.estimated_calls += 1
+        group.input_tokens += prompt
+        group.output_tokens += completion
+        group.cached_input_tokens += t.cached_input
+        group.cache_write_tokens += writes
+        group.reasoning_tokens += t.reasoning
