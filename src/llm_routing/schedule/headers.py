@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from llm_routing.catalog.enforcement import enforcement_for
-from llm_routing.errors import _header_getter, _parse_duration
+from llm_routing.errors.retry_after import header_getter, parse_duration
 from llm_routing.schedule.limits import RateLimitHeaders
 
 __all__ = ["HEADER_NAMES", "error_headers", "parse_ratelimit_headers"]
@@ -112,7 +112,7 @@ def parse_ratelimit_headers(
             continue
         remaining = _count(lowered.get(f"x-ratelimit-remaining-{dim}", "x"))
         reset = lowered.get(f"x-ratelimit-reset-{dim}")
-        seconds = None if reset is None else _parse_duration(str(reset))
+        seconds = None if reset is None else parse_duration(str(reset))
         if remaining is None or seconds is None or not 0 <= seconds < math.inf:
             continue
         found.setdefault(f"remaining_{field}", math.floor(remaining))
@@ -122,6 +122,6 @@ def parse_ratelimit_headers(
 
 def error_headers(exc: BaseException) -> Mapping[str, Any] | None:
     """The rate-limit headers a provider error's response carried (``None``: none)."""
-    get: Callable[[str], str | None] = _header_getter(exc)
+    get: Callable[[str], str | None] = header_getter(exc)
     found = {name: value for name in HEADER_NAMES if (value := get(name)) is not None}
     return found or None

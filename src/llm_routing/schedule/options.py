@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
+from llm_routing._args import check_seconds
 from llm_routing._redact import scheme_of
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock
@@ -32,10 +33,10 @@ def check_options(
     count_from: Any,
 ) -> None:
     """Raise the error ``RateScheduler(...)`` raises for a bad argument (pacing aside)."""
-    _check_seconds("max_wait", max_wait)
-    _check_seconds("backoff_initial", backoff_initial)
-    _check_seconds("backoff_max", backoff_max)
-    _check_seconds("quota_cooldown", quota_cooldown)
+    check_seconds("RateScheduler", "max_wait", max_wait)
+    check_seconds("RateScheduler", "backoff_initial", backoff_initial)
+    check_seconds("RateScheduler", "backoff_max", backoff_max)
+    check_seconds("RateScheduler", "quota_cooldown", quota_cooldown)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(
             f"RateScheduler(max_retries=…) must be an int >= 0 (retries of transient "
@@ -81,13 +82,6 @@ def pacing_of(pacing: Pacing, smoothing: bool | None) -> Pacing:
         if pacing == "auto":
             pacing = "paced" if smoothing else "burst"
     return pacing
-
-
-def _check_seconds(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"RateScheduler({name}=…) must be a number of seconds, got {value!r}")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"RateScheduler({name}=…) must be a finite number >= 0, got {value!r}")
 
 
 def make_backend(backend: Any, clock: Clock) -> Backend:
