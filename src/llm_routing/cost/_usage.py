@@ -9,20 +9,27 @@ none was reported, and the run ids of a call.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessage, BaseMessage
 
-from llm_routing._model import model_max_tokens
+from llm_routing._decorator import Call
+from llm_routing._model import as_messages, call_max_tokens, model_max_tokens, positive_int
 from llm_routing.catalog import ModelSpec, normalize_provider
 from llm_routing.cost.pricing import Cost, TokenUsage, parse_usage
+from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
+from llm_routing.tokens import count_tokens
 
 __all__ = [
     "ModelInfo",
+    "count_input",
+    "estimate_usage",
     "output_text",
     "parsed",
+    "reserved_output",
     "run_ids",
     "unknown_cost",
     "usage_from_error",
@@ -30,6 +37,8 @@ __all__ = [
 ]
 
 _FALLBACK_TOKENIZER = "o200k_base"
+
+logger = logging.getLogger("llm_routing.cost")
 
 
 def _identify(model: Any) -> tuple[str, str]:
@@ -176,3 +185,45 @@ def parsed(usage: Mapping[str, Any] | None) -> TokenUsage | None:
 
 def unknown_cost(tokens: TokenUsage) -> Cost:
     return Cost.zero() if tokens == TokenUsage() else Cost.unknown()
+
+
+def count_input(call: Call, info: ModelInfo) -> int:
+    """The call's input tokens (messages and tools) with the model's tokenizer."""
+    tools = call.invocation_kwargs.get("tools") or None
+    return count_tokens(as_messages(call.input), info.tokenizer, tools=tools)
+
+
+def reserved_output(call: Call, info: ModelInfo, reserve_output: int | None) -> int:
+    """Output tokens a call holds: the guard's, the call's or model's max_tokens, else a default."""
+    upstream = positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
+    if upstream is not None:
+        return upstream
+    found = call_max_tokens(call.invocation_kwargs)
+    if found is not None:
+        return found
+    if info.max_tokens is not None:
+        return info.max_tokens
+    if reserve_output is not None:
+        return reserve_output
+    cap = info.spec.max_output_tokens if info.spec is not None else None
+    return DEFAULT_OUTPUT_RESERVE if cap is None else min(cap, DEFAULT_OUTPUT_RESERVE)
+
+
+def estimate_usage(
+    call: Call, info: ModelInfo, input_tokens: int | None, output: Any
+) -> TokenUsage:
+    """Tokens counted locally when the provider reported none (never raises)."""
+    prompt = input_tokens
+    if prompt is None:
+        try:
+            prompt = count_input(call, info)
+        except Exception as exc:  # an input we cannot count still gets a record
+            logger.warning("could not count the input of a %s call: %s", info.key, exc)
+            prompt = 0
+    try:
+        text = output_text(output)
+        completion = count_tokens(text, info.tokenizer) if text else 0
+    except Exception as exc:  # as above, for the output
+        logger.warning("could not count the output of a %s call: %s", info.key, exc)
+        completion = 0
+    return TokenUsage(input=prompt, output=completion)

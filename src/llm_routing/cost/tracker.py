@@ -3,8 +3,13 @@
 Owns the per-call lifecycle (reserve the worst case before, settle to the real usage after,
 release on failure), usage estimation when a provider reports none, and warnings. Prices come
 from ``cost.pricing``, money is kept by a ``cost.ledger.Ledger``, budget rules are
-``cost.budget``, reading usage off outputs is ``cost._usage``, summaries and tables are
-``cost.report``; routing around a spent budget is the router's job.
+``cost.budget``, reading usage off outputs and counting tokens is ``cost._usage``, the
+wording of refusals and warnings ``cost._messages``, summaries and tables ``cost.report``;
+routing around a spent budget is the router's job.
+
+Over 400 lines, kept whole: the hooks (before/after/on_error/on_cancel, sync and async) and
+the reservation lifecycle they share (hold, then settle or release exactly once) are one state
+machine that reads best in one place, and the constructor checks each argument by name.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from decimal import Decimal
 from typing import Any
 
 from llm_routing._decorator import Call, Decorator
-from llm_routing._model import as_messages, call_max_tokens, positive_int
-from llm_routing._urls import scheme_of
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
+from llm_routing.cost._backend import ledger_for
+from llm_routing.cost._messages import crossing_message, refusal_error, unpriced_hint
 from llm_routing.cost._usage import (
     ModelInfo,
-    output_text,
+    count_input,
+    estimate_usage,
     parsed,
+    reserved_output,
     run_ids,
     unknown_cost,
     usage_from_error,
@@ -40,7 +47,6 @@ from llm_routing.cost.budget import (
     buckets_for,
     crossings,
     parse_budgets,
-    period_end,
 )
 from llm_routing.cost.ledger import (
     DEFAULT_HOLD_LEASE,
@@ -50,12 +56,9 @@ from llm_routing.cost.ledger import (
     Refusal,
     Reservation,
 )
-from llm_routing.cost.memory import MemoryLedger
 from llm_routing.cost.pricing import Cost, TokenUsage, estimate_cost, parse_usage, price
 from llm_routing.cost.report import Reporting, usd
-from llm_routing.errors import BudgetExceededError, LLMRoutingError, UnknownModelError
-from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
-from llm_routing.tokens import count_tokens
+from llm_routing.errors import LLMRoutingError, UnknownModelError
 
 __all__ = [
     "BudgetWarning",
@@ -221,32 +224,12 @@ class CostTracker(Reporting, Decorator):
         self.max_wait = float(max_wait)
         self._catalog = catalog
         self._clock: Callable[[], float] = clock if clock is not None else time.time
-        self.ledger: Ledger = self._ledger_for(
+        self.ledger: Ledger = ledger_for(
             backend, max_records, DEFAULT_HOLD_LEASE if hold_lease is None else float(hold_lease)
         )
         self._models: dict[int, ModelInfo] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-
-    @staticmethod
-    def _ledger_for(backend: Any, max_records: int | None, hold_lease: float) -> Ledger:
-        if backend is None or backend == "memory":
-            return MemoryLedger(max_records, hold_lease=hold_lease)
-        if isinstance(backend, Ledger):
-            return backend
-        if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
-            try:
-                from llm_routing.cost.redis import RedisLedger
-            except ImportError:
-                raise ImportError(
-                    "CostTracker(backend='redis://…') needs the redis extra: "
-                    "pip install 'llm-routing[redis]'"
-                ) from None
-            return RedisLedger(backend, max_records=max_records, hold_lease=hold_lease)
-        raise TypeError(
-            "CostTracker(backend=…) must be None or 'memory' (in-process), a 'redis://…' URL "
-            f"(a budget shared by processes) or a llm_routing.cost.Ledger; got {scheme_of(backend)}"
-        )
 
     @property
     def catalog(self) -> Catalog:
@@ -287,13 +270,7 @@ class CostTracker(Reporting, Decorator):
         warnings.warn(message, UnknownPriceWarning, stacklevel=3)
 
     def _unpriced(self, info: ModelInfo) -> None:
-        hint = (
-            "register its price: default_catalog().register(spec.with_overrides("
-            "price=Price(input=…, output=…)), replace=True)"
-            if info.spec is not None
-            else "register it: default_catalog().register(ModelSpec(provider=…, name=…, "
-            "context_window=…, price=Price(input=…, output=…)))"
-        )
+        hint = unpriced_hint(info.spec is not None)
         if self.strict:
             raise UnknownPriceError(
                 f"CostTracker(strict=True) refuses calls to {info.key}: its price is unknown, so "
@@ -344,8 +321,8 @@ class CostTracker(Reporting, Decorator):
             state.input_tokens = upstream
         if info.priced and info.spec is not None and (buckets or state.input_tokens is not None):
             if state.input_tokens is None:
-                state.input_tokens = self._count_input(call, info)
-            state.output_reserve = self._reserved_output(call, info)
+                state.input_tokens = count_input(call, info)
+            state.output_reserve = reserved_output(call, info, self.reserve_output)
             state.estimate = estimate_cost(info.spec, state.input_tokens, state.output_reserve)
             if state.estimate is not None:
                 call.metadata["llm_routing.estimated_cost_usd"] = float(state.estimate)
@@ -364,7 +341,13 @@ class CostTracker(Reporting, Decorator):
 
     def _admit(self, call: Call, state: _State, outcome: Reservation | Refusal) -> None:
         if isinstance(outcome, Refusal):
-            raise self._refusal(outcome, state)
+            raise refusal_error(
+                outcome,
+                state.model.key,
+                state.started,
+                (state.input_tokens, state.output_reserve),
+                self.max_wait,
+            )
         state.reservation = outcome
 
     def after(self, call: Call, output: Any) -> None:
@@ -381,7 +364,7 @@ class CostTracker(Reporting, Decorator):
                 logger.warning("malformed usage_metadata from %s: %s", state.model.key, exc)
         estimated = tokens is None
         if tokens is None:
-            tokens = self._estimate(call, state, output)
+            tokens = estimate_usage(call, state.model, state.input_tokens, output)
         cost = self._settle(call, state, tokens, estimated=estimated, status="ok")
         if cost.total is not None:
             call.metadata["llm_routing.cost_usd"] = float(cost.total)
@@ -403,7 +386,10 @@ class CostTracker(Reporting, Decorator):
         if tokens is None and call.partial is not None:
             tokens = parsed(usage_of(call.partial))
             if tokens is None:
-                tokens, estimated = self._estimate(call, state, call.partial), True
+                tokens, estimated = (
+                    estimate_usage(call, state.model, state.input_tokens, call.partial),
+                    True,
+                )
         if tokens is None:
             self._release(call, state)
         else:
@@ -425,7 +411,7 @@ class CostTracker(Reporting, Decorator):
             tokens = None
         estimated = tokens is None
         if tokens is None:
-            tokens = self._estimate(call, state, partial)
+            tokens = estimate_usage(call, state.model, state.input_tokens, partial)
         self._settle(call, state, tokens, estimated=estimated, status="cancelled")
 
     # --- settling --------------------------------------------------------------------------
@@ -479,92 +465,11 @@ class CostTracker(Reporting, Decorator):
 
     def _warn_crossings(self, changes: list[BucketChange]) -> None:
         for change in crossings(changes, self.warn_at):
-            bucket = change.bucket
-            share = change.after / bucket.limit if bucket.limit else Decimal(1)
-            message = (
-                f"llm_routing: {bucket.label} is {share:.0%} spent: {usd(change.after)} of "
-                f"{usd(bucket.limit)} (warn_at={self.warn_at:g}); calls will be refused once "
-                "their worst-case cost no longer fits"
-            )
+            message = crossing_message(change, self.warn_at)
             # One report, not two: the warning is what users see and filter; a WARNING log would
             # print the same line again through logging's last-resort handler.
             logger.info(message)
             warnings.warn(message, BudgetWarning, stacklevel=4)
-
-    # --- estimating ------------------------------------------------------------------------
-
-    def _count_input(self, call: Call, info: ModelInfo) -> int:
-        tools = call.invocation_kwargs.get("tools") or None
-        return count_tokens(as_messages(call.input), info.tokenizer, tools=tools)
-
-    def _reserved_output(self, call: Call, info: ModelInfo) -> int:
-        upstream = positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
-        if upstream is not None:
-            return upstream
-        found = call_max_tokens(call.invocation_kwargs)
-        if found is not None:
-            return found
-        if info.max_tokens is not None:
-            return info.max_tokens
-        if self.reserve_output is not None:
-            return self.reserve_output
-        cap = info.spec.max_output_tokens if info.spec is not None else None
-        return DEFAULT_OUTPUT_RESERVE if cap is None else min(cap, DEFAULT_OUTPUT_RESERVE)
-
-    def _estimate(self, call: Call, state: _State, output: Any) -> TokenUsage:
-        """Tokens counted locally when the provider reported none (never raises)."""
-        tokenizer = state.model.tokenizer
-        prompt = state.input_tokens
-        if prompt is None:
-            try:
-                prompt = self._count_input(call, state.model)
-            except Exception as exc:  # an input we cannot count still gets a record
-                logger.warning("could not count the input of a %s call: %s", state.model.key, exc)
-                prompt = 0
-        try:
-            text = output_text(output)
-            completion = count_tokens(text, tokenizer) if text else 0
-        except Exception as exc:  # as above, for the output
-            logger.warning("could not count the output of a %s call: %s", state.model.key, exc)
-            completion = 0
-        return TokenUsage(input=prompt, output=completion)
-
-    def _refusal(self, refusal: Refusal, state: _State) -> BudgetExceededError:
-        bucket: Bucket = refusal.bucket
-        used = refusal.spent + refusal.reserved
-        end = period_end(bucket.budget.period, state.started)
-        resets = f"; it resets at {end:%Y-%m-%d %H:%M} UTC" if end is not None else ""
-        size = (
-            f" ({state.input_tokens:,} input + {state.output_reserve:,} output tokens at its "
-            "prices)"
-            if state.input_tokens is not None and state.output_reserve is not None
-            else ""
-        )
-        if refusal.held_only:
-            message = (
-                f"{bucket.label} of {usd(bucket.limit)} has room for this call to "
-                f"{state.model.key} (up to {usd(refusal.requested)}{size}) beside the "
-                f"{usd(refusal.spent)} spent, but calls in flight held {usd(refusal.reserved)} "
-                f"of it for the {refusal.waited:.1f}s this call could wait (max_wait="
-                f"{self.max_wait:g}s). Raise CostTracker(max_wait=…), send fewer calls at "
-                "once, or lower max_tokens so each call holds less."
-            )
-        else:
-            message = (
-                f"{bucket.label} of {usd(bucket.limit)} would be exceeded: "
-                f"{usd(refusal.spent)} spent and {usd(refusal.reserved)} held by calls in "
-                f"flight, and this call to {state.model.key} may cost up to "
-                f"{usd(refusal.requested)}{size}. Raise the budget (CostTracker(budget_usd=…, "
-                f"budgets=…)), lower max_tokens, or use a cheaper model{resets}."
-            )
-        return BudgetExceededError(
-            message,
-            budget_usd=float(bucket.limit),
-            spent_usd=float(used),
-            requested_usd=float(refusal.requested),
-            scope=bucket.budget.name,
-            model=state.model.key,
-        )
 
     # --- reading ---------------------------------------------------------------------------
 
