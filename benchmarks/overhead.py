@@ -1,7 +1,9 @@
 """Per-call overhead of the decorators and the router over a bare chat model, without network.
 
 Run from the repository root: ``python -m benchmarks.overhead``. Prints a table and writes
-benchmarks/results/overhead.json. Every number is the median of interleaved rounds.
+benchmarks/results/overhead.json. Every number is the median of interleaved rounds. Side by side
+with what users would pick instead: LangChain's own ``with_fallbacks`` over the same three
+models (and LiteLLM's Router when it is installed), for ``invoke`` and for ``ainvoke``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "overhead.json"
 ROUNDS = 15
 CALLS_PER_ROUND = 300
-GOAL_ROUTER_RATIO = 2.0
+GOAL_ROUTER_RATIO = 1.6  # issue 18: the full router within 1.6x the bare model (stretch 1.3x)
 PROMPT = [("system", "You are terse."), ("user", "Say hello in one word.")]
 
 
@@ -61,14 +63,35 @@ def fixed(name: str) -> FixedChatModel:
     return FixedChatModel(model_name=name, profile={"max_input_tokens": 128_000})
 
 
-def per_call(fn: Callable[[], Any], calls: int = CALLS_PER_ROUND) -> float:
+class Awaited:
+    """An async row: ``calls`` awaits in one coroutine on a kept loop, so the loop's own start
+    per ``run_until_complete`` is not in the figure (it would flatter every async ratio)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        import asyncio
+
+        self.fn = fn
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, calls: int) -> None:
+        async def many() -> None:
+            for _ in range(calls):
+                await self.fn()
+
+        self.loop.run_until_complete(many())
+
+
+def per_call(fn: Callable[[], Any] | Awaited, calls: int = CALLS_PER_ROUND) -> float:
     start = time.perf_counter()
-    for _ in range(calls):
-        fn()
+    if isinstance(fn, Awaited):
+        fn.run(calls)
+    else:
+        for _ in range(calls):
+            fn()
     return (time.perf_counter() - start) / calls
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int = ROUNDS) -> dict[str, float]:
+def interleaved(fns: dict[str, Any], rounds: int = ROUNDS) -> dict[str, float]:
     """Median seconds per call for each function, rounds interleaved so drift hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
@@ -112,6 +135,10 @@ def bench_catalog() -> Catalog:
     return catalog
 
 
+def _base(name: str, base: float, base_async: float) -> float:
+    return base_async if name.endswith("_ainvoke") else base
+
+
 def main() -> None:
     catalog = bench_catalog()
     bare = fixed("bench-a")
@@ -140,12 +167,17 @@ def main() -> None:
     assert answer.response_metadata["llm_routing.model"].endswith("bench-a")
     assert guarded.invoke(PROMPT).content == bare.invoke(PROMPT).content == "Hello."
 
-    fns: dict[str, Callable[[], Any]] = {
+    langchain = fixed("bench-a").with_fallbacks([fixed("bench-b"), fixed("bench-c")])
+    fns: dict[str, Any] = {
         "bare": lambda: bare.invoke(PROMPT),
         "guard": lambda: guarded.invoke(PROMPT),
         "guard_scheduler_tracker": lambda: full.invoke(PROMPT),
+        "langchain_with_fallbacks_3": lambda: langchain.invoke(PROMPT),
         "router_3_models_guard_only": lambda: guard_router.invoke(PROMPT),
         "router_3_models_full_stack": lambda: router.invoke(PROMPT),
+        "bare_ainvoke": Awaited(lambda: bare.ainvoke(PROMPT)),
+        "langchain_with_fallbacks_3_ainvoke": Awaited(lambda: langchain.ainvoke(PROMPT)),
+        "router_3_models_full_stack_ainvoke": Awaited(lambda: router.ainvoke(PROMPT)),
     }
     lite = litellm_row()
     if lite is not None:
@@ -155,28 +187,33 @@ def main() -> None:
     t = interleaved(fns)
 
     base = t["bare"]
+    base_async = t["bare_ainvoke"]
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
         "langchain_core": langchain_core.__version__,
         "rounds": ROUNDS,
         "calls_per_round": CALLS_PER_ROUND,
         "us_per_call": {name: seconds * 1e6 for name, seconds in t.items()},
-        "ratio_vs_bare": {name: seconds / base for name, seconds in t.items()},
-        "added_us": {name: (seconds - base) * 1e6 for name, seconds in t.items()},
+        "ratio_vs_bare": {
+            name: seconds / _base(name, base, base_async) for name, seconds in t.items()
+        },
+        "added_us": {
+            name: (seconds - _base(name, base, base_async)) * 1e6 for name, seconds in t.items()
+        },
         "goal_router_ratio": GOAL_ROUTER_RATIO,
         "litellm": "measured" if lite is not None else "not installed",
     }
-    notes = {
-        "router_3_models_guard_only": f"goal <= {GOAL_ROUTER_RATIO:.1f}x",
-        "router_3_models_full_stack": f"goal <= {GOAL_ROUTER_RATIO:.1f}x",
-    }
+    goal = f"goal <= {GOAL_ROUTER_RATIO:.1f}x"
+    notes = {"router_3_models_full_stack": goal, "router_3_models_full_stack_ainvoke": goal}
     width = max(len(name) for name in t)
     print(f"{'path':<{width}}  {'us/call':>9}  {'vs bare':>8}  {'added':>9}  note")
     for name, seconds in t.items():
+        ref = _base(name, base, base_async)
         print(
-            f"{name:<{width}}  {seconds * 1e6:>9.1f}  {seconds / base:>7.2f}x  "
-            f"{(seconds - base) * 1e6:>7.1f}us  {notes.get(name, '')}"
+            f"{name:<{width}}  {seconds * 1e6:>9.1f}  {seconds / ref:>7.2f}x  "
+            f"{(seconds - ref) * 1e6:>7.1f}us  {notes.get(name, '')}"
         )
+    print("ratios of *_ainvoke rows are against bare_ainvoke; the others against bare")
     if lite is None:
         print("litellm not installed: no LiteLLM row")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
