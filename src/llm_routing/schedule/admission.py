@@ -178,6 +178,9 @@ class Admission:
         (``KeyboardInterrupt`` included) leaves the queue and returns what was reserved.
         """
         _check_args(key, limits, request, deadline, model)
+        ticket = self._at_once(key, limits, request, model)
+        if ticket is not None:
+            return ticket
         return drive(self._steps(key, limits, request, deadline, model, None), self._do)
 
     async def aacquire(
@@ -188,9 +191,42 @@ class Admission:
         Cancelling the task leaves the queue (and returns a reservation made meanwhile).
         """
         _check_args(key, limits, request, deadline, model)
+        ticket = self._at_once(key, limits, request, model)
+        if ticket is not None:
+            return ticket
         loop = asyncio.get_running_loop()
         steps = self._steps(key, limits, request, deadline, model, loop)
         return await adrive(steps, functools.partial(self._ado, loop=loop))
+
+    def _at_once(self, key: str, limits: RateLimits, request: Request, model: str) -> Ticket | None:
+        """Nobody queued on ``key`` of an in-process backend: ask it at once, joining nothing.
+
+        The path of most calls to a scheduler that is not at its limits, so it skips the
+        waiter and the loop. Asked under the lock, so nobody can join ahead meanwhile (an
+        in-process backend does no I/O and calls no listener from ``try_acquire``). None:
+        not admitted now, and the caller queues as usual (which asks again).
+        """
+        backend = self._backend
+        if not backend.in_process:
+            return None
+        queue = self._queue(key)
+        rid = self._prefix + str(next(self._ids))
+        joined_at = backend.now()
+        asked = False
+        try:
+            with self._lock:
+                if queue.waiters:
+                    return None
+                asked = True
+                decision = backend.try_acquire(key, limits, request, rid)
+            if not decision.admit:
+                return None
+            at = decision.at
+            return self._hold(Ticket(key, rid, request, at, at, at - joined_at, limits, model))
+        except BaseException:
+            if asked:  # interrupted once the backend may have reserved: give it back
+                backend.release(key, rid)
+            raise
 
     def _do(self, op: _Op) -> Decision | None:
         """Run one step's I/O in this thread."""
@@ -444,9 +480,14 @@ class Admission:
                 self._signal_head(queue)
         at = decision.at
         waited = at - joined_at
-        ticket = Ticket(queue.key, rid, waiter.request, at, at, waited, limits, waiter.model)
-        if self._leases is not None and not self._backend.own(queue.key, rid, ticket):
-            self._leases.add(rid, ticket)
+        return self._hold(
+            Ticket(queue.key, rid, waiter.request, at, at, waited, limits, waiter.model)
+        )
+
+    def _hold(self, ticket: Ticket) -> Ticket:
+        """Keep an admitted ticket's lease alive: tied to the ticket, or renewed by a thread."""
+        if self._leases is not None and not self._backend.own(ticket.key, ticket.rid, ticket):
+            self._leases.add(ticket.rid, ticket)
         return ticket
 
     def _abandon(self, key: str, queue: KeyQueue, waiter: Waiter, rid: str | None) -> None:

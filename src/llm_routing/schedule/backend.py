@@ -44,7 +44,8 @@ class Backend(ABC):
 
     in_process: ClassVar[bool] = False
     """True when every method is quick CPU work with no I/O, so a caller may run it under its
-    own lock and from an event loop without awaiting."""
+    own lock and from an event loop without awaiting. ``try_acquire`` and ``project`` of such a
+    backend must not call listeners themselves (``Admission`` calls them under its lock)."""
 
     lease_s: float | None = None
     """Seconds an in-flight slot outlives an owner that stopped renewing it (``renew``): how
