@@ -3,7 +3,10 @@
 Owns waiting (event-driven, never polling), wake-ups and cancellation. The admission loop is
 written once (``Admission._steps``, a generator yielding the I/O it needs) and run by two thin
 runners, one per colour, as tenacity and h11 do. The max-wait rule it follows is ``plan``'s,
-the messages of refusals ``refusals``'s, the limits the policy's, the state the backend's.
+the messages of refusals ``refusals``'s, the queue of a key ``waiters``'s, the limits the
+policy's, the state the backend's. Why one module of ~500 lines: the loop, the joins, the
+wake-ups after a settle or a cooldown and the leases all work under one lock on the same
+queues; split, each half would reach into the other's.
 """
 
 from __future__ import annotations
@@ -292,7 +295,7 @@ class Admission:
             yield from self._join(key, limits, queue, waiter, why, joined_at)
             while True:
                 with self._lock:
-                    head = self._check_turn(queue, waiter)
+                    head = queue.turn(waiter)
                 step: Admit | Sleep | Refuse
                 if head:
                     reserved = True
@@ -407,16 +410,7 @@ class Admission:
         with self._lock:
             queue = self._queues.get(key)
             if queue is not None:
-                self._signal_head(queue)
-
-    @staticmethod
-    def _signal_head(queue: KeyQueue) -> None:
-        """Wake the head (under the lock); waiters whose event loop closed are dropped."""
-        while queue.waiters:
-            ident = next(iter(queue.waiters))
-            if queue.waiters[ident].signal():
-                return
-            del queue.waiters[ident]
+                queue.signal_head()
 
     def _join(
         self,
@@ -456,14 +450,6 @@ class Admission:
         with self._lock:
             queue.waiters[waiter.ident] = waiter
 
-    @staticmethod
-    def _check_turn(queue: KeyQueue, waiter: Waiter) -> bool:
-        """Under the lock: raise a failure set by ``cooldown``; True when ``waiter`` is head."""
-        if waiter.failure is not None:
-            raise waiter.failure
-        waiter.signalled = False
-        return queue.head() is waiter
-
     def _admitted(
         self,
         queue: KeyQueue,
@@ -474,10 +460,7 @@ class Admission:
         joined_at: float,
     ) -> Ticket:
         with self._lock:
-            was_head = queue.head() is waiter
-            queue.waiters.pop(waiter.ident, None)
-            if was_head:
-                self._signal_head(queue)
+            queue.leave(waiter)
         at = decision.at
         waited = at - joined_at
         return self._hold(
@@ -493,9 +476,7 @@ class Admission:
     def _abandon(self, key: str, queue: KeyQueue, waiter: Waiter, rid: str | None) -> None:
         """Leave the queue (waking the next head if we were it) and return a reservation."""
         with self._lock:
-            was_head = queue.head() is waiter
-            if queue.waiters.pop(waiter.ident, None) is not None and was_head:
-                self._signal_head(queue)
+            queue.leave(waiter)
         if rid is not None:
             # Synchronous on purpose: a second cancellation cannot interrupt the give-back.
             self._backend.release(key, rid)
@@ -505,14 +486,11 @@ class Admission:
             queue = self._queues.get(key)
             if queue is None:
                 return
-            if until is not None:
-                now = self._backend.now()
-                for ident, waiter in list(queue.waiters.items()):
-                    if waiter.deadline < until:
-                        waiter.failure = refusals.cooled_down(waiter.model, until - now)
-                        del queue.waiters[ident]
-                        waiter.signal()
-            self._signal_head(queue)
+            if until is None:
+                queue.signal_head()
+                return
+            now = self._backend.now()
+            queue.fail_before(until, lambda waiter: refusals.cooled_down(waiter.model, until - now))
 
 
 def _check_args(

@@ -124,6 +124,39 @@ class KeyQueue:
             return None
         return self.waiters[next(iter(self.waiters))]
 
+    # The methods below run under the owning ``Admission``'s lock.
+
+    def signal_head(self) -> None:
+        """Wake the head; waiters whose event loop closed (never to run again) are dropped."""
+        waiters = self.waiters
+        while waiters:
+            ident = next(iter(waiters))
+            if waiters[ident].signal():
+                return
+            del waiters[ident]
+
+    def turn(self, waiter: Waiter) -> bool:
+        """True when ``waiter`` is head; raises the failure a cooldown left it."""
+        if waiter.failure is not None:
+            raise waiter.failure
+        waiter.signalled = False
+        return self.head() is waiter
+
+    def leave(self, waiter: Waiter) -> None:
+        """Take ``waiter`` out of the queue, waking the next head if it was the head."""
+        was_head = self.head() is waiter
+        if self.waiters.pop(waiter.ident, None) is not None and was_head:
+            self.signal_head()
+
+    def fail_before(self, until: float, failure: Callable[[Waiter], BaseException]) -> None:
+        """Fail now every waiter whose deadline comes before ``until``, then wake the head."""
+        for ident, waiter in list(self.waiters.items()):
+            if waiter.deadline < until:
+                waiter.failure = failure(waiter)
+                del self.waiters[ident]
+                waiter.signal()
+        self.signal_head()
+
 
 def fresh_request(waiter: Waiter) -> Request:
     """A joiner's request as its own object: the projection cache knows a queue by its last."""

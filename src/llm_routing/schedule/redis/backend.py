@@ -22,7 +22,6 @@ so they run the Python ``projection.project`` on a consistent copy of the state 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
@@ -53,7 +52,7 @@ from llm_routing.schedule.redis.codec import (
     epoch_offset,
     snapshot_of,
 )
-from llm_routing.schedule.redis.health import _Down, _Health
+from llm_routing.schedule.redis.health import _Down, _Health, check_options
 from llm_routing.schedule.redis.ops import _T, _Done, _Op, _Operations
 from llm_routing.schedule.redis.script import KEY_SUFFIXES, POLICY_LUA
 from llm_routing.schedule.redis.wakeups import _shut_down, _Wakeups
@@ -110,28 +109,7 @@ class RedisBackend(_Operations, _Health, _Wakeups, Backend):
     ) -> None:
         check_target("RedisBackend", url, client, async_client)
         check_prefix("RedisBackend", prefix)
-        if on_unavailable not in ("fail", "memory"):
-            raise ValueError(
-                "RedisBackend(on_unavailable=…) must be 'fail' (raise RedisUnavailableError) or "
-                f"'memory' (fall back to per-process limits), got {on_unavailable!r}"
-            )
-        for name, value in (
-            ("socket_timeout", socket_timeout),
-            ("idle_expiry_s", idle_expiry_s),
-            ("retry_interval_s", retry_interval_s),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(
-                    f"RedisBackend({name}=…) must be a number of seconds, got {value!r}"
-                )
-            if not 0 < value < math.inf:
-                raise ValueError(
-                    f"RedisBackend({name}=…) must be a finite number of seconds > 0, got {value!r}"
-                )
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(
-                f"RedisBackend(clock=…) must provide now(), wait() and await_(), got {clock!r}"
-            )
+        check_options(on_unavailable, socket_timeout, idle_expiry_s, retry_interval_s, clock)
         self.lease_s = check_lease(lease_s, "RedisBackend")
         self.prefix = prefix
         self.on_unavailable = on_unavailable

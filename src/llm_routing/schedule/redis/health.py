@@ -52,6 +52,36 @@ class _Down(Exception):
         self.cause = cause
 
 
+def check_options(
+    on_unavailable: object,
+    socket_timeout: object,
+    idle_expiry_s: object,
+    retry_interval_s: object,
+    clock: object,
+) -> None:
+    """Raise the error ``RedisBackend(...)`` raises for a bad outage or timing argument."""
+    if on_unavailable not in ("fail", "memory"):
+        raise ValueError(
+            "RedisBackend(on_unavailable=…) must be 'fail' (raise RedisUnavailableError) or "
+            f"'memory' (fall back to per-process limits), got {on_unavailable!r}"
+        )
+    for name, value in (
+        ("socket_timeout", socket_timeout),
+        ("idle_expiry_s", idle_expiry_s),
+        ("retry_interval_s", retry_interval_s),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"RedisBackend({name}=…) must be a number of seconds, got {value!r}")
+        if not 0 < value < math.inf:
+            raise ValueError(
+                f"RedisBackend({name}=…) must be a finite number of seconds > 0, got {value!r}"
+            )
+    if clock is not None and not isinstance(clock, Clock):
+        raise TypeError(
+            f"RedisBackend(clock=…) must provide now(), wait() and await_(), got {clock!r}"
+        )
+
+
 class _Health:
     """The availability half of `RedisBackend`: its state is the backend's own attributes."""
 
