@@ -1,8 +1,11 @@
 """The rate scheduler decorator: wait for capacity instead of collecting 429s, and give up early.
 
-Owns the per-call lifecycle (estimate, acquire, retry, settle), the reaction to each provider
-error kind, the max-wait budget and the scheduler's statistics. Window arithmetic belongs to
-``policy``, waiting to ``admission.Admission``, which limits apply to ``limits``.
+Owns the per-call lifecycle (estimate, acquire, retry, settle) as one attempt loop with a
+sync and an async runner, so the async hooks reach only the backend's async twins. The
+reaction to each provider error kind is ``retry``'s, a call's steps and usage ``attempt``'s,
+the counters ``stats``'s, window arithmetic ``policy``'s, waiting ``admission``'s, which
+limits apply ``resolve``'s. Why ~450 lines: the hooks, the loop and the per-model lookups
+share one per-call state; the target was ~500.
 """
 
 from __future__ import annotations
