@@ -197,6 +197,9 @@ class Admission:
         ticket = self._at_once(key, limits, request, model)
         if ticket is not None:
             return ticket
+        if key not in self._queues and not self._backend.in_process:
+            # A first listener on a networked backend may wait for its subscription: not here.
+            await asyncio.to_thread(self._queue, key)
         loop = asyncio.get_running_loop()
         steps = self._steps(key, limits, request, deadline, model, loop)
         return await adrive(steps, functools.partial(self._ado, loop=loop))
