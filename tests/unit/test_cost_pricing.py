@@ -32,6 +32,7 @@ from llm_routing.cost import (
     price_tokens,
     usage_details,
 )
+from llm_routing.cost.pricing import requested_service_tier, service_tier_of
 
 D = Decimal
 
@@ -477,7 +478,11 @@ def test_sum_of_many_call_costs_equals_the_cost_of_their_summed_tokens(batch):
     table = Price(input="0.15", output="0.6", cached_input="0.075", cache_write="0.1875")
     total = sum((price_tokens(t, table) for t in batch), Cost.zero())
     summed = TokenUsage(
-        *(sum(getattr(t, f) for t in batch) for f in TokenUsage.__dataclass_fields__)
+        *(
+            sum(getattr(t, f) for t in batch)
+            for f in TokenUsage.__dataclass_fields__
+            if f != "service_tier"
+        )
     )
     assert total == price_tokens(summed, table)
 
@@ -505,3 +510,172 @@ def test_parsed_usage_splits_every_token_into_exactly_one_kind(
     if reasoning <= completion:
         assert tokens.completion_tokens == completion
     assert usage_details(tokens)["total"] == tokens.total_tokens
+
+
+# --------------------------------------------------------------------------- service tiers
+# OpenAI answers with the tier that served the call (``service_tier`` in the response);
+# langchain-openai copies it into response_metadata and, for flex and priority, prefixes the
+# usage detail keys with it. The same tokens cost about half in flex and batch and about
+# double in priority, so each call is billed at its own tier's table, and a tier the
+# catalogue has no table for is unknown rather than the standard rate.
+
+# 10,000 prompt tokens (6,000 of them cached), 2,000 output tokens (1,500 of them reasoning).
+TIER_USAGE = {
+    "prompt_tokens": 10_000,
+    "completion_tokens": 2_000,
+    "total_tokens": 12_000,
+    "prompt_tokens_details": {"cached_tokens": 6_000},
+    "completion_tokens_details": {"reasoning_tokens": 1_500},
+}
+
+
+def openai_reply(
+    usage: dict[str, Any], service_tier: str | None, model: str = "gpt-5-mini", **kwargs: Any
+) -> Any:
+    """The AIMessage the real ChatOpenAI.invoke returns for OpenAI's JSON with this tier."""
+    reply: dict[str, Any] = {
+        "id": "chatcmpl-tier",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": usage,
+    }
+    if service_tier is not None:
+        reply["service_tier"] = service_tier
+    with canned(reply) as url:
+        chat = ChatOpenAI(model=model, api_key="k", base_url=f"{url}/v1", max_retries=0, **kwargs)
+        return chat.invoke("hi")
+
+
+def test_shipped_tier_prices_used_below_are_the_published_ones():
+    # gpt-5-mini per 1M: standard 0.25 / 0.025 cached / 2.00; flex and batch are Batch API rates
+    # (half); priority 0.45 / 0.045 / 3.60 (OpenAI's Priority processing page).
+    mini = spec("openai:gpt-5-mini")
+    flex, batch, prio = (mini.price_for(t) for t in ("flex", "batch", "priority"))
+    assert (flex.input, flex.cached_input, flex.output) == (D("0.125"), D("0.0125"), D("1"))
+    assert (batch.input, batch.cached_input, batch.output) == (D("0.125"), D("0.0125"), D("1"))
+    assert (prio.input, prio.cached_input, prio.output) == (D("0.45"), D("0.045"), D("3.6"))
+
+
+def test_a_flex_call_is_billed_at_the_flex_rates():
+    message = openai_reply(TIER_USAGE, "flex")
+    meta = message.usage_metadata
+    assert message.response_metadata["service_tier"] == "flex"
+    assert "flex_cache_read" in meta["input_token_details"]
+    tokens = parse_usage(meta)  # the tier is in langchain-openai's usage keys alone
+    assert (tokens.service_tier, tokens.cached_input, tokens.reasoning) == ("flex", 6_000, 1_500)
+    cost = price(meta, spec("openai:gpt-5-mini"))
+    assert cost.input == D("0.0005")  # 4,000 × 0.125 / 1M
+    assert cost.cached_input == D("0.000075")  # 6,000 × 0.0125 / 1M
+    assert cost.output == D("0.0005")  # 500 × 1.00 / 1M
+    assert cost.reasoning == D("0.0015")  # 1,500 × 1.00 / 1M
+    assert cost.total == D("0.002575")  # the standard rate would bill 0.00515
+
+
+def test_a_priority_call_is_billed_at_the_priority_rates():
+    message = openai_reply(TIER_USAGE, "priority")
+    assert message.response_metadata["service_tier"] == "priority"
+    cost = price(message.usage_metadata, spec("openai:gpt-5-mini"))
+    assert cost.input == D("0.0018")  # 4,000 × 0.45 / 1M
+    assert cost.cached_input == D("0.00027")  # 6,000 × 0.045 / 1M
+    assert cost.output + cost.reasoning == D("0.0072")  # 2,000 × 3.60 / 1M
+    assert cost.total == D("0.00927")
+
+
+def test_a_default_tier_call_is_billed_at_the_standard_rates():
+    message = openai_reply(TIER_USAGE, "default")
+    tier = service_tier_of(message)
+    assert tier == "default"
+    cost = price(parse_usage(message.usage_metadata, tier), spec("openai:gpt-5-mini"))
+    # 4,000 × 0.25 + 6,000 × 0.025 + 2,000 × 2.00, per 1M
+    assert cost.total == D("0.00515")
+
+
+def test_a_tier_without_a_table_is_unknown_never_the_standard_rate():
+    # Scale-tier calls are prepaid units: langchain-openai does not mark them in the usage, only
+    # the response says so; the catalogue has no per-token table for them.
+    message = openai_reply(TIER_USAGE, "scale")
+    tier = service_tier_of(message)
+    assert tier == "scale"
+    assert price(parse_usage(message.usage_metadata, tier), spec("openai:gpt-5-mini")).total is None
+    # gpt-4o-mini's priority rate was not in the stored copy of OpenAI's page: unknown too.
+    prio = openai_reply(TIER_USAGE, "priority", model="gpt-4o-mini")
+    assert price(prio.usage_metadata, spec("openai:gpt-4o-mini")).total is None
+
+
+def test_batch_is_priced_from_its_own_table():
+    mini = spec("openai:gpt-5-mini")
+    tokens = parse_usage(openai_reply(TIER_USAGE, None).usage_metadata)
+    assert tokens.service_tier is None
+    assert price(tokens, mini, service_tier="batch").total == D("0.002575")  # half of 0.00515
+    assert mini.price_for("batch") == mini.price.service_tiers["batch"]
+    # A batch job with cache reads on a model whose batch cached rate is not published.
+    assert price(tokens, spec("openai:gpt-4o-mini"), service_tier="batch").total is None
+
+
+def test_a_long_prompt_in_a_tier_without_long_context_rates_is_unknown():
+    big = spec("openai:gpt-5.4")  # long-context rates above 272K; priority excludes them
+    assert big.price_for("priority", 272_000).input == D("5")
+    assert big.price_for("priority", 272_001) is None
+    assert big.price_for(None, 272_001).input == D("5")  # standard long-context table
+
+
+def test_standard_tier_names_are_the_plain_table():
+    mini = spec("openai:gpt-5-mini")
+    for tier in (None, "default", "standard", "on_demand"):
+        assert mini.price_for(tier) is mini.price
+    with pytest.raises(ValueError, match="non-standard tier"):
+        Price(input=1, output=2, service_tiers={"default": Price(input=1, output=2)})
+
+
+def test_anthropic_standard_tier_in_the_usage_is_the_plain_table():
+    # Anthropic reports usage.service_tier "standard"; langchain-anthropic keeps the raw usage.
+    class Message:
+        response_metadata = {"usage": {"service_tier": "standard"}}
+
+    assert service_tier_of(Message()) == "standard"
+    assert spec("anthropic:claude-haiku-4-5").price_for("standard") is not None
+
+
+def test_the_estimate_holds_the_requested_tier_rates():
+    mini = spec("openai:gpt-5-mini")
+    standard = estimate_cost(mini, 10_000, 2_000)
+    assert estimate_cost(mini, 10_000, 2_000, "priority") == D("0.0117")  # 0.0045 + 0.0072
+    assert estimate_cost(mini, 10_000, 2_000, "flex") == standard / 2
+    assert estimate_cost(mini, 10_000, 2_000, "scale") is None
+    chat = ChatOpenAI(model="gpt-5-mini", api_key="k", service_tier="priority")
+    assert requested_service_tier(chat) == "priority"
+    assert requested_service_tier(chat, {"service_tier": "flex"}) == "flex"
+    assert requested_service_tier(ChatOpenAI(model="m", api_key="k", service_tier="auto")) is None
+
+
+def test_the_tracker_bills_a_flex_call_at_the_flex_rate():
+    from llm_routing import CostTracker
+
+    reply = {
+        "id": "chatcmpl-tier",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-5-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": TIER_USAGE,
+        "service_tier": "flex",
+    }
+    tracker = CostTracker()
+    with canned(reply) as url:
+        chat = ChatOpenAI(
+            model="gpt-5-mini",
+            api_key="k",
+            base_url=f"{url}/v1",
+            max_retries=0,
+            service_tier="flex",
+        )
+        (tracker | chat).invoke("hi")
+    (record,) = tracker.records()
+    assert record.tokens.service_tier == "flex"
+    assert record.cost.total == D("0.002575")

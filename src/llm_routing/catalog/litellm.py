@@ -189,9 +189,10 @@ def _price(entry: Mapping[str, Any]) -> Price | None:
     )
     if base == _Rates(None, None, None, None, None):
         return None
+    tiers = _service_tiers(entry)
     thresholds = sorted(int(m.group(1)) for k in entry if (m := _ABOVE.match(k)))
     if not thresholds:
-        return base.price()
+        return base.price(service_tiers=tiers)
     suffix = f"_above_{thresholds[0]}k_tokens"
     long_ctx = _Rates(
         input=_per_million(entry, f"input_cost_per_token{suffix}"),
@@ -204,7 +205,31 @@ def _price(entry: Mapping[str, Any]) -> Price | None:
         ),
         reasoning=base.reasoning,
     )
-    return base.price(long_context_threshold=thresholds[0] * 1000, long_context=long_ctx.price())
+    return base.price(
+        long_context_threshold=thresholds[0] * 1000,
+        long_context=long_ctx.price(),
+        service_tiers=tiers,
+    )
+
+
+# LiteLLM's suffix for each service tier's rates (``input_cost_per_token_flex``…).
+_TIER_SUFFIXES = {"flex": "_flex", "priority": "_priority", "batch": "_batches"}
+
+
+def _service_tiers(entry: Mapping[str, Any]) -> dict[str, Price]:
+    """The flex / priority / batch tables LiteLLM gives, so ``models --check`` can compare them."""
+    tiers: dict[str, Price] = {}
+    for tier, suffix in _TIER_SUFFIXES.items():
+        rates = _Rates(
+            input=_per_million(entry, f"input_cost_per_token{suffix}"),
+            output=_per_million(entry, f"output_cost_per_token{suffix}"),
+            cached_input=_per_million(entry, f"cache_read_input_token_cost{suffix}"),
+            cache_write=None,
+            reasoning=None,
+        )
+        if rates.input is not None or rates.output is not None:
+            tiers[tier] = rates.price()
+    return tiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +241,10 @@ class _Rates:
     reasoning: Decimal | None
 
     def price(
-        self, long_context_threshold: int | None = None, long_context: Price | None = None
+        self,
+        long_context_threshold: int | None = None,
+        long_context: Price | None = None,
+        service_tiers: Mapping[str, Price] | None = None,
     ) -> Price:
         return Price(
             input=self.input,
@@ -226,6 +254,7 @@ class _Rates:
             reasoning=self.reasoning,
             long_context_threshold=long_context_threshold,
             long_context=long_context,
+            service_tiers=service_tiers or {},
         )
 
 

@@ -100,6 +100,8 @@ def _merge_price(current: Price | None, incoming: Price | None) -> Price | None:
         reasoning=pick("reasoning"),
         long_context_threshold=long_source.long_context_threshold,
         long_context=long_source.long_context,
+        # Tier tables LiteLLM gives replace ours one tier at a time; ours stay for the rest.
+        service_tiers={**current.service_tiers, **incoming.service_tiers},
     )
 
 

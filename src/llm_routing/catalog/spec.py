@@ -12,7 +12,16 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Limits", "ModelSpec", "Price"]
+__all__ = ["STANDARD_TIERS", "Limits", "ModelSpec", "Price"]
+
+STANDARD_TIERS = frozenset({"default", "standard", "on_demand"})
+"""Service-tier names that mean the plain published rates (``Price`` itself).
+
+OpenAI answers ``service_tier: "default"`` for a standard call, Anthropic ``"standard"``,
+Google's Vertex ``"on_demand"``; every other name (``flex``, ``priority``, ``batch``,
+``scale``…) needs its own table in ``Price.service_tiers``, and without one its price is
+unknown, never the standard rate.
+"""
 
 
 def _check_non_negative(owner: str, name: str, value: int | Decimal | None) -> None:
@@ -42,6 +51,10 @@ class Price:
     price because every provider we ship bills thinking tokens as output.
     ``long_context`` holds the prices that apply when the prompt exceeds
     ``long_context_threshold`` tokens (Gemini 2.5 Pro above 200k, Claude Sonnet 4 above 200k).
+    ``service_tiers`` maps a service tier (``"flex"``, ``"priority"``, ``"batch"``) to its own
+    table: providers bill the same tokens at other rates by tier, so a flex call priced at the
+    standard rate would be overbilled about 2x and a priority call underbilled; `for_tier`
+    returns ``None`` for a tier without a table, so such a call's cost is unknown.
 
     Example:
         >>> from llm_routing import Price
@@ -57,10 +70,24 @@ class Price:
     reasoning: Decimal | None = None
     long_context_threshold: int | None = None
     long_context: Price | None = None
+    service_tiers: Mapping[str, Price] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("input", "output", "cached_input", "cache_write", "reasoning"):
             object.__setattr__(self, name, _to_decimal("Price", name, getattr(self, name)))
+        tiers: dict[str, Price] = {}
+        for tier, table in dict(self.service_tiers).items():
+            if not isinstance(tier, str) or not tier or tier in STANDARD_TIERS:
+                raise ValueError(
+                    f"Price.service_tiers keys name a non-standard tier (flex, priority, batch), "
+                    f"got {tier!r}: the standard rates are the Price itself"
+                )
+            if not isinstance(table, Price):
+                table = Price.from_dict(table)
+            if table.service_tiers:
+                raise ValueError(f"Price.service_tiers[{tier!r}] cannot have tiers of its own")
+            tiers[tier] = table
+        object.__setattr__(self, "service_tiers", MappingProxyType(tiers))
         _check_non_negative("Price", "long_context_threshold", self.long_context_threshold)
         if (self.long_context is None) != (self.long_context_threshold is None):
             raise ValueError(
@@ -83,6 +110,33 @@ class Price:
             return self.long_context
         return self
 
+    def for_tier(self, tier: str | None) -> Price | None:
+        """The table a call served in ``tier`` is billed at; ``None`` when it is not known.
+
+        ``None`` or a standard name (`STANDARD_TIERS`) is this table. A tier table without
+        its own long-context prices, on a model whose standard prices have a long-context
+        tier, still knows ``long_context_threshold``: `price_for` then treats a prompt above it
+        as unknown rather than billing it at the short-prompt tier rate.
+        """
+        if tier is None or tier in STANDARD_TIERS:
+            return self
+        return self.service_tiers.get(tier)
+
+    def price_for(self, tier: str | None = None, prompt_tokens: int = 0) -> Price | None:
+        """The rates of one call: its service tier, then its prompt's long-context tier.
+
+        ``None`` when the provider's rate for that combination is not in the catalogue (a tier
+        without a table, or a long prompt in a tier whose long-context rates are unpublished).
+        """
+        table = self.for_tier(tier)
+        if table is None:
+            return None
+        if table is not self and table.long_context is None and self.long_context is not None:
+            threshold = self.long_context_threshold
+            if threshold is not None and prompt_tokens > threshold:
+                return None
+        return table.for_prompt(prompt_tokens)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Price:
         """Build from the shipped JSON form (keys as the field names)."""
@@ -94,6 +148,7 @@ class Price:
             "reasoning",
             "long_context_threshold",
             "long_context",
+            "service_tiers",
         }
         unknown = set(data) - known
         if unknown:
@@ -107,6 +162,10 @@ class Price:
             reasoning=data.get("reasoning"),
             long_context_threshold=data.get("long_context_threshold"),
             long_context=cls.from_dict(long_ctx) if long_ctx is not None else None,
+            service_tiers={
+                str(tier): cls.from_dict(table)
+                for tier, table in dict(data.get("service_tiers") or {}).items()
+            },
         )
 
 
@@ -249,6 +308,19 @@ class ModelSpec:
                 f"unknown tier {tier!r} for {self.key}; known tiers: {known}. "
                 "Pass explicit limits (limits={...}) to use this model in another tier."
             ) from None
+
+    def price_for(self, tier: str | None = None, prompt_tokens: int = 0) -> Price | None:
+        """The rates a call in service ``tier`` with this prompt size is billed at, or ``None``.
+
+        Example:
+            >>> from llm_routing import default_catalog
+            >>> spec = default_catalog().get("openai:o3")
+            >>> spec.price_for("flex").input, spec.price_for("batch").output
+            (Decimal('1'), Decimal('4'))
+            >>> spec.price_for("scale") is None   # no published per-token table: unknown
+            True
+        """
+        return self.price.price_for(tier, prompt_tokens) if self.price is not None else None
 
     def with_overrides(self, **changes: Any) -> ModelSpec:
         """A copy with some fields replaced (used for explicit overrides and ``model.profile``)."""

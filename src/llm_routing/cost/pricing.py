@@ -9,8 +9,11 @@ reasoning. Each token is charged once, at the price of its kind: cache reads at
 ``cached_input``, cache writes at ``cache_write``, the rest of the prompt at ``input``,
 reasoning at ``reasoning`` (else ``output``), the rest of the output at ``output``. The
 long-context tier (``Price.for_prompt``) is chosen by the whole prompt, cached part included,
-as Google and Anthropic do. Amounts are ``Decimal`` computed in a private 60-digit context, so
-no sum ever drifts, whatever the caller's decimal context is.
+as Google and Anthropic do. The service tier that served the call (OpenAI's ``flex`` /
+``priority``, a ``batch`` job) picks its own table (``Price.service_tiers``); a tier without
+a table has an unknown price, never the standard one, because flex is billed at about half
+the standard rate and priority at about double. Amounts are ``Decimal`` computed in a private
+60-digit context, so no sum ever drifts, whatever the caller's decimal context is.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ __all__ = [
     "parse_usage",
     "price",
     "price_tokens",
+    "requested_service_tier",
+    "service_tier_of",
     "usage_details",
 ]
 
@@ -40,6 +45,12 @@ ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER = Decimal(2)
 from this published rule (https://docs.anthropic.com/en/docs/about-claude/pricing)."""
 
 _SERVICE_TIER_PREFIXES = ("", "flex_", "priority_")
+# The tiers langchain-openai marks in usage_metadata (a detail key named after the tier, or
+# prefixed with it); any other tier is only in response_metadata["service_tier"].
+_USAGE_TIERS = ("flex", "priority")
+# What a request may ask for that is not a tier the response reports ("auto" lets the
+# provider choose; the response then says which one served it).
+_UNRESOLVED_TIERS = frozenset({"auto", ""})
 _MILLION_EXP = -6
 _CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
 _ZERO = Decimal(0)
@@ -60,6 +71,9 @@ class TokenUsage:
     ``input`` is the prompt minus cache reads and writes, ``output`` the answer minus
     reasoning; every token is in exactly one field. ``cache_write_1h`` holds Anthropic's
     1-hour cache writes (priced differently from the 5-minute ones in ``cache_write``).
+    ``service_tier`` is the tier that served the call when the provider said so (``"flex"``,
+    ``"priority"``, ``"batch"``…; ``None`` or ``"default"`` for standard): the same tokens
+    cost a different amount in each, so the tier travels with them to `price`.
     """
 
     input: int = 0
@@ -68,6 +82,7 @@ class TokenUsage:
     cache_write_1h: int = 0
     output: int = 0
     reasoning: int = 0
+    service_tier: str | None = None
 
     @property
     def prompt_tokens(self) -> int:
@@ -188,7 +203,17 @@ def _detail(details: Mapping[str, Any], name: str, where: str, *, tiers: bool = 
     return total
 
 
-def parse_usage(usage: Mapping[str, Any]) -> TokenUsage:
+def _usage_tier(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+    """The tier langchain-openai wrote into the details (``{"flex": 90, "flex_cache_read": 4}``)."""
+    for details in (inputs, outputs):
+        for key in details:
+            for tier in _USAGE_TIERS:
+                if key == tier or key.startswith(tier + "_"):
+                    return tier
+    return None
+
+
+def parse_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> TokenUsage:
     """Split a LangChain ``usage_metadata`` into disjoint token kinds.
 
     ``input_tokens`` is meant to include cache reads and writes (OpenAI, Gemini, and
@@ -196,8 +221,10 @@ def parse_usage(usage: Mapping[str, Any]) -> TokenUsage:
     instead (details larger than the total) is read that way, so no token is ever charged twice
     nor given a negative count. Anthropic's ``ephemeral_5m_input_tokens`` /
     ``ephemeral_1h_input_tokens`` replace the generic ``cache_creation`` when present.
-    OpenAI's service tiers (``flex_cache_read``…) are read like the plain keys; their
-    discounted rates are not modelled (``Price`` has one table per model).
+    OpenAI's service tiers (``flex_cache_read``…) are counted like the plain keys, and the
+    tier they name becomes ``TokenUsage.service_tier`` so `price` bills that tier's rates.
+    ``service_tier`` (what the response said, see `service_tier_of`) wins over the keys: it
+    also names tiers langchain-openai does not mark in the usage (``scale``, ``batch``).
     """
     if not isinstance(usage, Mapping):
         raise TypeError(
@@ -214,6 +241,7 @@ def parse_usage(usage: Mapping[str, Any]) -> TokenUsage:
     if write_5m == 0 and write_1h == 0:
         write_5m = _detail(inputs, "cache_creation", "input_token_details")
     reasoning = _detail(outputs, "reasoning", "output_token_details")
+    tier = service_tier if service_tier is not None else _usage_tier(inputs, outputs)
 
     cached = cache_read + write_5m + write_1h
     regular_in = prompt - cached if cached <= prompt else prompt
@@ -225,7 +253,38 @@ def parse_usage(usage: Mapping[str, Any]) -> TokenUsage:
         cache_write_1h=write_1h,
         output=regular_out,
         reasoning=reasoning,
+        service_tier=tier,
     )
+
+
+def service_tier_of(output: Any) -> str | None:
+    """The service tier a provider says served a call, from the message it returned.
+
+    langchain-openai copies the response's ``service_tier`` into ``response_metadata``
+    (``"default"``, ``"flex"``, ``"priority"``, ``"scale"``); Anthropic reports it inside
+    ``usage`` (``"standard"``, ``"priority"``, ``"batch"``). ``None`` when the message says
+    nothing, which `price` reads as the standard tier, as providers bill it.
+    """
+    metadata = getattr(output, "response_metadata", None)
+    if not isinstance(metadata, Mapping):
+        return None
+    tier = metadata.get("service_tier")
+    if tier is None:
+        usage = metadata.get("usage")
+        tier = usage.get("service_tier") if isinstance(usage, Mapping) else None
+    return tier if isinstance(tier, str) and tier not in _UNRESOLVED_TIERS else None
+
+
+def requested_service_tier(model: Any, kwargs: Mapping[str, Any] | None = None) -> str | None:
+    """The tier a call asks for (``service_tier=`` on the call or the chat model), if definite.
+
+    Used before the call, to hold a budget at the rates the call will be billed at (a
+    priority call costs about twice the standard estimate). ``"auto"`` is no tier yet.
+    """
+    tier = (kwargs or {}).get("service_tier")
+    if tier is None:
+        tier = getattr(model, "service_tier", None)
+    return tier if isinstance(tier, str) and tier not in _UNRESOLVED_TIERS else None
 
 
 def usage_details(usage: Mapping[str, Any] | TokenUsage) -> dict[str, int]:
@@ -266,8 +325,7 @@ def price_tokens(tokens: TokenUsage, table: Price | None, *, provider: str = "")
     `ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER`); elsewhere such tokens are priced at ``cache_write``.
     """
     if table is None:
-        empty = TokenUsage()
-        return Cost.unknown() if tokens != empty else Cost.zero()
+        return Cost.unknown() if tokens.total_tokens else Cost.zero()
     write_1h_price = table.cache_write
     if provider == "anthropic" and table.input is not None:
         write_1h_price = _CONTEXT.multiply(table.input, ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER)
@@ -287,16 +345,21 @@ def price_tokens(tokens: TokenUsage, table: Price | None, *, provider: str = "")
     return Cost(*parts, total=total)
 
 
-def price(usage: Mapping[str, Any] | TokenUsage, spec: ModelSpec) -> Cost:
+def price(
+    usage: Mapping[str, Any] | TokenUsage, spec: ModelSpec, service_tier: str | None = None
+) -> Cost:
     """What one call cost, from its ``usage_metadata`` and its model's spec.
 
-    ``usage`` is ``AIMessage.usage_metadata`` (or a parsed `TokenUsage`). An unknown price
-    makes the parts that need it, and the total, ``None``.
+    ``usage`` is ``AIMessage.usage_metadata`` (or a parsed `TokenUsage`). The call is billed
+    at its service tier's table (``tokens.service_tier``, else ``service_tier``): a tier the
+    catalogue has no table for makes the cost unknown, like any unknown price, which makes
+    the parts that need it, and the total, ``None``.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"price(usage, spec): spec must be a ModelSpec, got {type(spec).__name__}")
-    tokens = usage if isinstance(usage, TokenUsage) else parse_usage(usage)
-    table = spec.price.for_prompt(tokens.prompt_tokens) if spec.price is not None else None
+    tokens = usage if isinstance(usage, TokenUsage) else parse_usage(usage, service_tier)
+    tier = tokens.service_tier if tokens.service_tier is not None else service_tier
+    table = spec.price_for(tier, tokens.prompt_tokens)
     return price_tokens(tokens, table, provider=spec.provider)
 
 
@@ -305,12 +368,15 @@ def _max_price(*prices: Decimal | None) -> Decimal | None:
     return max(known) if known else None
 
 
-def estimate_cost(spec: ModelSpec, input_tokens: int, output_tokens: int) -> Decimal | None:
+def estimate_cost(
+    spec: ModelSpec, input_tokens: int, output_tokens: int, service_tier: str | None = None
+) -> Decimal | None:
     """The most a call of this size can cost: what a budget reserves before the call.
 
     Every input token at the dearest input rate (a cache write costs more than plain input,
     a cache read less), every output token at the dearer of ``output`` and ``reasoning``, in
-    the tier ``input_tokens`` selects. ``None`` when the input or output price is unknown.
+    the long-context tier ``input_tokens`` selects and the ``service_tier`` the call asks for.
+    ``None`` when the input or output price is unknown.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(
@@ -318,10 +384,8 @@ def estimate_cost(spec: ModelSpec, input_tokens: int, output_tokens: int) -> Dec
         )
     prompt = _count(input_tokens, "input_tokens")
     completion = _count(output_tokens, "output_tokens")
-    if spec.price is None:
-        return None
-    table = spec.price.for_prompt(prompt)
-    if table.input is None or table.output is None:
+    table = spec.price_for(service_tier, prompt)
+    if table is None or table.input is None or table.output is None:
         return None
     in_rate = _max_price(table.input, table.cache_write)
     out_rate = _max_price(table.output, table.reasoning)

@@ -56,7 +56,15 @@ from llm_routing.cost.ledger import (
     Refusal,
     Reservation,
 )
-from llm_routing.cost.pricing import Cost, TokenUsage, estimate_cost, parse_usage, price
+from llm_routing.cost.pricing import (
+    Cost,
+    TokenUsage,
+    estimate_cost,
+    parse_usage,
+    price,
+    requested_service_tier,
+    service_tier_of,
+)
 from llm_routing.cost.report import Reporting, usd
 from llm_routing.errors import LLMRoutingError, UnknownModelError
 
@@ -323,7 +331,11 @@ class CostTracker(Reporting, Decorator):
             if state.input_tokens is None:
                 state.input_tokens = count_input(call, info)
             state.output_reserve = reserved_output(call, info, self.reserve_output)
-            state.estimate = estimate_cost(info.spec, state.input_tokens, state.output_reserve)
+            # Held at the rates of the tier the call asks for: priority bills about 2x standard.
+            tier = requested_service_tier(call.model, call.invocation_kwargs)
+            state.estimate = estimate_cost(
+                info.spec, state.input_tokens, state.output_reserve, tier
+            )
             if state.estimate is not None:
                 call.metadata["llm_routing.estimated_cost_usd"] = float(state.estimate)
         return state, buckets
@@ -359,7 +371,8 @@ class CostTracker(Reporting, Decorator):
         tokens: TokenUsage | None = None
         if usage is not None:
             try:
-                tokens = parse_usage(usage)
+                # Billed at the tier the response says served it (flex, priority, scale…).
+                tokens = parse_usage(usage, service_tier_of(output))
             except (TypeError, ValueError) as exc:
                 logger.warning("malformed usage_metadata from %s: %s", state.model.key, exc)
         estimated = tokens is None
