@@ -12,7 +12,6 @@ from langchain_openai import ChatOpenAI
 
 from llm_routing.errors import LLMRoutingError
 from llm_routing.schedule import RateScheduler
-from llm_routing.schedule.redis import backend as redis_module
 from llm_routing.schedule.limits import api_key_fingerprint
 from llm_routing.schedule.memory import MemoryBackend
 from llm_routing.schedule.policy import NEVER_TOO_LARGE, RateLimitHeaders, RateLimits, Request
@@ -22,6 +21,7 @@ from llm_routing.schedule.redis import (
     RedisUnavailableError,
     RedisUnavailableWarning,
 )
+from llm_routing.schedule.redis import backend as redis_module
 
 KEY = "openai:gpt-4o-mini"
 SECRET = "sk-test-this-secret-must-never-reach-redis-0123456789"
