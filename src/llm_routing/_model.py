@@ -96,8 +96,10 @@ def check_sendable(value: Any, name: str = "input") -> None:
     holds it and how to clean it. The message quotes the surrogate escaped, so logging the
     error cannot fail the same way.
     """
+    if not _has_surrogate(value, 0):
+        return
     found = _find_surrogate(value, name, 0)
-    if found is None:
+    if found is None:  # pragma: no cover - the two walks visit the same values
         return
     where, text, position = found
     index = _MESSAGE_INDEX.match(where)
@@ -122,6 +124,43 @@ def check_sendable(value: Any, name: str = "input") -> None:
         "valid Unicode, cannot be encoded as UTF-8 and no provider can receive it, so nothing "
         f"was sent; {fix}"
     )
+
+
+def _has_surrogate(value: Any, depth: int) -> bool:
+    """Whether `_find_surrogate` would find one: the same walk without building any path.
+
+    Every call scans its whole input (and kwargs) and nearly every input is clean, so the
+    clean case must not pay for the labels (an f-string per value) that only an error needs.
+    """
+    if isinstance(value, str):
+        return not value.isascii() and _SURROGATE.search(value) is not None
+    if depth >= _MAX_DEPTH:
+        return False
+    depth += 1
+    if isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, str):
+                if not item.isascii() and _SURROGATE.search(item) is not None:
+                    return True
+            elif _has_surrogate(item, depth):
+                return True
+        return False
+    if isinstance(value, BaseMessage):
+        return (
+            _has_surrogate(value.content, depth)
+            or _has_surrogate(value.name, depth)
+            or _has_surrogate(value.additional_kwargs, depth)
+            or _has_surrogate(getattr(value, "tool_calls", None), depth)
+            or _has_surrogate(getattr(value, "tool_call_id", None), depth)
+            or _has_surrogate(getattr(value, "role", None), depth)
+        )
+    if isinstance(value, PromptValue):
+        return _has_surrogate(value.to_messages(), depth)
+    if isinstance(value, Mapping):
+        return any(
+            _has_surrogate(key, depth) or _has_surrogate(item, depth) for key, item in value.items()
+        )
+    return False
 
 
 def _find_surrogate(value: Any, where: str, depth: int) -> tuple[str, str, int] | None:

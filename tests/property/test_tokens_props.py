@@ -187,3 +187,110 @@ def test_count_within_of_long_lists_is_exact_when_it_fits_else_a_lower_bound(
         assert got == exact
     else:
         assert limit < got <= exact
+
+
+# --- the plain fast path: the common shapes counted without building LangChain messages -----
+
+_any_role = st.sampled_from([*_ROLES, "developer", "tool", "moderator", ""])
+_short_text = st.one_of(texty, st.sampled_from(["", "user", "hi", "You are terse.", "a" * 13]))
+
+
+def _plain_like(role, content, form, name):
+    if form == "named_dict":
+        return {"role": role, "content": content, "name": name}
+    if form == "extra_key":
+        return {"role": role, "content": content, "id": "m1"}
+    if form == "triple":
+        return (role, content, "x")
+    if form == "none_content":
+        return {"role": role, "content": None}
+    return _message_like(role, content, form, name if isinstance(name, str) else None)
+
+
+plain_likes = st.builds(
+    _plain_like,
+    _any_role,
+    st.one_of(_short_text, _content),
+    st.sampled_from(
+        [
+            "tuple",
+            "list",
+            "dict",
+            "str",
+            "object",
+            "named_dict",
+            "extra_key",
+            "triple",
+            "none_content",
+        ]
+    ),
+    st.one_of(st.none(), st.sampled_from(["", "alice", "bob-2"]), st.just(7)),
+)
+
+# Mostly the shapes the fast path takes, so most examples exercise it.
+common_likes = st.builds(
+    _plain_like,
+    st.sampled_from([*_ROLES, "developer"]),
+    _short_text,
+    st.sampled_from(["tuple", "list", "dict", "str", "object", "named_dict"]),
+    st.one_of(st.none(), st.sampled_from(["", "alice", "bob-2"])),
+)
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except Exception as exc:  # the same error, type and message, on both paths
+        return (type(exc), str(exc))
+
+
+@SETTINGS
+@given(
+    st.one_of(st.lists(plain_likes, max_size=6), st.lists(common_likes, max_size=6)),
+    st.sampled_from(MODELS),
+    st.integers(-1, 200),
+    st.booleans(),
+)
+def test_plain_fast_path_counts_exactly_what_converting_counts(messages, model, limit, as_tuple):
+    from unittest import mock
+
+    from langchain_core.messages.utils import convert_to_messages
+
+    from llm_routing.tokens import counting
+
+    value = tuple(messages) if as_tuple else messages
+    counter = counting._counter(model.tokenizer)
+    plain = counting._plain(value, counter)
+    if plain is not None:
+        # The items themselves (not only their sum) match, so every early exit matches too.
+        slow: list = []
+        for message in convert_to_messages(value):
+            counting._message_items(message, counter, slow)
+        assert plain == slow
+    fast = (
+        _outcome(lambda: count_tokens(value, model)),
+        _outcome(lambda: count_tokens_within(value, model, limit)),
+        _outcome(lambda: fits(value, model, limit)),
+    )
+    with mock.patch.object(counting, "plain_items", lambda *args: None):
+        slow_path = (
+            _outcome(lambda: count_tokens(value, model)),
+            _outcome(lambda: count_tokens_within(value, model, limit)),
+            _outcome(lambda: fits(value, model, limit)),
+        )
+    assert fast == slow_path
+
+
+def test_plain_fast_path_takes_the_common_shapes():
+    from llm_routing.tokens import counting
+
+    counter = counting._counter("o200k_base")
+    shapes = [
+        [("system", "Be brief."), ("user", "Hi")],
+        [{"role": "user", "content": "Hi", "name": "ann"}, "plain string"],
+        [HumanMessage("Hi"), ("developer", "Be brief."), ["ai", "Hello"]],
+    ]
+    for shape in shapes:
+        assert counting._plain(shape, counter) is not None
+    for odd in ([("tool", "x")], [{"role": "user", "content": [{"type": "text"}]}], [("u",)]):
+        assert counting._plain(odd, counter) is None

@@ -1,8 +1,9 @@
 """Image sizes from data-URL headers, and the per-family rules that turn a size into tokens.
 
-Owns reading width and height from the first bytes of PNG, GIF, JPEG and WebP data and the
-providers' published image-token formulas. It never fetches a URL: a remote image whose size
-is not given counts as the family's documented default.
+Owns reading width and height from the first bytes of PNG, GIF, JPEG and WebP data (or from
+an image content block's own keys) and the providers' published image-token formulas. It
+never fetches a URL: a remote image whose size is not given counts as the family's documented
+default.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import base64
 import binascii
 import math
 import struct
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["image_size_from_data_url", "image_tokens"]
+__all__ = ["image_block", "image_size_from_data_url", "image_tokens"]
 
 # Enough base64 to reach a JPEG's SOF marker behind typical EXIF/ICC headers.
 _HEADER_B64_CHARS = 96 * 1024
@@ -125,3 +128,39 @@ def image_tokens(rule: str, detail: str, size: tuple[int, int] | None, unknown: 
     if rule == "anthropic":
         return _anthropic_tokens(*size)
     return _gemini_tokens(*size)
+
+
+def _block_size(block: Mapping[str, Any], url: str | None) -> tuple[int, int] | None:
+    """The size a block states (its keys, ``image_url``'s, ``extras``'), else its data URL's."""
+    nested = block.get("image_url")
+    for holder in (block, nested, block.get("extras"), block.get("metadata")):
+        if isinstance(holder, Mapping):
+            width, height = holder.get("width"), holder.get("height")
+            if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+                return width, height
+    if url is not None and not url.startswith(("http://", "https://")):
+        return image_size_from_data_url(url)
+    return None
+
+
+def image_block(block: Mapping[str, Any]) -> tuple[str, tuple[int, int] | None]:
+    """``(detail, size)`` of an image content block, in any provider's or LangChain's shape."""
+    url: str | None = None
+    detail: Any = block.get("detail")
+    nested = block.get("image_url")
+    if isinstance(nested, Mapping):
+        url = nested.get("url")
+        detail = nested.get("detail", detail)
+    elif isinstance(nested, str):
+        url = nested
+    else:
+        source = block.get("source")
+        if isinstance(source, Mapping):
+            url = source.get("data") or source.get("url")
+        else:
+            url = block.get("base64") or block.get("data") or block.get("url")
+    extras = block.get("extras")
+    if detail is None and isinstance(extras, Mapping):
+        detail = extras.get("detail")
+    detail_str = detail if isinstance(detail, str) else "auto"
+    return detail_str, _block_size(block, url if isinstance(url, str) else None)

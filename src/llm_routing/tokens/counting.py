@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 from typing import Any
@@ -44,7 +44,8 @@ from langchain_core.prompt_values import PromptValue
 from llm_routing.catalog.spec import ModelSpec
 from llm_routing.tokens import _fast
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding, max_token_bytes
-from llm_routing.tokens._images import image_size_from_data_url, image_tokens
+from llm_routing.tokens._images import image_block, image_tokens
+from llm_routing.tokens._plain import plain_items
 from llm_routing.tokens.estimate import Calibration, count_digits, get_calibration
 
 __all__ = [
@@ -74,6 +75,10 @@ _OPENAI_UNKNOWN_IMAGE = 1445
 # stays cheap and a paced count (``_fast.paced``) can hand over the GIL between steps.
 _CONVERT_CHUNK = 64
 
+# Texts up to this many characters have their count remembered, at most this many of them.
+_SHORT_TEXT = 12
+_SHORT_TEXTS = 4096
+
 # A text part, or a fixed number of tokens (overheads, images).
 _Item = str | int
 
@@ -85,6 +90,9 @@ class _Counter:
     encoding: tiktoken.Encoding
     longest_token: int
     calibration: Calibration | None
+    # Counts of short texts (roles, names): every message repeats its role, and a dict lookup
+    # is a small fraction of a tokeniser call. A count is a pure function of the text.
+    short: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def overheads(self) -> tuple[int, int, int]:
@@ -100,6 +108,16 @@ class _Counter:
         return image_tokens(cal.image_rule, detail, size, cal.image_unknown_tokens)
 
     def text(self, text: str) -> int:
+        if len(text) > _SHORT_TEXT:
+            return self._text(text)
+        n = self.short.get(text)
+        if n is None:
+            n = self._text(text)
+            if len(self.short) < _SHORT_TEXTS:
+                self.short[text] = n
+        return n
+
+    def _text(self, text: str) -> int:
         n = _fast.encode_count(self.encoding, text)
         if self.calibration is None:
             return n
@@ -184,40 +202,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _image_size(block: Mapping[str, Any], url: str | None) -> tuple[int, int] | None:
-    nested = block.get("image_url")
-    for holder in (block, nested, block.get("extras"), block.get("metadata")):
-        if isinstance(holder, Mapping):
-            width, height = holder.get("width"), holder.get("height")
-            if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
-                return width, height
-    if url is not None and not url.startswith(("http://", "https://")):
-        return image_size_from_data_url(url)
-    return None
-
-
-def _image_item(block: Mapping[str, Any], counter: _Counter) -> int:
-    url: str | None = None
-    detail: Any = block.get("detail")
-    nested = block.get("image_url")
-    if isinstance(nested, Mapping):
-        url = nested.get("url")
-        detail = nested.get("detail", detail)
-    elif isinstance(nested, str):
-        url = nested
-    else:
-        source = block.get("source")
-        if isinstance(source, Mapping):
-            url = source.get("data") or source.get("url")
-        else:
-            url = block.get("base64") or block.get("data") or block.get("url")
-    extras = block.get("extras")
-    if detail is None and isinstance(extras, Mapping):
-        detail = extras.get("detail")
-    detail_str = detail if isinstance(detail, str) else "auto"
-    return counter.image(detail_str, _image_size(block, url if isinstance(url, str) else None))
-
-
 def _content_items(content: Any, counter: _Counter, items: list[_Item], skip_ids: set[str]) -> None:
     if isinstance(content, str):
         items.append(content)
@@ -236,7 +220,7 @@ def _content_items(content: Any, counter: _Counter, items: list[_Item], skip_ids
         if kind in _TEXT_KEYS and isinstance(block.get(_TEXT_KEYS[kind]), str):
             items.append(block[_TEXT_KEYS[kind]])
         elif kind in ("image_url", "image"):
-            items.append(_image_item(block, counter))
+            items.append(counter.image(*image_block(block)))
         elif kind in ("tool_use", "tool_call") and block.get("id") in skip_ids:
             continue
         else:
@@ -365,11 +349,22 @@ def _tool_items(tools: Sequence[Any] | None) -> list[_Item]:
     return items
 
 
+def _plain(input: Any, counter: _Counter) -> list[_Item] | None:
+    """The messages' items without converting them, for the common shapes (see ``_plain``)."""
+    per_message, per_name, _ = counter.overheads
+    return plain_items(
+        input, per_message, per_name, lambda message, out: _message_items(message, counter, out)
+    )
+
+
 def _items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> list[_Item]:
     """Flatten ``input`` (and ``tools``) into text parts and fixed token costs."""
     items: list[_Item] = []
     if isinstance(input, str):
         items.append(input)
+    elif (plain := _plain(input, counter)) is not None:
+        items.extend(plain)
+        items.append(counter.overheads[2])
     else:
         for message in _input_messages(input):
             _message_items(message, counter, items)
@@ -385,6 +380,10 @@ def _lazy_items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> I
         yield input
         return
     yield counter.overheads[2]
+    plain = _plain(input, counter)
+    if plain is not None:
+        yield from plain
+        return
     items: list[_Item] = []
     for message in _input_messages(input):
         _message_items(message, counter, items)
@@ -470,6 +469,13 @@ def count_tokens_within(
     lower = _lower_bound(input, counter, limit_tokens)
     if lower > limit_tokens:
         return lower
+    if not tools and (plain := _plain(input, counter)) is not None:
+        # A short plain list whose sizes prove it fits: counted exactly, item by item, which
+        # is what the loop below would return, without its per-item limit checks.
+        fixed = counter.overheads[2] + sum(item for item in plain if isinstance(item, int))
+        texts = [item for item in plain if isinstance(item, str)]
+        if fixed + sum(counter.upper(t, _fast.utf8_len(t)) for t in texts) <= limit_tokens:
+            return fixed + sum(map(counter.text, texts))
     total = 0
     pace = _fast.PACING.get()
     for item in _lazy_items(input, counter, tools):
