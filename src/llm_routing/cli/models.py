@@ -1,4 +1,8 @@
-"""``llm-routing models``: the shipped catalogue as a table (or JSON) of windows, prices, limits."""
+"""``llm-routing models``: the shipped catalogue as a table (or JSON) of windows, prices, limits.
+
+``--check FILE`` compares the catalogue with a LiteLLM price file instead and exits 1 when a
+row differs, so a scheduled job can notice drift without any network access of ours.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from llm_routing.catalog import Catalog, Limits, ModelSpec, default_catalog
+from llm_routing.catalog.drift import DriftReport, compare_litellm
 from llm_routing.cli._table import (
     UNKNOWN,
     fmt_count,
@@ -39,12 +44,23 @@ def add_parser(sub: Any) -> None:
     models.add_argument(
         "--plain", action="store_true", help="plain aligned text even when rich is installed"
     )
+    models.add_argument(
+        "--check",
+        metavar="FILE",
+        help=(
+            "compare the catalogue (and any registered rows) with a LiteLLM "
+            "model_prices_and_context_window.json you downloaded: print each field that "
+            "differs with our row's date and source; exit status 1 when anything differs"
+        ),
+    )
     models.set_defaults(handler=_cmd_models)
 
 
 def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
     catalog = default_catalog()
     specs = _select(catalog, args.provider)
+    if args.check is not None:
+        return _cmd_check(specs, args.check, out, as_json=args.json)
     tier = args.tier or "tier1"
     if args.tier is not None:
         known = sorted({t for s in specs for t in s.tiers})
@@ -148,3 +164,71 @@ def _dec(value: Decimal | None) -> str | None:
 def _limits_json(limits: Limits) -> dict[str, int]:
     names = ("rpm", "tpm", "rpd", "itpm", "otpm", "tpd", "max_concurrency")
     return {n: v for n in names if (v := getattr(limits, n)) is not None}
+
+
+def _cmd_check(specs: list[ModelSpec], path: str, out: TextIO, *, as_json: bool) -> int:
+    """Print the drift report; 1 when a row differs, so scripts and CI can act on it."""
+    try:
+        report = compare_litellm(specs, path)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("load_litellm(source)", "--check FILE")) from None
+    if as_json:
+        json.dump(_drift_json(report), out, indent=2)
+        out.write("\n")
+    else:
+        out.write("\n".join(_drift_lines(report, path)) + "\n")
+    return 1 if report.differs else 0
+
+
+def _drift_lines(report: DriftReport, path: str) -> list[str]:
+    models = len({d.key for d in report.drifts})
+    lines = [
+        f"{path}: {models} of {report.compared} models compared differ "
+        f"({len(report.missing)} of ours are not in the file). Prices: USD per 1M tokens; "
+        f"{UNKNOWN} is unknown. The file is a cross-check, not the truth: read the provider's page."
+    ]
+    for drift in report.drifts:
+        named = "" if drift.matched == drift.key.partition(":")[2] else f" (as {drift.matched})"
+        lines.append("")
+        lines.append(f"{drift.key}{named}: ours as of {drift.as_of or '?'}, {drift.source or '?'}")
+        width = max(len(f.field) for f in drift.fields)
+        for field in drift.fields:
+            lines.append(
+                f"  {field.field:<{width}}  ours {_fmt(field.ours):>12}   file {_fmt(field.theirs)}"
+            )
+    if not report.drifts:
+        lines.append("Every compared row agrees with the file.")
+    return lines
+
+
+def _fmt(value: int | Decimal | None) -> str:
+    if value is None:
+        return UNKNOWN
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:f}"
+
+
+def _drift_json(report: DriftReport) -> dict[str, Any]:
+    return {
+        "differs": report.differs,
+        "compared": report.compared,
+        "missing": list(report.missing),
+        "drifts": [
+            {
+                "key": d.key,
+                "matched": d.matched,
+                "as_of": d.as_of,
+                "source": d.source,
+                "fields": [
+                    {"field": f.field, "ours": _jsonable(f.ours), "file": _jsonable(f.theirs)}
+                    for f in d.fields
+                ],
+            }
+            for d in report.drifts
+        ],
+    }
+
+
+def _jsonable(value: int | Decimal | None) -> int | str | None:
+    return _dec(value) if isinstance(value, Decimal) else value
