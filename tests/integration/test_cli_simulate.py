@@ -84,7 +84,7 @@ def test_rate_form_prints_a_table_with_the_throughput_and_no_429(files):
     done = simulate("--config router.toml --rate 2/s --duration 10m", cwd=files)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "10.0 min simulated" in out
+    assert "10.0 min of requests" in out and "last answer at" in out
     for text in (MINI, "req/min", "RPM limit", "total", "fallbacks by reason", "per hour"):
         assert text in out
     assert "429s the providers returned: 0" in out

@@ -52,10 +52,19 @@ class _BadRequest(ValueError):
 
 @dataclass(slots=True)
 class _Served:
+    """One answered call: when it was admitted and answered, its tokens and what the limits saw.
+
+    ``counted_output`` is what the provider's TPM window counted (OpenAI counts ``max_tokens``
+    at admission, the others the real output), so the report can set the busiest 60 s of
+    counted tokens against the limit that bounds exactly them.
+    """
+
     t: float
     input_tokens: int
     output_tokens: int
     cost: Decimal | None
+    admitted: float = 0.0
+    counted_output: int = 0
 
 
 class Provider:
@@ -131,11 +140,13 @@ class Provider:
                 decision.retry_after,
                 kind,
             )
+        admitted = self.clock.now()
         ttft, per_token = self.latency.sample(self.rng)
         await self.clock.asleep(ttft + per_token * output)
         usage = {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
         cost = price(usage, spec).total
-        self.served.append(_Served(self.clock.now(), prompt, output, cost))
+        counted = cap if self.counts_max_tokens else output
+        self.served.append(_Served(self.clock.now(), prompt, output, cost, admitted, counted))
         return AIMessage(content="ok", usage_metadata=usage)
 
 

@@ -2,6 +2,13 @@
 
 Plain numbers filled in by ``run``; the printing (a rich table or aligned text, the summary
 lines, ``--json``, the PNG) lives here so the run stays a run.
+
+Every figure says what it is: rates per minute are averages over the simulated span (from 0
+to the last answer, or to the end of the sending when that is later), because answers queued
+by the scheduler arrive after the sending stops and dividing by the sending time alone would
+report more tokens per minute than the limit allows; the limits themselves are set against the
+busiest 60 s (what a sliding window bounds); latency is arrival to answer and includes the
+scheduler's wait, so the two are printed together with the provider's own time.
 """
 
 from __future__ import annotations
@@ -15,7 +22,11 @@ from typing import Any, TextIO
 
 from llm_routing.cli._table import fmt_seconds, fmt_usd, rich_table, text_table
 
-__all__ = ["ModelResult", "SimulationReport", "percentile"]
+__all__ = ["BINDING_SHARE", "ModelResult", "SimulationReport", "percentile"]
+
+BINDING_SHARE = 0.9
+"""A limit is named as binding when its busiest 60 s reached this share of it."""
+_LIMIT_LABELS = (("rpm", "RPM"), ("tpm", "TPM"), ("itpm", "input TPM"), ("otpm", "output TPM"))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -43,6 +54,9 @@ class ModelResult:
     latency_p50_s: float = 0.0
     latency_p95_s: float = 0.0
     mean_wait_s: float = 0.0
+    mean_service_s: float = 0.0
+    context_window: int | None = None
+    peak_60s: dict[str, int] = field(default_factory=dict)
     served_at: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -51,12 +65,59 @@ class ModelResult:
         return sum(self.provider_429s.values())
 
     def per_minute(self, seconds: float) -> tuple[float, float]:
-        """Average requests and tokens (input + output) per minute over ``seconds``."""
+        """Average requests and tokens (input + output) per minute over ``seconds``.
+
+        Pass the simulated span (`SimulationReport.span_s`), not the sending time: calls the
+        scheduler queued are answered after the sending stops.
+        """
         minutes = seconds / 60 if seconds > 0 else 1.0
         return self.served / minutes, (self.input_tokens + self.output_tokens) / minutes
 
+    def binding(self) -> list[str]:
+        """What held this model back: a limit, the budget, the window; or nothing.
+
+        A limit binds when its busiest 60 s reached `BINDING_SHARE` of it (the sliding
+        window the provider and the scheduler enforce), or when calls were passed over for
+        rate limits; the budget when calls were passed over because it could not cover them;
+        the window when prompts did not fit.
+        """
+        out: list[str] = []
+        limited = self.skipped.get("rate_limit", 0)
+        shares = _shares(self)
+        named = [k for k, share in shares.items() if share >= BINDING_SHARE]
+        paced = ""
+        if limited and not named and shares:
+            # Calls waited past max_wait under a limit they never reached: the scheduler paces
+            # admissions (per-second enforcement) and keeps a margin under each limit.
+            named = [max(shares, key=lambda k: shares[k])]
+            paced = ", paced by the scheduler under the limit"
+        for key, label in _LIMIT_LABELS:
+            if key in named:
+                limit, peak = self.limits[key], self.peak_60s.get(key, 0)
+                out.append(f"limit {label} {limit:,} (busiest 60 s: {peak:,}{paced})")
+        rpd = self.limits.get("rpd")
+        if rpd and self.served >= BINDING_SHARE * rpd:
+            out.append(f"limit RPD {rpd:,} ({self.served:,} served)")
+        if limited:
+            note = f"{limited:,} calls passed over for rate limits"
+            if out:
+                out[-1] += f"; {note}"
+            else:
+                out.append(f"limit ({note})")
+        if self.skipped.get("budget"):
+            out.append(f"budget ({self.skipped['budget']:,} calls passed over)")
+        overflows = self.skipped.get("context", 0) + self.context_overflows
+        if overflows:
+            window = f" {self.context_window:,}" if self.context_window else ""
+            out.append(f"window{window} tokens ({overflows:,} prompts did not fit)")
+        if not out:
+            share = max(shares.values(), default=0.0)
+            busiest = f" (busiest 60 s: {share:.0%} of its tightest limit)" if share else ""
+            out.append(f"none: demand stayed under its limits{busiest}")
+        return out
+
     def as_dict(self, seconds: float) -> dict[str, Any]:
-        """JSON-ready, with the throughput over ``seconds``."""
+        """JSON-ready, with the throughput over ``seconds`` (the simulated span)."""
         rpm, tpm = self.per_minute(seconds)
         return {
             "limits": self.limits,
@@ -73,7 +134,19 @@ class ModelResult:
             "latency_p50_s": round(self.latency_p50_s, 3),
             "latency_p95_s": round(self.latency_p95_s, 3),
             "mean_wait_s": round(self.mean_wait_s, 3),
+            "mean_service_s": round(self.mean_service_s, 3),
+            "peak_60s": dict(self.peak_60s),
+            "binding": self.binding(),
         }
+
+
+def _shares(m: ModelResult) -> dict[str, float]:
+    """Each per-minute limit's share reached in the model's busiest 60 s."""
+    return {
+        key: m.peak_60s.get(key, 0) / limit
+        for key, _ in _LIMIT_LABELS
+        if (limit := m.limits.get(key))
+    }
 
 
 @dataclass(slots=True)
@@ -81,8 +154,10 @@ class SimulationReport:
     """The outcome of `simulate`: per-model throughput, waits, fallbacks, 429s and cost.
 
     Times are simulated seconds. ``duration_s`` is how long requests were sent for,
-    ``simulated_s`` until the last one was answered (or given up), ``wall_s`` the real time
-    the run took.
+    ``simulated_s`` until the last one was answered (or given up), ``span_s`` the longer of
+    the two (what per-minute rates are averaged over), ``wall_s`` the real time the run took.
+    ``fallback_first_s`` is, per reason, when the first request that fell back for it
+    arrived (a budget running out shows as the time budget fallbacks start).
     """
 
     chain: list[str]
@@ -93,6 +168,8 @@ class SimulationReport:
     answered: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, int] = field(default_factory=dict)
+    fallback_first_s: dict[str, float] = field(default_factory=dict)
+    budget_usd: float | None = None
     waits: dict[str, float] = field(default_factory=dict)
     latency_p50_s: float = 0.0
     latency_p95_s: float = 0.0
@@ -103,6 +180,11 @@ class SimulationReport:
     cost_timeline: list[tuple[float, float]] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)
     seed: int = 0
+
+    @property
+    def span_s(self) -> float:
+        """What rates are averaged over: from 0 to the last answer or the end of the sending."""
+        return max(self.duration_s, self.simulated_s)
 
     @property
     def provider_429s(self) -> int:
@@ -126,11 +208,14 @@ class SimulationReport:
             "seed": self.seed,
             "duration_s": self.duration_s,
             "simulated_s": round(self.simulated_s, 3),
+            "span_s": round(self.span_s, 3),
             "wall_s": round(self.wall_s, 3),
             "requests": self.requests,
             "answered": self.answered,
             "failed": dict(self.failed),
             "fallbacks": dict(self.fallbacks),
+            "fallback_first_s": {k: round(v, 3) for k, v in self.fallback_first_s.items()},
+            "budget_usd": self.budget_usd,
             "waits": dict(self.waits),
             "latency_p50_s": round(self.latency_p50_s, 3),
             "latency_p95_s": round(self.latency_p95_s, 3),
@@ -139,7 +224,7 @@ class SimulationReport:
             "total_cost_usd": self.total_cost_usd,
             "cost_per_hour_usd": round(self.cost_per_hour_usd, 6),
             "unpriced_calls": self.unpriced_calls,
-            "models": {k: m.as_dict(self.duration_s) for k, m in self.models.items()},
+            "models": {k: m.as_dict(self.span_s) for k, m in self.models.items()},
             "notes": list(self.notes),
         }
 
@@ -151,6 +236,7 @@ class SimulationReport:
         "req/min",
         "RPM limit",
         "tok/min",
+        "peak tok/60s",
         "TPM limit",
         "429s",
         "passed over",
@@ -162,7 +248,7 @@ class SimulationReport:
         """The per-model table, then a total row."""
         rows: list[list[str]] = []
         for name, m in self.models.items():
-            rpm, tpm = m.per_minute(self.duration_s)
+            rpm, tpm = m.per_minute(self.span_s)
             tpm_limit = m.limits.get("tpm")
             if tpm_limit is None and ("itpm" in m.limits or "otpm" in m.limits):
                 tpm_text = f"{m.limits.get('itpm', '—'):,}/{m.limits.get('otpm', '—'):,}"
@@ -176,6 +262,7 @@ class SimulationReport:
                     f"{rpm:,.1f}",
                     "—" if "rpm" not in m.limits else f"{m.limits['rpm']:,}",
                     f"{tpm:,.0f}",
+                    f"{m.peak_60s.get('tpm', 0):,}",
                     tpm_text,
                     f"{m.rate_limited:,}",
                     skipped,
@@ -185,7 +272,7 @@ class SimulationReport:
             )
         served = sum(m.served for m in self.models.values())
         tokens = sum(m.input_tokens + m.output_tokens for m in self.models.values())
-        minutes = self.duration_s / 60
+        minutes = self.span_s / 60
         rows.append(
             [
                 "total",
@@ -193,6 +280,7 @@ class SimulationReport:
                 f"{served / minutes:,.1f}",
                 "",
                 f"{tokens / minutes:,.0f}",
+                "",
                 "",
                 f"{self.provider_429s:,}",
                 f"{sum(self.fallbacks.values()):,}",
@@ -206,8 +294,9 @@ class SimulationReport:
         """One line: what was simulated."""
         rate = self.requests / self.duration_s if self.duration_s else 0.0
         return (
-            f"{fmt_seconds(self.duration_s)} simulated ({self.requests:,} requests, {rate:,.2f}/s) "
-            f"in {self.wall_s:.1f} s: {' -> '.join(self.chain)}"
+            f"{fmt_seconds(self.duration_s)} of requests ({self.requests:,}, {rate:,.2f}/s), "
+            f"last answer at {fmt_seconds(self.simulated_s)}, simulated in {self.wall_s:.1f} s: "
+            f"{' -> '.join(self.chain)}"
         )
 
     def summary(self) -> list[str]:
@@ -217,24 +306,48 @@ class SimulationReport:
             if self.failed
             else ""
         )
-        reasons = (
-            ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.fallbacks.items() if v)
-            or "none"
-        )
         waits = self.waits
+        served = [m for m in self.models.values() if m.served]
+        service = (
+            sum(m.mean_service_s * m.served for m in served) / sum(m.served for m in served)
+            if served
+            else 0.0
+        )
         lines = [
             f"answered {self.answered:,} of {self.requests:,}; failed {self.failures:,}{failed}; "
-            f"last answer at {fmt_seconds(self.simulated_s)}",
-            f"fallbacks by reason: {reasons}",
-            f"scheduler waits: p50 {fmt_seconds(waits.get('p50_s', 0.0))}, "
+            f"last answer at {fmt_seconds(self.simulated_s)}; rates are per minute over "
+            f"{fmt_seconds(self.span_s)}, peaks the busiest 60 s of what each limit counts",
+            f"fallbacks by reason: {self._reasons()}",
+            f"scheduler waits per admitted call (0 s when admitted at once): "
+            f"p50 {fmt_seconds(waits.get('p50_s', 0.0))}, "
             f"p95 {fmt_seconds(waits.get('p95_s', 0.0))}, "
             f"max {fmt_seconds(waits.get('max_s', 0.0))}; "
             f"429s the providers returned: {self.provider_429s:,} (retried: {self.retries:,})",
+            f"latency is arrival to answer: the scheduler's wait, then the provider's time "
+            f"(mean {fmt_seconds(service)}: first token and generation), plus any retry or "
+            f"fallback attempt",
+            *(f"binding for {name}: {'; '.join(m.binding())}" for name, m in self.models.items()),
             f"cost: {fmt_usd(self.total_cost_usd)} in {fmt_seconds(self.duration_s)} "
             f"({fmt_usd(self.cost_per_hour_usd)} per hour at this rate)"
             + (f"; {self.unpriced_calls:,} calls unpriced" if self.unpriced_calls else ""),
         ]
         return lines + [f"note: {n}" for n in self.notes]
+
+    def _reasons(self) -> str:
+        """Each reason's count and when its first request arrived; the budget, when it ran out."""
+        parts: list[str] = []
+        for reason, count in self.fallbacks.items():
+            if not count:
+                continue
+            text = f"{reason.replace('_', ' ')} {count:,}"
+            first = self.fallback_first_s.get(reason)
+            if first is not None:
+                text += f" (from {fmt_seconds(first)}"
+                if reason == "budget" and self.budget_usd is not None:
+                    text += f": the {fmt_usd(self.budget_usd)} budget could not cover more"
+                text += ")"
+            parts.append(text)
+        return ", ".join(parts) or "none"
 
     def __str__(self) -> str:
         table = text_table(self._HEADER, self.rows(), total=True)

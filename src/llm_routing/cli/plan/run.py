@@ -41,6 +41,7 @@ _NEUTRAL = {
 }
 _EPOCH = 1_767_225_600.0  # 2026-01-01 00:00 UTC: virtual time 0, for the tracker's periods
 _REASONS = ("rate_limit", "context", "quota", "budget", "transient", "other")
+_WINDOW_S = 60.0  # the per-minute limits' sliding window
 
 
 def simulate(
@@ -128,6 +129,7 @@ def simulate(
             raise relabel(exc, plan.label) from None
         report = SimulationReport(chain=list(router.names), duration_s=float(duration_s), seed=seed)
         report.notes.extend(plan.notes)
+        report.budget_usd = plan.budget_usd
         started = time.perf_counter()
         outcomes = asyncio.run(_drive(router, sent, clock))
         report.wall_s = time.perf_counter() - started
@@ -181,6 +183,7 @@ class _Outcome:
     model: str | None = None
     failure: str | None = None
     error: str | None = None
+    passed_over: tuple[str, ...] = ()  # the kind of each model's failure, in order
 
 
 async def _drive(router: Any, arrivals: Sequence[Arrival], clock: Any) -> list[_Outcome]:
@@ -200,11 +203,15 @@ async def _drive(router: Any, arrivals: Sequence[Arrival], clock: Any) -> list[_
             message = await router.ainvoke(text, max_tokens=arrival.max_tokens)
         except AllModelsFailedError as exc:
             outcome.failure = exc.attempts[-1].kind.value if exc.attempts else "other"
+            # Every attempt, the last included: the router's reason counters count them all.
+            outcome.passed_over = tuple(a.kind.value for a in exc.attempts)
         except Exception as exc:  # the report counts what the app would have seen
             outcome.failure = classify(exc).value
             outcome.error = f"{type(exc).__name__}: {exc}"
         else:
             outcome.model = message.response_metadata.get("llm_routing.model")
+            attempts = message.response_metadata.get("llm_routing.attempts") or ()
+            outcome.passed_over = tuple(str(a.get("kind")) for a in attempts)
         outcome.finished = clock.now()
         outcomes.append(outcome)
 
@@ -246,6 +253,10 @@ def _fill(
     report.latency_p50_s = percentile(every, 0.5)
     report.latency_p95_s = percentile(every, 0.95)
     report.fallbacks = {reason: int(stats.get(f"{reason}_fallbacks", 0)) for reason in _REASONS}
+    for o in sorted(outcomes, key=lambda o: o.arrival.t):
+        for kind in o.passed_over:
+            reason = kind if kind in _REASONS else "other"
+            report.fallback_first_s.setdefault(reason, o.arrival.t)
     report.waits = {k: float(v) for k, v in sched["waits"].items()}
     report.retries = int(sched.get("retries", 0))
     report.total_cost_usd = float(summary.get("total_cost", 0.0))
@@ -276,6 +287,11 @@ def _fill(
             admitted = by_model.get("admitted", 0)
             result.mean_wait_s = by_model.get("wait_total_s", 0.0) / admitted if admitted else 0.0
             result.served_at = sorted(s.t for s in served)
+            result.mean_service_s = (
+                sum(s.t - s.admitted for s in served) / len(served) if served else 0.0
+            )
+            result.context_window = provider.spec.context_window
+            result.peak_60s = _busiest(served)
             report.models[key] = result
         for kind, n in entry.get("failures", {}).items():
             result.skipped[kind] = result.skipped.get(kind, 0) + int(n)
@@ -286,3 +302,28 @@ def _fill(
     for t, cost in timeline:
         running += cost
         report.cost_timeline.append((t, running))
+
+
+def _busiest(served: Sequence[Any]) -> dict[str, int]:
+    """The most each per-minute limit counted in any 60 s, by admission time.
+
+    What a sliding window bounds: requests, input plus counted output (``tpm``), input
+    (``itpm``) and counted output (``otpm``) admitted within 60 s of each other. Comparing an
+    average over the run with the limit says nothing; this is the figure that must stay under it.
+    """
+    calls = sorted(served, key=lambda s: s.admitted)
+    peak = {"rpm": 0, "tpm": 0, "itpm": 0, "otpm": 0}
+    start = 0
+    inputs = outputs = 0
+    for end, call in enumerate(calls):
+        inputs += call.input_tokens
+        outputs += call.counted_output
+        while calls[start].admitted <= call.admitted - _WINDOW_S:
+            inputs -= calls[start].input_tokens
+            outputs -= calls[start].counted_output
+            start += 1
+        peak["rpm"] = max(peak["rpm"], end - start + 1)
+        peak["tpm"] = max(peak["tpm"], inputs + outputs)
+        peak["itpm"] = max(peak["itpm"], inputs)
+        peak["otpm"] = max(peak["otpm"], outputs)
+    return peak
