@@ -204,6 +204,14 @@ class Admission:
         steps = self._steps(key, limits, request, deadline, model, loop)
         return await adrive(steps, functools.partial(self._ado, loop=loop))
 
+    def at_once(self, key: str, limits: RateLimits, request: Request, model: str) -> Ticket | None:
+        """``request``'s ticket if it is admitted now without queueing, else ``None`` (no wait).
+
+        For a caller that then queues with `acquire` on ``None`` (which asks once more); it
+        takes the caller's arguments as checked (the scheduler builds them itself).
+        """
+        return self._at_once(key, limits, request, model)
+
     def _at_once(self, key: str, limits: RateLimits, request: Request, model: str) -> Ticket | None:
         """Nobody queued on ``key`` of an in-process backend: ask it at once, joining nothing.
 

@@ -49,7 +49,10 @@ class MemoryBackend(Backend):
         self._lock = threading.Lock()
         self._states: dict[str, ModelState] = {}
         self._listeners: dict[str, tuple[Callable[[], None], ...]] = {}
-        self._owners: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        # A plain dict of weak references, not a WeakValueDictionary: every admitted call
+        # adds one, and a reference without a removal callback costs a fraction of a keyed
+        # one. Owners that died are dropped when their lease runs out (``_expire``).
+        self._owners: dict[str, weakref.ref[Any]] = {}
 
     @property
     def clock(self) -> Clock:
@@ -92,7 +95,7 @@ class MemoryBackend(Backend):
         if self.lease_s is None:
             return True
         with self._lock:
-            self._owners[rid] = owner
+            self._owners[rid] = weakref.ref(owner)
         return True
 
     def _expire(self, state: ModelState, now: float) -> None:
@@ -100,9 +103,13 @@ class MemoryBackend(Backend):
         if now < state.lease_next or self.lease_s is None:
             return
         owners = self._owners
-        alive = [
-            rid for rid, entry in state.inflight.items() if entry.lease <= now and rid in owners
-        ]
+        alive: list[str] = []
+        for rid, entry in state.inflight.items():
+            if entry.lease <= now and (owner := owners.get(rid)) is not None:
+                if owner() is not None:
+                    alive.append(rid)
+                else:  # its call vanished without settling: the lease runs out now
+                    del owners[rid]
         if alive:
             policy.renew(state, now, alive, self.lease_s)
         policy.expire(state, now)

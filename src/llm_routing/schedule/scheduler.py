@@ -241,7 +241,8 @@ class RateScheduler(_Reactions, Decorator):
 
     def around(self, call: Call, proceed: Callable[[], _T]) -> _T:
         """Acquire capacity, call, and retry 429s and transient errors within ``max_wait``."""
-        result: _T = drive(self._attempts(call), functools.partial(self._step, proceed))
+        steps = self._attempts(call, self._at_once(call.state))
+        result: _T = drive(steps, functools.partial(self._step, proceed))
         return result
 
     async def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> _T:
@@ -249,8 +250,19 @@ class RateScheduler(_Reactions, Decorator):
 
         Every give-back, correction and cooldown goes through the backend's async twins.
         """
-        result: _T = await adrive(self._attempts(call), functools.partial(self._astep, proceed))
+        steps = self._attempts(call, self._at_once(call.state))
+        result: _T = await adrive(steps, functools.partial(self._astep, proceed))
         return result
+
+    def _at_once(self, pending: Pending) -> Ticket | None:
+        """The first attempt's ticket when nobody waits and there is room now, else ``None``.
+
+        The path of most calls to a scheduler that is not at its limits: an in-process
+        backend admits or declines without I/O, so the first `Acquire` step (its deadline,
+        its arguments, the runner's round trip) is skipped. ``None`` queues as usual.
+        """
+        resolved = pending.resolved
+        return self.admission.at_once(resolved.key, resolved.limits, pending.request, resolved.key)
 
     def after(self, call: Call, output: Any) -> None:
         """Settle the reservation with the real usage, and learn from rate-limit headers."""
@@ -296,24 +308,28 @@ class RateScheduler(_Reactions, Decorator):
 
     # --- one attempt loop, two runners -----------------------------------------------------
 
-    def _attempts(self, call: Call) -> Generator[Step, Any, Any]:
+    def _attempts(self, call: Call, first: Ticket | None = None) -> Generator[Step, Any, Any]:
         """Acquire, call, and on a provider error give back, wait and retry, or raise.
 
         Written once for both colours: it yields what needs I/O (`Acquire`, `Proceed`,
         `Apply`, `Backoff`) and ``_step`` / ``_astep`` do it, the latter on the event loop
-        with the backend's async twins.
+        with the backend's async twins. ``first`` is the first attempt's ticket when it was
+        admitted at once (`_at_once`).
         """
         pending: Pending = call.state
         key = pending.resolved.key
         while True:
-            try:
-                ticket = yield Acquire(pending, self.admission.now() + self._remaining(pending))
-            except RateLimitExhaustedError as exc:
-                self._refused(key, exc)
-                raise
-            except QuotaExceededError:
-                self._stats.add(key, "refused_quota")
-                raise
+            if first is not None:
+                ticket, first = first, None
+            else:
+                try:
+                    ticket = yield Acquire(pending, self.admission.now() + self._remaining(pending))
+                except RateLimitExhaustedError as exc:
+                    self._refused(key, exc)
+                    raise
+                except QuotaExceededError:
+                    self._stats.add(key, "refused_quota")
+                    raise
             self._admitted(pending, ticket)
             self._annotate(call, pending)
             try:
