@@ -287,9 +287,45 @@ class Comparison:
             f"{self.factor:g}x faster than real time: a one-minute window passes in "
             f"{60 / self.factor:.0f} s."
         )
+        dearer = self.dearer()
+        if dearer:
+            text += f" {dearer}"
         if routed.first_error:
             text += f" First error through the router: {routed.first_error.splitlines()[0]}"
         return text
+
+    def dearer(self) -> str | None:
+        """One line when routing cost more than the plain run, and why; ``None`` otherwise.
+
+        A cheaper-looking plain run is not a saving when it failed the requests the router
+        answered: the long-context fallbacks bill a dearer model for inputs the plain model
+        could not take at all, so the line says how many answers the difference bought.
+        """
+        plain_cost = self._plain_cost()
+        routed = self.routed
+        if plain_cost is None or routed.cost_usd <= plain_cost:
+            return None
+        more = routed.answered - self.plain.successes
+        too_long = routed.fallbacks.get("context", 0)
+        limited = routed.fallbacks.get("rate_limit", 0)
+        details = [
+            f"{too_long} input(s) too long for their model went to a dearer long-context model"
+            if too_long
+            else "",
+            f"{limited} rate-limited call(s) went to a fallback model" if limited else "",
+        ]
+        detail = " and ".join(d for d in details if d)
+        if more > 0:
+            why = (
+                f"because it answered {more} request(s) the plain run could not (a failed "
+                "request is not billed)"
+            )
+        else:
+            why = "because its fallbacks went to models that cost more per token"
+        return (
+            f"Routing cost ${routed.cost_usd:.4f} against ${plain_cost:.4f} for the plain run "
+            f"{why}" + (f"; {detail}." if detail else ".")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready numbers of both runs (``llm-routing demo --json``)."""
