@@ -27,6 +27,7 @@ from llm_routing.errors import (
 )
 from llm_routing.tokens import count_tokens, count_tokens_lower_bound, count_tokens_within
 from llm_routing.tokens._fast import PACING, paced
+from llm_routing.tokens.counting import count_tokens_fitting
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
@@ -200,6 +201,14 @@ class ContextGuard(Decorator):
         reserved = self._reserved(resolved, kwargs)
         limit = self.limit_for(spec)
         room = limit - reserved
+        if not length_only and tools is None and room > 0 and PACING.get() is None:
+            # The common case first: a short plain input whose sizes prove it fits is counted
+            # in one pass. Refusals, tools, prompt values and anything else take the full path.
+            tokens = _fitting(call.input, spec, room)
+            if tokens is not None:
+                check_sendable(call.input)  # as as_messages would: it fits, so no refusal first
+                self._admit(call, spec, tokens, reserved)
+                return
         if isinstance(call.input, list | tuple | PromptValue) and call.input:
             # A message list that cannot fit is refused from its length (and its texts'
             # lengths) alone, before it is read for surrogates, converted or tokenised.
@@ -225,6 +234,11 @@ class ContextGuard(Decorator):
         call.state = tokens
         if tokens > room:
             raise self._too_big(spec, tokens, reserved, limit)
+        self._admit(call, spec, tokens, reserved)
+
+    @staticmethod
+    def _admit(call: Call, spec: ModelSpec, tokens: int, reserved: int) -> None:
+        call.state = tokens
         call.metadata["llm_routing.input_tokens"] = tokens
         call.metadata["llm_routing.reserved_output_tokens"] = reserved
         call.metadata["llm_routing.context_window"] = spec.context_window
@@ -353,6 +367,20 @@ class ContextGuard(Decorator):
             "model_name must be a model name such as 'openai:gpt-4o-mini', a ModelSpec or a "
             f"chat model; got {type(model).__name__}"
         )
+
+
+def _fitting(input: Any, spec: ModelSpec, room: int) -> int | None:
+    """The exact count of a short plain input that provably fits ``room``, else ``None``.
+
+    What ``count_tokens_within(as_messages(input), ...)`` returns for such an input (a string
+    is the one user message a chat model makes of it). An empty list is not plain here:
+    ``as_messages`` refuses it on the full path.
+    """
+    if isinstance(input, str):
+        return count_tokens_fitting([("user", input)], spec, room)
+    if isinstance(input, list | tuple) and input:
+        return count_tokens_fitting(input, spec, room)
+    return None
 
 
 def _is_large(input: Any) -> bool:

@@ -272,6 +272,9 @@ def test_plain_fast_path_counts_exactly_what_converting_counts(messages, model, 
         _outcome(lambda: count_tokens_within(value, model, limit)),
         _outcome(lambda: fits(value, model, limit)),
     )
+    fitting = counting.count_tokens_fitting(value, model, limit)
+    if fitting is not None:
+        assert fitting == fast[0] == fast[1] <= limit
     with mock.patch.object(counting, "plain_items", lambda *args: None):
         slow_path = (
             _outcome(lambda: count_tokens(value, model)),

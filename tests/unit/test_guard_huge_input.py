@@ -63,8 +63,19 @@ class Spy:
 
 @pytest.fixture
 def exact_counter(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    """Records the thread of every exact count of the guard: its one-pass count of a short
+    input that fits (when it answered) and its general count."""
     spy = Spy(count_tokens_within)
     monkeypatch.setattr(guard_module, "count_tokens_within", spy)
+    fitting = guard_module.count_tokens_fitting
+
+    def counted_fitting(*args: Any) -> Any:
+        result = fitting(*args)
+        if result is not None:  # it counted; None hands the input to count_tokens_within
+            spy.threads.append(threading.get_ident())
+        return result
+
+    monkeypatch.setattr(guard_module, "count_tokens_fitting", counted_fitting)
     return spy
 
 

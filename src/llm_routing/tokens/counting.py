@@ -46,10 +46,13 @@ from llm_routing.tokens import _fast
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding, max_token_bytes
 from llm_routing.tokens._images import image_block, image_tokens
 from llm_routing.tokens._plain import plain_items
+from llm_routing.tokens._unreadable import ACCEPTED_INPUT as _ACCEPTED_INPUT
+from llm_routing.tokens._unreadable import unreadable as _unreadable
 from llm_routing.tokens.estimate import Calibration, count_digits, get_calibration
 
 __all__ = [
     "count_tokens",
+    "count_tokens_fitting",
     "count_tokens_lower_bound",
     "count_tokens_upto",
     "count_tokens_within",
@@ -57,10 +60,6 @@ __all__ = [
     "tokenizer_for",
 ]
 
-_ACCEPTED_INPUT = (
-    "a str, a list of messages (BaseMessage, (role, content) tuples or "
-    '{"role": ..., "content": ...} dicts), a PromptValue, or a dict with a "messages" key'
-)
 _ACCEPTED_MODEL = (
     'a model name ("openai:gpt-4o-mini", "openai/gpt-4o-mini", "gpt-4o-mini"), a tokenizer '
     'name ("o200k_base", "cl100k_base", "estimate:<family>"), a ModelSpec, or a LangChain '
@@ -258,40 +257,6 @@ def _to_messages(value: Any) -> list[BaseMessage]:
         raise _unreadable(value, exc) from exc
 
 
-def _unreadable(messages: Sequence[Any], exc: Exception) -> TypeError:
-    """Which message of ``messages`` LangChain could not read, and why, in one line."""
-    for index, item in enumerate(messages):
-        try:
-            convert_to_messages([item])
-        except (ValueError, TypeError, NotImplementedError, KeyError) as item_exc:
-            return TypeError(
-                f"input message {index}: could not read a message: "
-                f"{_why_unreadable(item, item_exc)}"
-            )
-    return TypeError(f"input must be {_ACCEPTED_INPUT}; could not read a message: {exc}")
-
-
-def _why_unreadable(item: Any, exc: Exception) -> str:
-    content: Any = None
-    if isinstance(item, Mapping) and "content" in item:
-        content = item["content"]
-    elif isinstance(item, tuple | list) and len(item) == 2:
-        content = item[1]
-    if content is not None and not isinstance(content, str | list):
-        return (
-            f"its content is of type {type(content).__name__}; content is a str or a list "
-            'of content blocks (str or dicts such as {"type": "text", "text": ...})'
-        )
-    # LangChain's and pydantic's messages span lines; the first two say what was wrong.
-    detail = " ".join(str(exc).split("\n")[:2]).strip() or type(exc).__name__
-    if len(detail) > 300:
-        detail = detail[:297] + "..."
-    return (
-        f"{detail}; a message is a BaseMessage, a (role, content) tuple "
-        'or a {"role": ..., "content": ...} dict'
-    )
-
-
 def _input_messages(input: Any) -> Iterator[BaseMessage]:
     """The messages of a non-``str`` input, converted a chunk at a time as they are consumed.
 
@@ -469,13 +434,8 @@ def count_tokens_within(
     lower = _lower_bound(input, counter, limit_tokens)
     if lower > limit_tokens:
         return lower
-    if not tools and (plain := _plain(input, counter)) is not None:
-        # A short plain list whose sizes prove it fits: counted exactly, item by item, which
-        # is what the loop below would return, without its per-item limit checks.
-        fixed = counter.overheads[2] + sum(item for item in plain if isinstance(item, int))
-        texts = [item for item in plain if isinstance(item, str)]
-        if fixed + sum(counter.upper(t, _fast.utf8_len(t)) for t in texts) <= limit_tokens:
-            return fixed + sum(map(counter.text, texts))
+    if not tools and (fitting := _fitting(input, counter, limit_tokens)) is not None:
+        return fitting
     total = 0
     pace = _fast.PACING.get()
     for item in _lazy_items(input, counter, tools):
@@ -488,6 +448,37 @@ def count_tokens_within(
         if total > limit_tokens:
             return max(total, lower)
     return total
+
+
+def count_tokens_fitting(messages: Any, model: Any, limit_tokens: int) -> int | None:
+    """``count_tokens(messages, model)`` when it provably fits ``limit_tokens``, else ``None``.
+
+    Only for a short plain message list (see ``_plain``) whose sizes prove it fits; for any
+    other input ask `count_tokens_within`. The guard's common case in one pass: no lower
+    bound first (an input that fits has none above the limit), no conversion, no per-item
+    limit checks.
+    """
+    return _fitting(messages, _counter(tokenizer_for(model)), limit_tokens)
+
+
+def _fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | None:
+    plain = _plain(messages, counter)
+    if plain is None:
+        return None
+    fixed = counter.overheads[2]
+    texts: list[str] = []
+    for item in plain:
+        if isinstance(item, int):
+            fixed += item
+        else:
+            texts.append(item)
+    upper = counter.upper
+    utf8_len = _fast.utf8_len
+    if fixed + sum([upper(text, utf8_len(text)) for text in texts]) > limit_tokens:
+        return None
+    # Each text's exact count is <= its bound, so the whole fits: this is the exact count,
+    # the number count_tokens_within returns for an input that fits.
+    return fixed + sum(map(counter.text, texts))
 
 
 def count_tokens_lower_bound(
