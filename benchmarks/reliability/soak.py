@@ -661,9 +661,11 @@ def _growth(before: Counter[str], after: Counter[str]) -> dict[str, int]:
 def unexplained_objects(result: dict[str, Any]) -> dict[str, int]:
     """Object types that grew more than what the run keeps by design, with their growth.
 
-    Kept by design: one ``CostRecord`` (with its ``Cost`` and ``TokenUsage``) per call in the
-    tracker's ledger; one scheduler window entry (``_Entry``) per admission still inside a
-    window, at most the models' RPMs; and, per request served by a fallback, the ledger
+    Kept by design: one record per call in the tracker's ledger (a ``MemoryLedger`` packs it as
+    a row tuple holding its ``TokenUsage``, plus a tuple of run ids, tags and metadata when the
+    call has any: `cost._compact`; a ledger that keeps ``CostRecord`` objects keeps a ``Cost``
+    and a ``TokenUsage`` with each); one scheduler window entry (``_Entry``) per admission still
+    inside a window, at most the models' RPMs; and, per request served by a fallback, the ledger
     record's metadata (a dict holding the ``llm_routing.fallback_from`` list). Any other type
     may grow by a tenth of the requests (caches filling, pools); a per-request leak of any
     garbage-collected type adds at least one object per request and shows here.
@@ -674,6 +676,7 @@ def unexplained_objects(result: dict[str, Any]) -> dict[str, int]:
         "CostRecord": n,
         "Cost": n,
         "TokenUsage": n,
+        "tuple": 2 * n + n // 10,
         "_Entry": sum(m["rpm"] for m in result["models"]),
         "dict": fallbacks + n // 10,
         "list": fallbacks + n // 10,
