@@ -235,6 +235,10 @@ def parse_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> To
     completion = _count(usage.get("output_tokens"), "output_tokens")
     inputs = _details(usage, "input_token_details")
     outputs = _details(usage, "output_token_details")
+    if not inputs and not outputs:
+        # No details (most providers' plain answers): every detail below would be 0. Read on
+        # every priced call, so it skips the seven lookups that would say so.
+        return TokenUsage(input=prompt, output=completion, service_tier=service_tier)
     cache_read = _detail(inputs, "cache_read", "input_token_details")
     write_5m = _detail(inputs, "ephemeral_5m_input_tokens", "input_token_details", tiers=False)
     write_1h = _detail(inputs, "ephemeral_1h_input_tokens", "input_token_details", tiers=False)
@@ -341,7 +345,8 @@ def price_tokens(tokens: TokenUsage, table: Price | None, *, provider: str = "")
     )
     total: Decimal | None = _ZERO
     for value in parts:
-        total = _add(total, value)
+        # _add, inlined: five parts on every priced call.
+        total = None if total is None or value is None else _CONTEXT.add(total, value)
     return Cost(*parts, total=total)
 
 

@@ -477,6 +477,8 @@ class CostTracker(Reporting, Decorator):
         return cost
 
     def _warn_crossings(self, changes: list[BucketChange]) -> None:
+        if not changes:  # no budget applies (most calls of a tracker without budgets)
+            return
         for change in crossings(changes, self.warn_at):
             message = crossing_message(change, self.warn_at)
             # One report, not two: the warning is what users see and filter; a WARNING log would

@@ -1,0 +1,73 @@
+"""The tracker's per-call shortcuts give what the general code gives.
+
+``parse_usage`` of a usage without details returns early; it must equal the full reading of
+the same usage with empty details, and ``price`` must give the same parts (same ``Decimal``
+exponents, since records keep their text) as before the inlined sum.
+"""
+
+from decimal import Decimal
+
+import pytest
+
+from llm_routing.catalog import ModelSpec, Price
+from llm_routing.cost.pricing import TokenUsage, parse_usage, price, price_tokens
+
+
+@pytest.mark.parametrize("tier", [None, "flex", "priority"])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"input_tokens": 20, "output_tokens": 2, "total_tokens": 22},
+        {"input_tokens": 0, "output_tokens": 0},
+        {"input_tokens": 7, "output_tokens": 3, "input_token_details": None},
+    ],
+)
+def test_usage_without_details_reads_as_with_empty_details(usage, tier):
+    empty = {**usage, "input_token_details": {}, "output_token_details": {}}
+    assert parse_usage(usage, tier) == parse_usage(empty, tier)
+    assert parse_usage(usage, tier) == TokenUsage(
+        input=usage["input_tokens"], output=usage["output_tokens"], service_tier=tier
+    )
+
+
+def test_usage_with_details_still_reads_them():
+    usage = {
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "input_token_details": {"cache_read": 40},
+        "output_token_details": {"reasoning": 10},
+    }
+    assert parse_usage(usage) == TokenUsage(input=60, cached_input=40, output=40, reasoning=10)
+
+
+def _summed(parts: list[Decimal | None]) -> Decimal | None:
+    total: Decimal | None = Decimal(0)
+    for part in parts:
+        total = None if total is None or part is None else total + part
+    return total
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        TokenUsage(input=20, output=2),
+        TokenUsage(input=0, output=0),
+        TokenUsage(input=1_000_000, cached_input=5, cache_write=3, output=7, reasoning=11),
+    ],
+)
+@pytest.mark.parametrize(
+    "table",
+    [
+        Price(input=0.15, output=0.6),
+        Price(input=2.5, output=10, cached_input=1.25, cache_write=3.75),
+        Price(input=1, output=None),
+    ],
+)
+def test_cost_total_is_the_exact_sum_of_its_parts(tokens, table):
+    cost = price_tokens(tokens, table)
+    parts = [cost.input, cost.cached_input, cost.cache_write, cost.output, cost.reasoning]
+    assert cost.total == _summed(parts)
+    if cost.total is not None:
+        assert str(cost.total) == str(_summed(parts))
+    spec = ModelSpec(provider="openai", name="x", context_window=1000, price=table)
+    assert price(tokens, spec) == cost
