@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         retry_after,
     )
     from llm_routing.guard import ContextGuard
+    from llm_routing.middleware import RoutingMiddleware
     from llm_routing.router import Router, build_router, create_auto_picker_llm, init_model
     from llm_routing.router.from_config import from_config
     from llm_routing.schedule import RateScheduler
@@ -58,6 +59,7 @@ _HOMES = {
     "classify": "errors",
     "retry_after": "errors",
     "ContextGuard": "guard",
+    "RoutingMiddleware": "middleware",
     "Router": "router",
     "build_router": "router",
     "create_auto_picker_llm": "router",
@@ -103,6 +105,7 @@ __all__ = [
     "RateLimitExhaustedError",
     "RateScheduler",
     "Router",
+    "RoutingMiddleware",
     "UnknownModelError",
     "UnknownPriceError",
     "__version__",

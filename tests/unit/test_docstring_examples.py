@@ -24,6 +24,7 @@ MODULES = [
     "llm_routing.router",
     "llm_routing.schedule.scheduler",
     "llm_routing.cost.tracker",
+    "llm_routing.middleware",
 ]
 
 
