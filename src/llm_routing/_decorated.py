@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, cast
 
@@ -384,12 +385,19 @@ class Decorated(Runnable[Input, Output]):
         if index == len(self.decorators):
             return await _ascrubbed(step, self._inner_config(at.config, at.metadata, at.run_id))
         decorator = self.decorators[index]
+        before, around, after = _async_defaults(type(decorator))
         call = self._call(at.input, at.config, at.kwargs, streaming, at.metadata)
-        await decorator.abefore(call)
+        if before:
+            decorator.before(call)
+        else:
+            await decorator.abefore(call)
         try:
-            result = await decorator.aaround(
-                call, lambda: self._arun(index + 1, step, at.under(call), streaming)
-            )
+            if around:
+                result = await self._arun(index + 1, step, at.under(call), streaming)
+            else:
+                result = await decorator.aaround(
+                    call, lambda: self._arun(index + 1, step, at.under(call), streaming)
+                )
         except Exception as exc:
             replacement = await decorator.aon_error(call, exc)
             if replacement is None or replacement is exc:
@@ -400,6 +408,8 @@ class Decorated(Runnable[Input, Output]):
             raise
         if streaming:
             result.calls.insert(0, call)
+        elif after:
+            decorator.after(call, result)
         else:
             await decorator.aafter(call, result)
         return result
@@ -558,6 +568,20 @@ class Decorated(Runnable[Input, Output]):
     # transform/atransform: Runnable's defaults gather the input and call (a)stream above.
     # astream_events v1/v2: Runnable's default drives astream above with its event handler in
     # the config, so the model's own events (on_chat_model_stream…) are the events.
+
+
+@functools.cache
+def _async_defaults(kind: type[Decorator]) -> tuple[bool, bool, bool]:
+    """Whether ``kind``'s ``abefore``, ``aaround`` and ``aafter`` are the defaults.
+
+    A default async hook only calls its sync twin (or ``proceed``), so `_arun` calls that
+    directly: the same hooks in the same order, without a coroutine per hook per call.
+    """
+    return (
+        kind.abefore is Decorator.abefore,
+        kind.aaround is Decorator.aaround,
+        kind.aafter is Decorator.aafter,
+    )
 
 
 def _mapped(error: Exception, replacement: Exception | None) -> Exception:
