@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, cast
 
@@ -570,18 +569,23 @@ class Decorated(Runnable[Input, Output]):
     # the config, so the model's own events (on_chat_model_stream…) are the events.
 
 
-@functools.cache
+_ASYNC_DEFAULTS: dict[type, tuple[bool, bool, bool]] = {}
+
+
 def _async_defaults(kind: type[Decorator]) -> tuple[bool, bool, bool]:
     """Whether ``kind``'s ``abefore``, ``aaround`` and ``aafter`` are the defaults.
 
     A default async hook only calls its sync twin (or ``proceed``), so `_arun` calls that
     directly: the same hooks in the same order, without a coroutine per hook per call.
     """
-    return (
-        kind.abefore is Decorator.abefore,
-        kind.aaround is Decorator.aaround,
-        kind.aafter is Decorator.aafter,
-    )
+    found = _ASYNC_DEFAULTS.get(kind)
+    if found is None:
+        found = _ASYNC_DEFAULTS[kind] = (
+            kind.abefore is Decorator.abefore,
+            kind.aaround is Decorator.aaround,
+            kind.aafter is Decorator.aafter,
+        )
+    return found
 
 
 def _mapped(error: Exception, replacement: Exception | None) -> Exception:
