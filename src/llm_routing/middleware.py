@@ -34,7 +34,7 @@ try:
     from langchain.agents.structured_output import AutoStrategy, ProviderStrategy, ToolStrategy
 except ImportError as _missing:  # pragma: no cover - exercised by a subprocess test
     raise ImportError(
-        "llm_routing.RoutingMiddleware needs LangChain's agents (langchain>=1.0): "
+        "llm_routing.RoutingMiddleware needs LangChain's agents (langchain>=1.5): "
         "pip install 'llm-routing[agents]' (or: pip install langchain)"
     ) from _missing
 
