@@ -33,6 +33,11 @@ ROUNDS = 15
 CALLS_PER_ROUND = 300
 GOAL_ROUTER_RATIO = 1.6  # issue 18: the full router within 1.6x the bare model (stretch 1.3x)
 PROMPT = [("system", "You are terse."), ("user", "Say hello in one word.")]
+HUGE_PROMPT = "word " * 200_000  # ~1 MB, ~200,000 tokens: counting it takes tens of ms
+BIG_WINDOW = 1_000_000
+GOAL_STALL_MS = 5.0  # issue 18: a ~1 MB prompt stalls the event loop <= 5 ms during ainvoke
+HEARTBEAT_S = 0.001
+STALL_CALLS = 5
 
 
 class FixedChatModel(BaseChatModel):
@@ -58,9 +63,9 @@ class FixedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def fixed(name: str) -> FixedChatModel:
+def fixed(name: str, window: int = 128_000) -> FixedChatModel:
     """A fixed model whose profile gives the guard a window, so no catalogue entry is needed."""
-    return FixedChatModel(model_name=name, profile={"max_input_tokens": 128_000})
+    return FixedChatModel(model_name=name, profile={"max_input_tokens": window})
 
 
 class Awaited:
@@ -122,17 +127,72 @@ def bench_catalog() -> Catalog:
     tracker prices every call, as with a real catalogued model.
     """
     catalog = default_catalog().copy()
-    for name in ("bench-a", "bench-b", "bench-c"):
+    for name in ("bench-a", "bench-b", "bench-c", "bench-big"):
         catalog.register(
             ModelSpec(
                 provider="fixedchatmodel",
                 name=name,
-                context_window=128_000,
+                context_window=BIG_WINDOW if name == "bench-big" else 128_000,
                 price=Price(input=0.15, output=0.6),
                 rate_limits={"tier1": Limits(rpm=10**9, tpm=10**12)},
             )
         )
     return catalog
+
+
+async def _heartbeat_lateness(work: Callable[[], Any], calls: int) -> list[float]:
+    """How late (seconds) a coroutine sleeping 1 ms wakes, tick by tick, while ``work()`` is
+    awaited ``calls`` times in another task: the event loop's stalls (benchmarks/huge_input)."""
+    import asyncio
+
+    done = asyncio.Event()
+    late: list[float] = []
+
+    async def heartbeat() -> None:
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(HEARTBEAT_S)
+            late.append(time.perf_counter() - before - HEARTBEAT_S)
+
+    beat = asyncio.create_task(heartbeat())
+    await asyncio.sleep(HEARTBEAT_S * 3)  # running before the work starts
+    late.clear()
+    try:
+        for _ in range(calls):
+            await work()
+    finally:
+        done.set()
+        await beat
+    return late
+
+
+def loop_stalls(router: Any) -> dict[str, float]:
+    """Max and p99 event-loop stall (ms) during ``ainvoke`` of a ~1 MB prompt, and the
+    heartbeat alone over as long (the machine's own noise)."""
+    import asyncio
+
+    async def measure() -> tuple[list[float], list[float], float]:
+        await router.ainvoke(HUGE_PROMPT)  # warm: thread pool, encodings
+        start = time.perf_counter()
+        busy = await _heartbeat_lateness(lambda: router.ainvoke(HUGE_PROMPT), STALL_CALLS)
+        seconds = time.perf_counter() - start
+        idle = await _heartbeat_lateness(lambda: asyncio.sleep(seconds / STALL_CALLS), STALL_CALLS)
+        return busy, idle, seconds / STALL_CALLS
+
+    busy, idle, per_call_s = asyncio.run(measure())
+
+    def ms(late: list[float], q: float) -> float:
+        ordered = sorted(late)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
+
+    return {
+        "max_stall_ms": ms(busy, 1.0),
+        "p99_stall_ms": ms(busy, 0.99),
+        "idle_max_stall_ms": ms(idle, 1.0),
+        "idle_p99_stall_ms": ms(idle, 0.99),
+        "ms_per_call": per_call_s * 1e3,
+        "goal_stall_ms": GOAL_STALL_MS,
+    }
 
 
 def _base(name: str, base: float, base_async: float) -> float:
@@ -179,12 +239,19 @@ def main() -> None:
         "langchain_with_fallbacks_3_ainvoke": Awaited(lambda: langchain.ainvoke(PROMPT)),
         "router_3_models_full_stack_ainvoke": Awaited(lambda: router.ainvoke(PROMPT)),
     }
+    big_router = build_router(
+        fixed("bench-big", BIG_WINDOW),
+        guard=ContextGuard(catalog=catalog),
+        scheduler=RateScheduler(catalog=catalog),
+        tracker=CostTracker(catalog=catalog),
+    )
     lite = litellm_row()
     if lite is not None:
         fns["litellm_router_mock"] = lite
     for fn in fns.values():  # warm caches (encodings, spec lookups, pydantic)
         per_call(fn, 50)
     t = interleaved(fns)
+    stalls = loop_stalls(big_router)
 
     base = t["bare"]
     base_async = t["bare_ainvoke"]
@@ -201,6 +268,7 @@ def main() -> None:
             name: (seconds - _base(name, base, base_async)) * 1e6 for name, seconds in t.items()
         },
         "goal_router_ratio": GOAL_ROUTER_RATIO,
+        "huge_prompt_ainvoke": stalls,
         "litellm": "measured" if lite is not None else "not installed",
     }
     goal = f"goal <= {GOAL_ROUTER_RATIO:.1f}x"
@@ -214,6 +282,12 @@ def main() -> None:
             f"{(seconds - ref) * 1e6:>7.1f}us  {notes.get(name, '')}"
         )
     print("ratios of *_ainvoke rows are against bare_ainvoke; the others against bare")
+    print(
+        f"ainvoke of a ~1 MB prompt through the full stack ({stalls['ms_per_call']:.0f} ms a "
+        f"call): event-loop stall max {stalls['max_stall_ms']:.1f} ms, p99 "
+        f"{stalls['p99_stall_ms']:.1f} ms (goal <= {GOAL_STALL_MS:g} ms); heartbeat alone: "
+        f"max {stalls['idle_max_stall_ms']:.1f} ms, p99 {stalls['idle_p99_stall_ms']:.1f} ms"
+    )
     if lite is None:
         print("litellm not installed: no LiteLLM row")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
