@@ -71,3 +71,33 @@ def test_cost_total_is_the_exact_sum_of_its_parts(tokens, table):
         assert str(cost.total) == str(_summed(parts))
     spec = ModelSpec(provider="openai", name="x", context_window=1000, price=table)
     assert price(tokens, spec) == cost
+
+
+def _held(model, kwargs):
+    from langchain_core.runnables.config import ensure_config
+
+    from llm_routing._decorator import Call
+    from llm_routing.cost import CostTracker
+
+    upstream = {"llm_routing.input_tokens": 10_000, "llm_routing.reserved_output_tokens": 2_000}
+    call = Call("hi", ensure_config(None), kwargs, model, {}, False, upstream)
+    CostTracker().before(call)
+    return call.metadata["llm_routing.estimated_cost_usd"]
+
+
+def test_the_hold_uses_the_model_tier_read_once_unless_the_call_names_one():
+    from langchain_openai import ChatOpenAI
+
+    from llm_routing.catalog import default_catalog
+    from llm_routing.cost.pricing import estimate_cost
+
+    mini = default_catalog().get("openai:gpt-5-mini")
+    priority = float(estimate_cost(mini, 10_000, 2_000, "priority"))
+    flex = float(estimate_cost(mini, 10_000, 2_000, "flex"))
+    standard = float(estimate_cost(mini, 10_000, 2_000))
+    chat = ChatOpenAI(model="gpt-5-mini", api_key="k", service_tier="priority")
+    assert _held(chat, {}) == priority
+    assert _held(chat, {"service_tier": None}) == priority
+    assert _held(chat, {"service_tier": "flex"}) == flex
+    assert _held(chat, {"service_tier": "auto"}) == standard  # auto: no tier yet
+    assert _held(ChatOpenAI(model="gpt-5-mini", api_key="k"), {}) == standard

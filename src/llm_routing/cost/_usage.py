@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from llm_routing._decorator import Call
 from llm_routing._model import as_messages, call_max_tokens, model_max_tokens, positive_int
 from llm_routing.catalog import ModelSpec, normalize_provider
-from llm_routing.cost.pricing import Cost, TokenUsage, parse_usage
+from llm_routing.cost.pricing import Cost, TokenUsage, parse_usage, requested_service_tier
 from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
 from llm_routing.tokens import count_tokens
 
@@ -67,7 +67,7 @@ def _identify(model: Any) -> tuple[str, str]:
 class ModelInfo:
     """What the tracker knows about one model object, looked up once."""
 
-    __slots__ = ("max_tokens", "model", "name", "priced", "provider", "spec")
+    __slots__ = ("max_tokens", "model", "name", "priced", "provider", "service_tier", "spec")
 
     def __init__(self, model: Any, spec: ModelSpec | None) -> None:
         self.model = model  # held so the id() key cannot be reused while cached
@@ -83,6 +83,9 @@ class ModelInfo:
             and spec.price.output is not None
         )
         self.max_tokens = model_max_tokens(model)
+        # The tier the model object asks for on every call, read once like its max_tokens (a
+        # pydantic model without the field answers getattr by raising, slowly).
+        self.service_tier = requested_service_tier(model)
 
     @property
     def key(self) -> str:

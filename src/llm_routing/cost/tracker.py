@@ -332,7 +332,12 @@ class CostTracker(Reporting, Decorator):
                 state.input_tokens = count_input(call, info)
             state.output_reserve = reserved_output(call, info, self.reserve_output)
             # Held at the rates of the tier the call asks for: priority bills about 2x standard.
-            tier = requested_service_tier(call.model, call.invocation_kwargs)
+            kwargs = call.invocation_kwargs
+            tier = (
+                info.service_tier  # the model's own, read once
+                if kwargs.get("service_tier") is None
+                else requested_service_tier(call.model, kwargs)
+            )
             state.estimate = estimate_cost(
                 info.spec, state.input_tokens, state.output_reserve, tier
             )
