@@ -29,7 +29,7 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
 from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import TypeBaseModel
 
-from llm_routing._decorator import _NOTHING, _T, Call, Decorator, DecoratorStack
+from llm_routing._decorator import _NOTHING, _T, Call, Decorator, DecoratorStack, _defaults
 from llm_routing._events_v3 import astream_events_v3, stream_events_v3
 from llm_routing._unwrap import _chosen, _innermost, _replace_model_part
 from llm_routing.errors import scrub_credentials
@@ -357,9 +357,12 @@ class Decorated(Runnable[Input, Output]):
         call = self._call(at.input, at.config, at.kwargs, streaming, at.metadata)
         decorator.before(call)
         try:
-            result = decorator.around(
-                call, lambda: self._run(index + 1, step, at.under(call), streaming)
-            )
+            if _defaults(type(decorator))[3]:  # around only proceeds: proceed here
+                result = self._run(index + 1, step, at.under(call), streaming)
+            else:
+                result = decorator.around(
+                    call, lambda: self._run(index + 1, step, at.under(call), streaming)
+                )
         except Exception as exc:
             replacement = decorator.on_error(call, exc)
             if replacement is None or replacement is exc:
@@ -384,7 +387,7 @@ class Decorated(Runnable[Input, Output]):
         if index == len(self.decorators):
             return await _ascrubbed(step, self._inner_config(at.config, at.metadata, at.run_id))
         decorator = self.decorators[index]
-        before, around, after = _async_defaults(type(decorator))
+        before, around, after, _ = _defaults(type(decorator))
         call = self._call(at.input, at.config, at.kwargs, streaming, at.metadata)
         if before:
             decorator.before(call)
@@ -567,25 +570,6 @@ class Decorated(Runnable[Input, Output]):
     # transform/atransform: Runnable's defaults gather the input and call (a)stream above.
     # astream_events v1/v2: Runnable's default drives astream above with its event handler in
     # the config, so the model's own events (on_chat_model_stream…) are the events.
-
-
-_ASYNC_DEFAULTS: dict[type, tuple[bool, bool, bool]] = {}
-
-
-def _async_defaults(kind: type[Decorator]) -> tuple[bool, bool, bool]:
-    """Whether ``kind``'s ``abefore``, ``aaround`` and ``aafter`` are the defaults.
-
-    A default async hook only calls its sync twin (or ``proceed``), so `_arun` calls that
-    directly: the same hooks in the same order, without a coroutine per hook per call.
-    """
-    found = _ASYNC_DEFAULTS.get(kind)
-    if found is None:
-        found = _ASYNC_DEFAULTS[kind] = (
-            kind.abefore is Decorator.abefore,
-            kind.aaround is Decorator.aaround,
-            kind.aafter is Decorator.aafter,
-        )
-    return found
 
 
 def _mapped(error: Exception, replacement: Exception | None) -> Exception:

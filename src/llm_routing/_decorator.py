@@ -190,6 +190,27 @@ class Decorator:
         self.on_cancel(call, partial)
 
 
+_DEFAULTS: dict[type, tuple[bool, bool, bool, bool]] = {}
+
+
+def _defaults(kind: type[Decorator]) -> tuple[bool, bool, bool, bool]:
+    """Whether ``kind``'s ``abefore``, ``aaround``, ``aafter`` and ``around`` are the defaults.
+
+    A default hook only calls its sync twin (or ``proceed``), so the recursion calls that
+    directly: the same hooks in the same order, without a coroutine (async) or a closure
+    (``around``) per hook per call.
+    """
+    found = _DEFAULTS.get(kind)
+    if found is None:
+        found = _DEFAULTS[kind] = (
+            kind.abefore is Decorator.abefore,
+            kind.aaround is Decorator.aaround,
+            kind.aafter is Decorator.aafter,
+            kind.around is Decorator.around,
+        )
+    return found
+
+
 class DecoratorStack:
     """Decorators in order, outermost first: ``guard | scheduler | tracker``, reusable on models.
 

@@ -1,4 +1,4 @@
-"""On ``ainvoke``, a decorator's default async hooks are its sync hooks, called in place.
+"""A decorator's default hooks (async ones, and ``around``) are called in place, not wrapped.
 
 `Decorated` calls ``before``/``after`` directly (and awaits the next level for ``aaround``)
 when a decorator keeps the defaults; overridden async hooks are still awaited. Either way the
@@ -63,4 +63,30 @@ async def test_overridden_async_hooks_are_awaited():
         ("b", "before", {"a.seen": True}),
         ("b", "after", "hi"),
         ("a", "aafter"),
+    ]
+
+
+class Plain(Decorator):
+    """Only ``before`` and ``after``: its ``around`` is the default that proceeds."""
+
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    def before(self, call: Call) -> None:
+        self.log.append(("plain", "before"))
+
+    def after(self, call: Call, output: Any) -> None:
+        self.log.append(("plain", "after", output.content))
+
+
+def test_a_default_around_proceeds_in_place_and_an_overridden_one_is_called():
+    log: list[Any] = []
+    model = (SyncOnly("s", log) | Plain(log)) | ParrotFakeChatModel()
+    assert model.invoke("hi").content == "hi"
+    assert log == [
+        ("s", "before", {}),
+        ("s", "sync around"),
+        ("plain", "before"),
+        ("plain", "after", "hi"),
+        ("s", "after", "hi"),
     ]
