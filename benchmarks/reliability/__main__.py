@@ -1,5 +1,9 @@
 """``python -m benchmarks.reliability``: faults, bad input, soak and secrets, in one report.
 
+The fault matrix is two parts: ``matrix`` (provider faults) and ``infra`` (its rows for a
+worker SIGKILLed mid-call and Redis restarted without persistence, on a private redis-server;
+skipped, saying why, without one).
+
 Runs each part's engine (the same code ``tests/reliability/`` asserts on), prints its table and
 writes benchmarks/results/reliability.json. ``--part`` picks parts (repeatable), ``--quick`` runs
 the short variant of each (a subset of the matrix, a 15 s soak, fewer generated inputs). A part
@@ -25,6 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
 #: Part name -> module in this package; the order is the report's.
 PARTS = {
     "matrix": "benchmarks.reliability.matrix",
+    "infra": "benchmarks.reliability.infra",
     "bad-input": "benchmarks.reliability.fuzz",
     "soak": "benchmarks.reliability.soak",
     "secrets": "benchmarks.reliability.secrets",

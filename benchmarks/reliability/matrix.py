@@ -406,25 +406,34 @@ class Harness:
             sim.set_faults(model, plan)
 
     def _call(self, router: Router, entry: str, text: str) -> list[_Outcome]:
-        if entry in _ASYNC:
-            assert self._loop is not None, "use the Harness as a context manager"
-            return self._loop.run_until_complete(_acall(router, entry, text, self.settings))
-        if entry == "invoke":
-            try:
-                return [_from_message(router.invoke(text))]
-            except Exception as exc:
-                return [_from_error(exc)]
-        if entry == "stream":
-            chunks: list[Any] = []
-            try:
-                chunks.extend(router.stream(text))
-            except Exception as exc:
-                return [_from_chunks(chunks, exc)]
-            return [_from_chunks(chunks, None)]
-        results = router.batch([text] * self.settings.batch_size, return_exceptions=True)
-        return [
-            _from_error(r) if isinstance(r, BaseException) else _from_message(r) for r in results
-        ]
+        assert self._loop is not None, "use the Harness as a context manager"
+        return call(router, entry, text, self.settings, self._loop)
+
+
+def call(
+    router: Router, entry: str, text: str, settings: Settings, loop: asyncio.AbstractEventLoop
+) -> list[_Outcome]:
+    """Call ``router`` through one entry point; what each call (or batch element) came to.
+
+    Async entry points run on ``loop`` (langchain-openai binds its cached async client to the
+    first loop that uses it, so a caller keeps one loop for all its async calls).
+    """
+    if entry in _ASYNC:
+        return loop.run_until_complete(_acall(router, entry, text, settings))
+    if entry == "invoke":
+        try:
+            return [_from_message(router.invoke(text))]
+        except Exception as exc:
+            return [_from_error(exc)]
+    if entry == "stream":
+        chunks: list[Any] = []
+        try:
+            chunks.extend(router.stream(text))
+        except Exception as exc:
+            return [_from_chunks(chunks, exc)]
+        return [_from_chunks(chunks, None)]
+    results = router.batch([text] * settings.batch_size, return_exceptions=True)
+    return [_from_error(r) if isinstance(r, BaseException) else _from_message(r) for r in results]
 
 
 async def _acall(router: Router, entry: str, text: str, settings: Settings) -> list[_Outcome]:
