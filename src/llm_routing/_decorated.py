@@ -12,10 +12,8 @@ and the few functions that say what it wraps; ``stream_events`` v3 is in ``_even
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, Generic, Literal, cast
+from typing import Any, Literal, cast
 
 from langchain_core.runnables.base import (
     Runnable,
@@ -31,30 +29,11 @@ from langchain_core.utils.pydantic import TypeBaseModel
 
 from llm_routing._decorator import _NOTHING, _T, Call, Decorator, DecoratorStack, _defaults
 from llm_routing._events_v3 import astream_events_v3, stream_events_v3
+from llm_routing._settle import _Opened, athrough, through
 from llm_routing._unwrap import _chosen, _innermost, _replace_model_part
 from llm_routing.errors import scrub_credentials
 
 __all__ = ["Decorated"]
-
-
-def _add_chunk(total: Any, chunk: Any) -> Any:
-    if total is _NOTHING:
-        return chunk
-    try:
-        return total + chunk
-    except TypeError:
-        return chunk
-
-
-class _Opened(Generic[_T]):
-    """A primed inner stream: its iterator, its first chunk, and the calls entered to open it."""
-
-    __slots__ = ("calls", "first", "iterator")
-
-    def __init__(self, iterator: _T, first: Any, calls: list[Call]) -> None:
-        self.iterator = iterator
-        self.first = first
-        self.calls = calls
 
 
 class _Level:
@@ -297,50 +276,6 @@ class Decorated(Runnable[Input, Output]):
     def _run_id_box(config: RunnableConfig) -> list[Any] | None:
         return [config["run_id"]] if config.get("run_id") is not None else None
 
-    def _fail(self, calls: list[Call], error: Exception) -> Exception:
-        for decorator, call in reversed(list(zip(self.decorators, calls, strict=False))):
-            error = _mapped(error, decorator.on_error(call, error))
-        return error
-
-    async def _afail(self, calls: list[Call], error: Exception) -> Exception:
-        for decorator, call in reversed(list(zip(self.decorators, calls, strict=False))):
-            error = _mapped(error, await decorator.aon_error(call, error))
-        return error
-
-    def _cancel(self, calls: list[Call], partial: Any) -> None:
-        for decorator, call in reversed(list(zip(self.decorators, calls, strict=False))):
-            decorator.on_cancel(call, partial)
-
-    async def _acancel(self, calls: list[Call], partial: Any) -> None:
-        for decorator, call in reversed(list(zip(self.decorators, calls, strict=False))):
-            await decorator.aon_cancel(call, partial)
-
-    def _finish(self, calls: list[Call], output: Any) -> None:
-        error: Exception | None = None
-        for decorator, call in reversed(list(zip(self.decorators, calls, strict=False))):
-            if error is None:
-                try:
-                    decorator.after(call, output)
-                except Exception as exc:
-                    error = exc
-            else:
-                error = _mapped(error, decorator.on_error(call, error))
-        if error is not None:
-            raise error
-
-    async def _afinish(self, calls: list[Call], output: Any) -> None:
-        error: Exception | None = None
-        for decorator, call in reversed(list(zip(self.decorators, calls, strict=False))):
-            if error is None:
-                try:
-                    await decorator.aafter(call, output)
-                except Exception as exc:
-                    error = exc
-            else:
-                error = _mapped(error, await decorator.aon_error(call, error))
-        if error is not None:
-            raise error
-
     # --- the recursion: one per colour, the innermost step pluggable ------------------------
     #
     # Level ``index`` runs decorator ``index``'s before → around(proceed) → after / on_error /
@@ -478,32 +413,7 @@ class Decorated(Runnable[Input, Output]):
     ) -> Iterator[Output]:
         """Run ``before`` ahead of the first chunk, pass chunks through, settle on their sum."""
         opened = self._run(0, self._open(input, kwargs), self._level(input, config, kwargs), True)
-        calls = opened.calls
-        if opened.first is _NOTHING:
-            self._finish(calls, None)
-            return
-        iterator = opened.iterator
-        total: Any = opened.first
-        try:
-            yield opened.first
-            for chunk in iterator:
-                total = _add_chunk(total, chunk)
-                yield chunk
-        except Exception as exc:
-            scrub_credentials(exc)
-            for call in calls:
-                call.partial = total
-            error = self._fail(calls, exc)
-            if error is exc:
-                raise
-            raise error from exc
-        except BaseException:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-            self._cancel(calls, total)
-            raise
-        self._finish(calls, total)
+        yield from through(self.decorators, opened)
 
     async def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -511,33 +421,14 @@ class Decorated(Runnable[Input, Output]):
         """Async ``stream``: the same lifecycle with the async hooks."""
         level = self._level(input, config, kwargs)
         opened = await self._arun(0, self._aopen(input, kwargs), level, True)
-        calls = opened.calls
-        if opened.first is _NOTHING:
-            await self._afinish(calls, None)
-            return
-        iterator = opened.iterator
-        total: Any = opened.first
+        chunks = athrough(self.decorators, opened)
         try:
-            yield opened.first
-            async for chunk in iterator:
-                total = _add_chunk(total, chunk)
+            async for chunk in chunks:
                 yield chunk
-        except Exception as exc:
-            scrub_credentials(exc)
-            for call in calls:
-                call.partial = total
-            error = await self._afail(calls, exc)
-            if error is exc:
-                raise
-            raise error from exc
-        except BaseException:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await aclose()
-            await self._acancel(calls, total)
-            raise
-        await self._afinish(calls, total)
+        finally:
+            # An async generator closed early does not close what it iterates (unlike
+            # ``yield from``): close it now, so the decorators settle the cancel at once.
+            await chunks.aclose()
 
     # --- stream_events v3 (chat models, langchain-core >= 1.8): see _events_v3 ------------
 
@@ -570,10 +461,3 @@ class Decorated(Runnable[Input, Output]):
     # transform/atransform: Runnable's defaults gather the input and call (a)stream above.
     # astream_events v1/v2: Runnable's default drives astream above with its event handler in
     # the config, so the model's own events (on_chat_model_stream…) are the events.
-
-
-def _mapped(error: Exception, replacement: Exception | None) -> Exception:
-    if replacement is None or replacement is error:
-        return error
-    replacement.__cause__ = error
-    return replacement

@@ -13,6 +13,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables.config import RunnableConfig
 
 from llm_routing._decorator import Call
+from llm_routing._settle import acancel, afail, afinish, cancel, fail, finish
 
 if TYPE_CHECKING:
     from llm_routing._decorated import Decorated
@@ -61,7 +62,7 @@ def stream_events_v3(
             input, inner, version="v3", **kwargs
         )
     except Exception as exc:
-        error = decorated._fail(calls, exc)
+        error = fail(decorated.decorators, calls, exc)
         if error is exc:
             raise
         raise error from exc
@@ -83,7 +84,7 @@ async def astream_events_v3(
             input, inner, version="v3", **kwargs
         )
     except Exception as exc:
-        error = await decorated._afail(calls, exc)
+        error = await afail(decorated.decorators, calls, exc)
         if error is exc:
             raise
         raise error from exc
@@ -99,12 +100,12 @@ def _enter_all(
         try:
             decorator.before(call)
         except Exception as exc:
-            error = decorated._fail(calls, exc)
+            error = fail(decorated.decorators, calls, exc)
             if error is exc:
                 raise
             raise error from exc
         except BaseException:
-            decorated._cancel(calls, None)
+            cancel(decorated.decorators, calls, None)
             raise
         calls.append(call)
         metadata.update(call.metadata)
@@ -121,12 +122,12 @@ async def _aenter_all(
         try:
             await decorator.abefore(call)
         except Exception as exc:
-            error = await decorated._afail(calls, exc)
+            error = await afail(decorated.decorators, calls, exc)
             if error is exc:
                 raise
             raise error from exc
         except BaseException:
-            await decorated._acancel(calls, None)
+            await acancel(decorated.decorators, calls, None)
             raise
         calls.append(call)
         metadata.update(call.metadata)
@@ -146,7 +147,7 @@ class _SettleHandler(BaseCallbackHandler):
         """Run ``after`` once, with the assembled message."""
         calls, self._calls = self._calls, None
         if calls is not None:
-            self._decorated._finish(calls, _message_of(response))
+            finish(self._decorated.decorators, calls, _message_of(response))
 
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         """Run ``on_error`` (or ``on_cancel`` for a cancellation) once."""
@@ -154,9 +155,9 @@ class _SettleHandler(BaseCallbackHandler):
         if calls is None:
             return
         if isinstance(error, Exception):
-            self._decorated._fail(calls, error)
+            fail(self._decorated.decorators, calls, error)
         else:
-            self._decorated._cancel(calls, None)
+            cancel(self._decorated.decorators, calls, None)
 
 
 class _AsyncSettleHandler(AsyncCallbackHandler):
@@ -172,7 +173,7 @@ class _AsyncSettleHandler(AsyncCallbackHandler):
         """Run ``aafter`` once, with the assembled message."""
         calls, self._calls = self._calls, None
         if calls is not None:
-            await self._decorated._afinish(calls, _message_of(response))
+            await afinish(self._decorated.decorators, calls, _message_of(response))
 
     async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         """Run ``aon_error`` (or ``aon_cancel`` for a cancellation) once."""
@@ -180,6 +181,6 @@ class _AsyncSettleHandler(AsyncCallbackHandler):
         if calls is None:
             return
         if isinstance(error, Exception):
-            await self._decorated._afail(calls, error)
+            await afail(self._decorated.decorators, calls, error)
         else:
-            await self._decorated._acancel(calls, None)
+            await acancel(self._decorated.decorators, calls, None)
