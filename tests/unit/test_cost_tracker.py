@@ -644,6 +644,18 @@ def test_bad_budget_values_name_the_field():
         Budget(1, "day", tag="")
 
 
+def test_string_amounts_are_refused_like_build_router_and_the_config_refuse_them():
+    # "5" is a number read without being parsed; build_router and from_config refuse it, so
+    # the tracker does too, naming the argument and the fix.
+    with pytest.raises(TypeError, match=r"CostTracker\(budget_usd=…\).*string '5'.*float"):
+        CostTracker(budget_usd="5")
+    with pytest.raises(TypeError, match=r"CostTracker\(budgets=\{'day': …\}\).*string '1.0'"):
+        CostTracker(budgets={"day": "1.0"})
+    with pytest.raises(TypeError, match=r"Budget\.limit_usd.*string"):
+        Budget("2", "day")
+    assert CostTracker(budget_usd=Decimal("5")).budgets[0].limit_usd == Decimal("5")
+
+
 def test_memory_ledger_keeps_only_the_newest_records_but_totals_everything():
     t = tracker(max_records=2)
     model = t | Fake(usage=usage())

@@ -46,7 +46,14 @@ def to_usd(value: Any, name: str, *, allow_none: bool = False) -> Decimal | None
         if allow_none:
             return None
         raise TypeError(f"{name} must be an amount of USD (a number), got None")
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+    if isinstance(value, str):
+        # build_router and the config file take numbers only; a string here would be a
+        # number read from somewhere without being parsed, so the tracker refuses it too.
+        raise TypeError(
+            f"{name} must be an amount of USD as a number (5.0, or Decimal({value!r}) for exact "
+            f"cents), got the string {value!r}; convert it with float(…) or Decimal(…)"
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise TypeError(f"{name} must be an amount of USD (a number), got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{name} must be a finite amount of USD, got {value!r}")
