@@ -43,9 +43,9 @@ PROMPT = [("system", "You are terse."), ("user", "Say hello in one word.")]
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    from tests.redis_support import free_port
+
+    return free_port()
 
 
 def start_sim(port: int) -> subprocess.Popen[bytes]:

@@ -12,9 +12,6 @@ import argparse
 import asyncio
 import json
 import platform
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -48,30 +45,17 @@ def _server(url: str | None) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    binary = shutil.which("redis-server")
+    from tests.redis_support import RedisServer, find_redis_server
+
+    binary = find_redis_server()
     if binary is None:
         raise SystemExit("redis-server not found: apt-get install redis-server, or pass --url")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as directory:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory],
-            stdout=subprocess.DEVNULL,
-        )
+        server = RedisServer(binary, Path(directory)).start()
         try:
-            client = redis.Redis(port=port)
-            for _ in range(200):
-                try:
-                    client.ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.02)
-            client.close()
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            process.terminate()
-            process.wait(10)
+            server.stop()
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:

@@ -1,8 +1,11 @@
-"""A private redis-server for tests: free port, temporary directory, no persistence.
+"""A private redis-server for tests and benchmarks: free port, temporary directory, no persistence.
 
-Tests that need Redis skip, saying how to install it, when the ``redis-server`` binary or the
-``redis`` package is missing. ``RedisServer`` can also be stopped, restarted on the same port
-and paused (SIGSTOP), for the tests of a Redis that dies or hangs.
+The one place that starts redis-server: the tests' fixtures, and the benchmarks (``from
+tests.redis_support import ...`` from the repository root). Tests that need Redis skip, saying
+how to install it, when the ``redis-server`` binary or the ``redis`` package is missing
+(`redis_binary`); a benchmark asks `find_redis_server` and says why it cannot run.
+``RedisServer`` can also require a password, be stopped, restarted on the same port and paused
+(SIGSTOP), for the tests of a Redis that dies or hangs.
 """
 
 from __future__ import annotations
@@ -26,17 +29,22 @@ INSTALL_HINT = (
 )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a server started next)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+_free_port = free_port
+
+
+def _answers(port: int, password: str | None = None) -> bool:
+    ping = b"PING\r\n" if password is None else f"AUTH {password}\r\nPING\r\n".encode()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(ping)
+            return b"+PONG" in sock.recv(64)
     except OSError:
         return False
 
@@ -44,16 +52,18 @@ def _answers(port: int) -> bool:
 class RedisServer:
     """One redis-server process on 127.0.0.1, in a directory of its own."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, *, password: str | None = None) -> None:
         self.binary = binary
         self.directory = directory
+        self.password = password
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password is not None else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         """Start on a free port (or on the previous one, for a restart)."""
@@ -76,13 +86,14 @@ class RedisServer:
                     str(self.directory / "redis.log"),
                     "--databases",
                     "1",
+                    *(["--requirepass", self.password] if self.password is not None else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             deadline = time.monotonic() + 10.0
             while time.monotonic() < deadline and self.process.poll() is None:
-                if _answers(port):
+                if _answers(port, self.password):
                     self.port = port
                     return self
                 time.sleep(0.02)
@@ -117,12 +128,17 @@ class RedisServer:
         self.paused = False
 
 
+def find_redis_server() -> str | None:
+    """The redis-server binary (PATH, or Debian's /usr/bin when PATH is trimmed), or None."""
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+
+
 def redis_binary() -> str:
     """The redis-server binary, or skip the test with the install hint."""
     pytest.importorskip("redis", reason=INSTALL_HINT)
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
+    binary = find_redis_server()
     if binary is None:
         pytest.skip(INSTALL_HINT)
     return binary

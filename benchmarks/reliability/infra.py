@@ -37,7 +37,6 @@ import importlib.util
 import multiprocessing
 import os
 import queue
-import shutil
 import signal
 import socket
 import tempfile
@@ -174,10 +173,9 @@ def redis_missing() -> str | None:
 
 
 def _redis_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found is None and os.path.exists("/usr/bin/redis-server"):
-        found = "/usr/bin/redis-server"
-    return found
+    from tests.redis_support import find_redis_server
+
+    return find_redis_server()
 
 
 def _causes(error: BaseException | None) -> list[BaseException]:

@@ -20,9 +20,6 @@ import logging
 import os
 import pickle
 import random
-import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -308,79 +305,27 @@ def _auth_stub() -> Iterator[str]:
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class _Redis:
-    process: subprocess.Popen[bytes]
-    port: int
-    password: str
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-
 @contextlib.contextmanager
-def _private_redis(password: str) -> Iterator[_Redis | str]:
+def _private_redis(password: str) -> Iterator[Any]:
     """A password-protected redis-server of our own, or the reason there is none."""
-    binary = shutil.which("redis-server")
     try:
-        import redis
+        import redis  # noqa: F401 (the backends need it)
     except ImportError:
         yield "the redis package is not installed (pip install 'llm-routing[redis]')"
         return
+    from tests.redis_support import RedisServer, find_redis_server
+
+    binary = find_redis_server()
     if binary is None:
         yield "redis-server is not installed (apt-get install redis-server)"
         return
     with tempfile.TemporaryDirectory(prefix="llmr-secrets-redis-") as directory:
-        port = _free_port()
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                directory,
-                "--requirepass",
-                password,
-                "--databases",
-                "1",
-                "--logfile",
-                str(Path(directory) / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        server = _Redis(process, port, password)
         try:
-            client = redis.Redis(port=port, password=password, socket_timeout=1)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.exceptions.RedisError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        yield "redis-server did not start"
-                        return
-                    time.sleep(0.02)
-            client.close()
+            server = RedisServer(binary, Path(directory), password=password).start()
+        except RuntimeError:
+            yield "redis-server did not start"
+            return
+        try:
             yield server
         finally:
             server.stop()
@@ -396,7 +341,7 @@ class _Context:
     scan: Scan
     loop: asyncio.AbstractEventLoop
     auth_url: str
-    redis: _Redis | None = None
+    redis: Any = None  # tests.redis_support.RedisServer, password-protected
     langfuse: Any = None
     serial: int = 0
 

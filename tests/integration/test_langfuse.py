@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -390,9 +389,9 @@ def test_cost_arrives_on_the_wire_as_otlp_protobuf(sim, otlp_receiver):
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    from redis_support import free_port
+
+    return free_port()
 
 
 @pytest.fixture
