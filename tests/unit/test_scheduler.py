@@ -374,6 +374,46 @@ def test_limits_under_the_bare_name_of_a_model_the_catalogue_lacks_apply_to_it()
         assert s.limits_for(model).rpm == 60
 
 
+def test_a_misspelt_catalogued_model_in_limits_is_an_error_with_did_you_mean():
+    # Accepted silently, the real model would run on the catalogue's 500 RPM, not these 3.
+    with pytest.raises(
+        ValueError, match=r"limits\['openai:gpt-4o-minii'\].*'openai:gpt-4o-mini'\?"
+    ):
+        RateScheduler(limits={"openai:gpt-4o-minii": {"rpm": 3}})
+    with pytest.raises(ValueError, match=r"did you mean 'openai:gpt-4o-mini'\?"):
+        RateScheduler(limits={"gpt-4o-minii": {"rpm": 3}})
+
+
+def test_a_limits_key_no_model_matched_is_warned_about_at_the_first_call_once():
+    s = RateScheduler(limits={"ollama:my-local-lm": {"rpm": 60}}, pacing="burst")
+    model = s | Fake(
+        model_name="my-local-llm", provider="ollama", profile={"max_input_tokens": 8_000}
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"limits\['ollama:my-local-lm'\].*matched no model.*"
+        r"did you mean 'ollama:my-local-llm'\?",
+    ):
+        model.invoke("hi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.invoke("again")  # once per scheduler, not per call
+
+
+def test_limits_keys_of_models_the_catalogue_lacks_are_silent_once_matched():
+    s = RateScheduler(
+        limits={"ollama:my-local-llm": {"rpm": 60}, "ft:gpt-4o-mini:org::x": {"rpm": 5}}
+    )
+    local = s | Fake(
+        model_name="my-local-llm", provider="ollama", profile={"max_input_tokens": 8_000}
+    )
+    tuned = Fake(model_name="ft:gpt-4o-mini:org::x", profile={"max_input_tokens": 8_000})
+    assert s.limits_for(tuned).rpm == 5  # a router resolves every model before the first call
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        local.invoke("hi")
+
+
 def test_a_provider_missing_from_the_tier_mapping_is_a_clear_value_error():
     s = RateScheduler(tier={"openai": "tier1"})
     with pytest.raises(ValueError, match=r"no tier for provider 'anthropic'.*claude-haiku-4-5"):

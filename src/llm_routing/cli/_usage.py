@@ -6,8 +6,7 @@ Shared by every command module, which raise it; ``cli.main`` prints it as
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
+from llm_routing._hints import did_you_mean
 
 __all__ = ["EXIT_USAGE", "UsageError", "did_you_mean", "sim_missing"]
 
@@ -25,9 +24,3 @@ def sim_missing(exc: ImportError) -> UsageError:
         f"the simulator needs the 'sim' extra ({exc.name} is missing): "
         'pip install "llm-routing[sim]"'
     )
-
-
-def did_you_mean(word: object, known: Sequence[str], listing: str = "known keys") -> str:
-    """``did you mean 'rpm'?`` for a near miss, else ``known keys: a, b`` (named by ``listing``)."""
-    close = difflib.get_close_matches(str(word), known, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"{listing}: {', '.join(known)}"

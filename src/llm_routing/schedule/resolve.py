@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from llm_routing._hints import close_match
 from llm_routing.catalog import Catalog, Limits, ModelSpec, default_catalog
 from llm_routing.catalog.enforcement import enforcement_for
 from llm_routing.errors import UnknownModelError
@@ -33,6 +34,10 @@ _PROVIDER_ALIASES = {
     "azure_openai": "openai",
     "azure": "openai",
 }
+# How alike a limits key and a catalogued name of the same provider must be for the key to be
+# called a typo (an error) rather than a model the catalogue lacks (a warning at the first call):
+# "gpt-4o-minii" is 0.96 like "gpt-4o-mini", a fine-tune "ft:gpt-4o-mini:org::id" 0.69.
+_TYPO_CUTOFF = 0.85
 _KEY_ATTRS = ("openai_api_key", "anthropic_api_key", "google_api_key", "mistral_api_key", "api_key")
 
 
@@ -125,10 +130,17 @@ class LimitResolver:
             RateLimits(**self._limit_options(self._options, None))  # names the bad option
         except (TypeError, ValueError) as exc:
             raise type(exc)(_as_argument(str(exc))) from None
+        # Keys naming no catalogued model (a custom provider's, a fine-tune): legitimate, or a
+        # typo nobody can tell yet; each is struck off when a model matches it, and what is
+        # left at the first call is warned about (`warn_unmatched`), never silently ignored.
+        self._unmatched: dict[str, str] = {}
         self._overrides = self._check_limits(limits)
         self._cache: dict[str, RateLimits] = {}
         self._warned: set[str] = set()
+        self._seen: list[str] = []
         self._lock = threading.Lock()
+        self.check_unmatched = bool(self._unmatched)
+        """True until the first call has looked for limits keys no model matched."""
 
     @property
     def catalog(self) -> Catalog:
@@ -217,14 +229,82 @@ class LimitResolver:
                 RateLimits(**self._limit_options({**self._options, **fields}, None))
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}: {exc}") from None
-            out[self._canonical(name)] = fields
+            key = self._known_key(name, where)
+            if key is None:
+                key = name.strip()
+                self._unmatched[key] = name
+            out[key] = fields
         return out
+
+    def _known_key(self, name: str, where: str) -> str | None:
+        """The catalogue's key for the limits key ``name``; ``None`` for a model it lacks.
+
+        A near miss of a catalogued model of a catalogued provider is a typo, and an error
+        now: otherwise the real model would run on the catalogue's limits, not these.
+        """
+        try:
+            return self.catalog.get(name).key
+        except UnknownModelError:
+            pass
+        except (TypeError, ValueError):
+            return None  # ambiguous without a provider: kept as written, like a custom model
+        provider, found, model = name.strip().partition(":")
+        if not found:
+            provider, model = "", name.strip()
+        specs = [
+            spec
+            for spec in self.catalog.models()
+            if not provider or spec.provider == _provider(provider)
+        ]
+        names = {spec.name: spec.key for spec in specs}
+        for spec in specs:
+            names.update(dict.fromkeys(spec.aliases, spec.key))
+        close = close_match(model.lower(), names, cutoff=_TYPO_CUTOFF)
+        if close is None:
+            return None
+        raise ValueError(
+            f"{where}: the catalogue has no model {name!r}; did you mean {names[close]!r}? "
+            "(A model the catalogue lacks, such as a new release, needs its spec registered "
+            "first: default_catalog().register(ModelSpec(...)).)"
+        )
 
     def _canonical(self, name: str) -> str:
         try:
             return self.catalog.get(name).key
         except (TypeError, ValueError):
             return name.strip()
+
+    def _matched(self, key: str) -> None:
+        if key in self._unmatched:
+            with self._lock:
+                self._unmatched.pop(key, None)
+
+    def warn_unmatched(self, model: ModelSpec) -> None:
+        """At the first call (of ``model``): warn about each limits key no model has matched.
+
+        Such a key names no catalogued model, so it could be a custom model this scheduler
+        will wrap later, or a typo that leaves the real model on the catalogue's limits. Only
+        the first call looks: by then `build_router` has resolved every model of its router.
+        """
+        with self._lock:
+            if not self.check_unmatched:
+                return
+            self.check_unmatched = False
+            unmatched = dict(self._unmatched)
+            seen = list(self._seen)
+        for key, written in unmatched.items():
+            close = close_match(key, seen)
+            hint = f"did you mean {close!r}? " if close is not None else ""
+            warnings.warn(
+                f"RateScheduler(limits[{written!r}]) has matched no model by the first call "
+                f"(of {model.key}): the catalogue has no such model and none this scheduler "
+                f"resolved ({', '.join(seen) or 'none'}) is called that. {hint}If it is "
+                "misspelt, the model it meant runs on the catalogue's limits instead; if it "
+                "names a model you call later, register its spec in the catalogue "
+                "(default_catalog().register(ModelSpec(...))) to silence this.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     # --- resolution ------------------------------------------------------------------------
 
@@ -240,10 +320,15 @@ class LimitResolver:
         if cached is not None:
             return cached
         override = self._overrides.get(spec.key)
+        self._matched(spec.key)
         if override is None:
             # A model the catalogue lacks keeps the bare name it was given under (``_canonical``
             # has no provider to add), while its spec (from ``model.profile``) has one.
             override = self._overrides.get(spec.name)
+            self._matched(spec.name)
+        with self._lock:
+            if spec.key not in self._seen:
+                self._seen.append(spec.key)
         base: dict[str, Any] = {}
         tier = self.tier_for(spec.provider)
         if tier is not None and tier in spec.rate_limits:
@@ -280,6 +365,7 @@ class LimitResolver:
             spec = self.catalog.get(name)
         except (TypeError, ValueError):
             override = self._overrides.get(key)
+            self._matched(key)
             if override is None:
                 raise UnknownModelError(
                     f"RateScheduler does not know the model {name!r}: register it in the "

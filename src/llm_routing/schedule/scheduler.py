@@ -236,6 +236,8 @@ class RateScheduler(_Reactions, Decorator):
     def before(self, call: Call) -> None:
         """Estimate the call and refuse it at once if its model's quota is known to be spent."""
         resolved = self._resolve(call.model)
+        if self._limits.check_unmatched:  # a limits key no model matched: say so once
+            self._limits.warn_unmatched(resolved.spec)
         self._check_quota(resolved.key)
         call.state = self._pending(call, resolved)
 
