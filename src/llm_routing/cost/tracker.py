@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from llm_routing._decorator import Call, Decorator
+from llm_routing._waiting import Waiting, current
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.cost._backend import ledger_for
 from llm_routing.cost._messages import crossing_message, refusal_error, unpriced_hint
@@ -303,7 +304,9 @@ class CostTracker(Reporting, Decorator):
         state, buckets = self._prepare(call)
         if buckets:
             amount = state.estimate if state.estimate is not None else _ZERO
+            waiting, started = self._waiting_since()
             outcome = self.ledger.reserve_within(amount, buckets, self._wait_left(call))
+            self._count_wait(waiting, started)
             self._admit(call, state, outcome)
         call.state = state
 
@@ -312,7 +315,9 @@ class CostTracker(Reporting, Decorator):
         state, buckets = self._prepare(call)
         if buckets:
             amount = state.estimate if state.estimate is not None else _ZERO
+            waiting, started = self._waiting_since()
             outcome = await self.ledger.areserve_within(amount, buckets, self._wait_left(call))
+            self._count_wait(waiting, started)
             self._admit(call, state, outcome)
         call.state = state
 
@@ -351,10 +356,28 @@ class CostTracker(Reporting, Decorator):
         One ``max_wait`` bounds the call's waits end to end: a call that queued 80 s for rate
         capacity waits at most 10 s more for budget holds, not another 90.
         """
+        waiting = current()
+        if waiting is not None:
+            # Inside a router call: every attempt's waits so far, this one's scheduler's too.
+            return waiting.left(self.max_wait)
         waited = call.upstream.get("llm_routing.wait_s")
         if isinstance(waited, int | float) and not isinstance(waited, bool) and waited > 0:
             return max(0.0, self.max_wait - float(waited))
         return self.max_wait
+
+    def _waiting_since(self) -> tuple[Waiting | None, float]:
+        """The router call's `Waiting` and the ledger's time, when this runs inside one."""
+        waiting = current()
+        return waiting, (self.ledger.clock.now() if waiting is not None else 0.0)
+
+    def _count_wait(self, waiting: Waiting | None, started: float) -> None:
+        """Count the wait for holds to settle against the router call, if any.
+
+        A fallback (or the scheduler's retry) after it then waits only what is left. The
+        ledger's clock is read only inside a router call: a plain call pays nothing for it.
+        """
+        if waiting is not None:
+            waiting.add(self.ledger.clock.now() - started)
 
     def _admit(self, call: Call, state: _State, outcome: Reservation | Refusal) -> None:
         if isinstance(outcome, Refusal):

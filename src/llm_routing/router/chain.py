@@ -26,6 +26,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig, ensure_config
 
+from llm_routing._waiting import Waiting, current, swap
 from llm_routing.errors import (
     FALLBACK_ERRORS,
     AllModelsFailedError,
@@ -49,10 +50,11 @@ class ModelTurn:
 
     Leaves ``failed`` set when it did; any other error (a bad request, a bad key, a
     cancellation) propagates as it is, traceback and all, since the next model would fail the
-    same way.
+    same way. While the turn runs, the request's `Waiting` is the current one, so the model's
+    scheduler and tracker wait only what is left of ``max_wait`` for the whole request.
     """
 
-    __slots__ = ("_chain", "config", "failed", "model", "name")
+    __slots__ = ("_chain", "_outer", "config", "failed", "model", "name")
 
     def __init__(
         self, chain: Chain, name: str, model: Runnable[Any, Any], config: RunnableConfig
@@ -62,8 +64,10 @@ class ModelTurn:
         self.model = model
         self.config = config
         self.failed = False
+        self._outer: Waiting | None = None
 
     def __enter__(self) -> ModelTurn:
+        self._outer = swap(self._chain.waiting)
         return self
 
     def __exit__(
@@ -72,6 +76,7 @@ class ModelTurn:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        swap(self._outer)
         if not isinstance(exc, Exception):
             return False
         error = fallback_error(exc, self.name, stream=self._chain.stream)
@@ -88,9 +93,13 @@ class Chain:
     Iterating yields one `ModelTurn` per model, in order, each with the config its attempt
     runs under; the entry point calls the model inside the turn and reports back with
     `served`, `all_failed` or (for streams) `streaming`.
+
+    ``waiting`` is what the request has waited, across its turns: ``max_wait`` bounds the
+    request, not each model. A router called inside another's turn (nested routers) shares
+    the outer request's, so the outer bound holds.
     """
 
-    __slots__ = ("_position", "_router", "attempts", "config", "stream")
+    __slots__ = ("_position", "_router", "attempts", "config", "stream", "waiting")
 
     def __init__(self, router: Router, config: RunnableConfig | None, *, stream: bool) -> None:
         self._router = router
@@ -98,6 +107,7 @@ class Chain:
         self.config = _with_handler(ensure_config(config), router.settings.get("langfuse"))
         self.attempts: list[Attempt] = []
         self._position = 0
+        self.waiting: Waiting = current() or Waiting()
 
     def __iter__(self) -> Iterator[ModelTurn]:
         router = self._router

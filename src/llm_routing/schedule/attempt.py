@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_routing._waiting import Waiting, current
 from llm_routing.catalog import ModelSpec
 from llm_routing.catalog.enforcement import enforcement_for
 from llm_routing.schedule.admission import Ticket
@@ -59,7 +60,12 @@ class Resolved:
 
 
 class Pending:
-    """One call's progress through the scheduler (``call.state``)."""
+    """One call's progress through the scheduler (``call.state``).
+
+    ``waiting`` is the router call's (`llm_routing._waiting`) when this attempt runs inside
+    one: its waits count there too, and what is left of ``max_wait`` is read there, so the
+    request's earlier attempts (other models) have used their part of it already.
+    """
 
     __slots__ = (
         "answered_at",
@@ -72,6 +78,7 @@ class Pending:
         "ticket",
         "transient_retries",
         "waited",
+        "waiting",
     )
 
     def __init__(self, resolved: Resolved, request: Request) -> None:
@@ -79,6 +86,7 @@ class Pending:
         self.request = request
         self.ticket: Ticket | None = None
         self.waited = 0.0
+        self.waiting: Waiting | None = current()
         self.attempts = 0
         self.rate_limit_retries = 0
         self.transient_retries = 0
@@ -88,6 +96,18 @@ class Pending:
         # a retry is counted when it is sent, not when decided, since the wait before it may
         # still pass max_wait and end the attempt instead.
         self.retrying: str | None = None
+
+    def wait(self, seconds: float) -> None:
+        """Count ``seconds`` of waiting for this attempt and for the router call it is part of."""
+        self.waited += seconds
+        if self.waiting is not None:
+            self.waiting.add(seconds)
+
+    def left(self, max_wait: float) -> float:
+        """What is left of ``max_wait``: of the router call's when inside one, else this call's."""
+        if self.waiting is not None:
+            return self.waiting.left(max_wait)
+        return max(0.0, max_wait - self.waited)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,9 @@ class _Reactions:
         )
 
     def _remaining(self, pending: Pending) -> float:
-        return max(0.0, self.max_wait - pending.waited)
+        # Inside a router call, what the call's other attempts waited counts too: max_wait
+        # bounds the request, not each model.
+        return pending.left(self.max_wait)
 
     def _failed(self, pending: Pending, ticket: Ticket, exc: Exception) -> Failure:
         """React to a failed attempt: what the backend is told, then the delay or the error."""
@@ -114,7 +116,7 @@ class _Reactions:
                 )
                 return Failure(effects, error=caused(unavailable, exc))
             pending.transient_retries += 1
-            pending.waited += delay
+            pending.wait(delay)
             pending.retrying = "transient_retries"
             return Failure(effects, delay=delay)
         return Failure(effects, error=exc)

@@ -324,13 +324,17 @@ class RateScheduler(_Reactions, Decorator):
             if first is not None:
                 ticket, first = first, None
             else:
+                left = self._remaining(pending)
+                deadline = self.admission.now() + left
                 try:
-                    ticket = yield Acquire(pending, self.admission.now() + self._remaining(pending))
+                    ticket = yield Acquire(pending, deadline)
                 except RateLimitExhaustedError as exc:
                     self._refused(key, exc)
+                    self._refused_after(pending, deadline - left)
                     raise
                 except QuotaExceededError:
                     self._stats.add(key, "refused_quota")
+                    self._refused_after(pending, deadline - left)
                     raise
             self._admitted(pending, ticket)
             self._annotate(call, pending)
@@ -414,9 +418,18 @@ class RateScheduler(_Reactions, Decorator):
         too_large = "larger than the limit" in exc.reason
         self._stats.add(key, "refused_too_large" if too_large else "refused_max_wait")
 
+    def _refused_after(self, pending: Pending, start: float) -> None:
+        """Count a refused wait's time against the router call (a queue can time out late).
+
+        Only inside a router call, whose next model must know what is left; the clock is
+        read only on this path, so an admitted call pays nothing for it.
+        """
+        if pending.waiting is not None:
+            pending.wait(max(0.0, self.admission.now() - start))
+
     def _admitted(self, pending: Pending, ticket: Ticket) -> None:
         pending.attempts += 1
-        pending.waited += ticket.waited_s
+        pending.wait(ticket.waited_s)
         self._stats.waited(pending.resolved.key, ticket.waited_s)
         if pending.retrying is not None:
             self._stats.add(pending.resolved.key, pending.retrying)
