@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import functools
 import gc
 import importlib.util
 import json
@@ -73,9 +74,9 @@ from llm_routing.sim import (
     Latency,
     ProviderLimiter,
     SimModel,
-    SimulatedProvider,
     SlidingWindowLimiter,
 )
+from llm_routing.sim.process import SimProcess as ChildSimulator
 from llm_routing.tokens import count_tokens
 
 CountFrom = Literal["response", "admission"]
@@ -493,32 +494,26 @@ def print_virtual(rows: Sequence[dict[str, Any]], minutes: int) -> None:
 # --------------------------------------------------------------------------- part 2
 
 
-def serve(
+def sim_model(
     rpm: int,
     tpm: int,
     latency: tuple[float, float, float],
-    clock: ScaledClock | None,
-    conn: Any,
     enforcement: dict[str, Any] | None = None,
-) -> None:
-    """The simulated provider in a child process, so its CPU never counts as ours.
+) -> list[SimModel]:
+    """The one simulated model of parts 2-4, built in the simulator's child process.
 
     ``enforcement``: ``SimModel`` fields such as ``{"enforcement": "quantized",
     "failed_requests_count": False}``; ``None`` leaves the model's defaults.
     """
-    model = SimModel(
-        name=NAME,
-        rpm=rpm,
-        tpm=tpm,
-        latency=Latency(ttft=latency[0], per_token=latency[1], jitter=latency[2]),
-        **(enforcement or {}),
-    )
-    now: Callable[[], float] = clock.now if clock is not None else time.monotonic
-    sim = SimulatedProvider([model], seed=0, clock=now)
-    sim.state.warm_up()  # the first request must not pay for loading the encoding
-    with sim:
-        conn.send(sim.url)
-        conn.recv()
+    return [
+        SimModel(
+            name=NAME,
+            rpm=rpm,
+            tpm=tpm,
+            latency=Latency(ttft=latency[0], per_token=latency[1], jitter=latency[2]),
+            **(enforcement or {}),
+        )
+    ]
 
 
 @dataclass
@@ -783,7 +778,7 @@ async def _part_http(
     return results, await _http_row(probe, probe_jobs, len(probe_jobs), clock, factor, sim_url)
 
 
-class SimProcess:
+class SimProcess(ChildSimulator):
     """The simulated provider in a child process; started first, so its start-up overlaps part 1.
 
     With ``factor != 1`` the provider and the schedulers share one `ScaledClock` (``now()`` reads
@@ -799,35 +794,9 @@ class SimProcess:
     ) -> None:
         self.scaled = ScaledClock(factor) if factor != 1.0 else None
         self.clock: Clock = self.scaled if self.scaled is not None else SystemClock()
-        context = multiprocessing.get_context("spawn")
-        self._parent, child = context.Pipe()
         latency = (H_LATENCY[0] / factor, H_LATENCY[1] / factor, H_LATENCY[2])
-        self._process = context.Process(
-            target=serve,
-            args=(rpm, tpm, latency, self.scaled, child, enforcement),
-            daemon=True,
-        )
-        self._url: str | None = None
-
-    def __enter__(self) -> SimProcess:
-        self._process.start()
-        return self
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            if not self._parent.poll(60):
-                raise RuntimeError("the simulated provider did not start within 60 s")
-            self._url = str(self._parent.recv())
-        return self._url
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self._parent.send("stop")
-        self._process.join(timeout=20)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout=5)
+        models = functools.partial(sim_model, rpm, tpm, latency, enforcement)
+        super().__init__(models, seed=0, clock=self.scaled)
 
 
 def _fmt(value: float, spec: str, suffix: str = "") -> str:

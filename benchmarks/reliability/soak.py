@@ -27,14 +27,12 @@ import ctypes
 import functools
 import gc
 import math
-import multiprocessing
-import os
 import random
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -45,7 +43,8 @@ from langchain_openai import ChatOpenAI
 
 from llm_routing.router import Router, build_router
 from llm_routing.schedule import RateScheduler
-from llm_routing.sim import Latency, SimModel, SimulatedProvider
+from llm_routing.sim import Latency, SimModel
+from llm_routing.sim.process import SimProcess
 from llm_routing.tokens import count_tokens
 
 __all__ = ["SimProcess", "SoakConfig", "render", "run", "unexplained_objects", "violations"]
@@ -121,102 +120,6 @@ QUICK = SoakConfig(requests=2_000, duration_s=15.0)
 
 
 # --------------------------------------------------------------------------- the simulator
-
-
-def _serve(models: Callable[[], Sequence[SimModel]], seed: int, conn: Any) -> None:
-    """The child process: serve ``models()`` until the parent says stop (or goes away)."""
-    sim = SimulatedProvider(models(), seed=seed)
-    sim.state.warm_up()  # the first request must not pay for loading the encodings
-    with sim:
-        conn.send(sim.url)
-        with contextlib.suppress(EOFError, OSError):
-            conn.recv()
-
-
-class SimProcess:
-    """A `SimulatedProvider` serving ``models()`` in a spawned child process.
-
-    Generalises ``benchmarks.goodput.SimProcess`` (one fixed model) to any models: the
-    child's CPU and GIL are not the measured process's. ``models`` is a picklable callable
-    (a module-level function or a ``functools.partial`` of one) that builds the `SimModel`
-    list in the child: a ``SimModel`` itself does not pickle (its fault plan holds a
-    mappingproxy). ``stats()`` and ``reset()`` go over the simulator's HTTP control surface;
-    ``cpu_s()`` reads the child's CPU from ``/proc``.
-    """
-
-    def __init__(
-        self,
-        models: Callable[[], Sequence[SimModel]],
-        *,
-        seed: int = 0,
-        start_timeout: float = 60.0,
-    ) -> None:
-        if not callable(models):
-            raise TypeError(
-                "SimProcess(models=…) must be a picklable callable returning SimModels, "
-                f"e.g. functools.partial(sim_models, config); got {type(models).__name__}"
-            )
-        context = multiprocessing.get_context("spawn")
-        self._parent, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(models, seed, child), daemon=True)
-        self._start_timeout = start_timeout
-        self._url: str | None = None
-
-    def __enter__(self) -> SimProcess:
-        self._process.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self._parent.send("stop")
-        self._process.join(timeout=20)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout=5)
-        self._parent.close()
-
-    @property
-    def url(self) -> str:
-        """The server root; waits for the child to report it."""
-        if self._url is None:
-            if not self._parent.poll(self._start_timeout):
-                raise RuntimeError(
-                    f"the simulated provider did not start within {self._start_timeout:g} s"
-                )
-            try:
-                self._url = str(self._parent.recv())
-            except EOFError:
-                self._process.join(timeout=5)
-                raise RuntimeError(
-                    "the simulated provider's process exited before serving (exit code "
-                    f"{self._process.exitcode}); its traceback is on stderr"
-                ) from None
-        return self._url
-
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-compatible base URL for ``ChatOpenAI(base_url=…)``."""
-        return f"{self.url}/v1"
-
-    def stats(self) -> dict[str, Any]:
-        """``GET /sim/stats``."""
-        response = httpx.get(f"{self.url}/sim/stats", timeout=30)
-        response.raise_for_status()
-        return dict(response.json())
-
-    def reset(self) -> None:
-        """``POST /sim/reset``: empty windows and counters."""
-        httpx.post(f"{self.url}/sim/reset", timeout=30).raise_for_status()
-
-    def cpu_s(self) -> float:
-        """The child's CPU seconds so far (user + system); NaN where /proc is missing."""
-        pid = self._process.pid
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                parts = stat.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return math.nan
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sim_models(config: SoakConfig) -> list[SimModel]:
