@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from typing import Any, Generic
 
 from llm_routing._decorator import _NOTHING, _T, Call, Decorator
@@ -127,7 +127,7 @@ def through(decorators: Sequence[Decorator], opened: _Opened[Iterator[Any]]) -> 
 
 async def athrough(
     decorators: Sequence[Decorator], opened: _Opened[AsyncIterator[Any]]
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Async ``through``: the same lifecycle with the async hooks."""
     calls = opened.calls
     if opened.first is _NOTHING:
