@@ -205,3 +205,11 @@ async def test_the_async_middleware_shares_one_max_wait_across_its_models():
     result = await agent.ainvoke({"messages": [("human", "hi")]})
     assert result["messages"][-1].response_metadata["llm_routing.model"] == "openai:gpt-4o"
     assert fallback.times == [4.0, 5.5]
+
+
+def test_batch_gives_each_input_its_own_max_wait():
+    _clock, _, primary, _fallback, router = setup()
+    primary.errors = [rate_limited(4), None, rate_limited(4), None]
+    answers = router.batch(["one", "two"], {"max_concurrency": 1})
+    assert [a.response_metadata["llm_routing.model"] for a in answers] == ["openai:gpt-4o-mini"] * 2
+    assert primary.times == [0.0, 4.0, 4.0, 8.0]
