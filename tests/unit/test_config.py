@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 from llm_routing.config import from_config
+from llm_routing.router.config_checks import ConfigError
 
 INIT = {"api_key": "sk-test", "base_url": "http://127.0.0.1:9/v1"}
 
@@ -241,3 +242,161 @@ def test_yaml_without_pyyaml_asks_for_it(tmp_path, monkeypatch):
     path = tmp_path / "router.yml"
     path.write_text(YAML)
     assert "pip install pyyaml" in error_for(ImportError, path)
+
+
+# --------------------------------------------------------------------------- every knob
+
+KNOBS = """
+[router]
+primary = "openai:gpt-4o-mini"
+fallbacks = ["openai:gpt-4o"]
+max_wait = 20
+
+[scheduler]
+pacing = "burst"
+max_retries = 1
+reserve_output = 512
+quota_cooldown = 30
+
+[scheduler.limits."openai:gpt-4o-mini"]
+rpm = 30
+tpm = 200000
+
+[budget]
+total = 5.0
+day = 1.0
+warn_at = 0.5
+hold_lease = 10
+
+[guard]
+safety = 0.8
+reserve_output = 2048
+"""
+
+
+def test_scheduler_and_budget_tables_reach_the_scheduler_and_the_tracker(tmp_path):
+    path = tmp_path / "router.toml"
+    path.write_text(KNOBS)
+    router = build(path)
+    scheduler, tracker = router.settings["scheduler"], router.settings["tracker"]
+    assert (scheduler.max_wait, scheduler.max_retries, scheduler.pacing) == (20, 1, "burst")
+    assert (scheduler.reserve_output, scheduler.quota_cooldown) == (512, 30)
+    assert scheduler.limits_for("openai:gpt-4o-mini").rpm == 30
+    assert scheduler.limits_for("openai:gpt-4o").rpm == 500  # the catalogue's tier1
+    assert {(b.period, float(b.limit_usd)) for b in tracker.budgets} == {
+        ("total", 5.0),
+        ("day", 1.0),
+    }
+    assert tracker.max_wait == 20  # router.max_wait bounds both, as build_router does
+    assert router.settings["guard"].safety == 0.8
+
+
+def test_router_budget_usd_goes_to_the_tracker_built_for_a_scheduler_table():
+    router = build(
+        {
+            "router": {"primary": "openai:gpt-4o-mini", "budget_usd": 2},
+            "scheduler": {"limits": {"gpt-4o-mini": {"rpm": 3}}},
+        }
+    )
+    assert [float(b.limit_usd) for b in router.settings["tracker"].budgets] == [2.0]
+
+
+def test_every_mistake_of_a_file_is_reported_at_once_with_its_dotted_key(tmp_path):
+    path = tmp_path / "router.toml"
+    path.write_text(
+        """
+[router]
+primary = "openai:gpt-4o-mini"
+max_wiat = 3
+budget_usd = 1
+
+[scheduler]
+pacing = "fast"
+lease_s = 5
+
+[scheduler.limits."openai:gpt-4o-minii"]
+rpm = 3
+
+[scheduler.limits."openai:gpt-4o"]
+rpmm = 3
+
+[budget]
+total = 1
+day = "1.0"
+weekly = 3
+
+[guard]
+safety = 2
+
+[langfuse]
+secret_key = "sk-lf-..."
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        build(path)
+    message = str(info.value)
+    assert message.startswith(f"10 mistakes in {path}; fix each:")
+    for expected in (
+        "- router.max_wiat: unknown key; did you mean 'max_wait'?",
+        "- scheduler.pacing: must be 'auto'",
+        "- scheduler.lease_s: configures the Redis backend, but router.backend is 'memory'",
+        '- scheduler.limits."openai:gpt-4o-minii": the catalogue has no model '
+        "'openai:gpt-4o-minii'; did you mean 'openai:gpt-4o-mini'?",
+        "- scheduler.limits.\"openai:gpt-4o\": unknown key(s) ['rpmm']",
+        "- budget.weekly: unknown key",
+        "- budget.day: expected a number, got str '1.0'",
+        "- budget.total: router.budget_usd sets the same total budget; keep one",
+        "- guard.safety: must be in (0, 1]",
+        "- langfuse.secret_key: a secret does not belong in a config file",
+    ):
+        assert expected in message
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+    assert len(info.value.problems) == 10
+
+
+def test_a_table_an_override_would_make_pointless_is_named():
+    from llm_routing import RateScheduler
+
+    message = error_for(
+        ValueError,
+        {"router": {"primary": "openai:gpt-4o-mini"}, "scheduler": {"max_retries": 1}},
+        scheduler=RateScheduler(),
+    )
+    assert message.startswith("[scheduler]: configures the default scheduler")
+
+
+def test_redis_options_build_the_redis_backend():
+    pytest.importorskip("redis")
+    router = build(
+        {
+            "router": {"primary": "openai:gpt-4o-mini", "backend": "redis://127.0.0.1:9/0"},
+            "scheduler": {"lease_s": 7, "prefix": "team-a"},
+        }
+    )
+    backend = router.settings["scheduler"].backend
+    assert (backend.lease_s, backend.prefix) == (7, "team-a")
+
+
+def test_langfuse_table_builds_a_client_and_enabled_false_turns_it_off(monkeypatch):
+    pytest.importorskip("langfuse")
+    made = []
+
+    class Client:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+    monkeypatch.setattr("langfuse.Langfuse", Client)
+    monkeypatch.setattr(
+        "llm_routing.router.build._langfuse_handler",
+        lambda value: None if value is False else ("handler", value),
+    )
+    router = build(
+        {
+            "router": {"primary": "openai:gpt-4o-mini"},
+            "langfuse": {"host": "http://127.0.0.1:9", "public_key": "pk-lf-1"},
+        }
+    )
+    assert made == [{"host": "http://127.0.0.1:9", "public_key": "pk-lf-1"}]
+    assert isinstance(router.settings["langfuse"][1], Client)
+    off = build({"router": {"primary": "openai:gpt-4o-mini"}, "langfuse": {"enabled": False}})
+    assert off.settings["langfuse"] is None

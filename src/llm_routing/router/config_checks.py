@@ -12,11 +12,13 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 from llm_routing._args import is_int, is_number
+from llm_routing._hints import did_you_mean
 from llm_routing.catalog import default_catalog, normalize_provider
 from llm_routing.errors import UnknownModelError
 
@@ -24,6 +26,7 @@ __all__ = [
     "GUARD_KEYS",
     "ROUTER_KEYS",
     "TOP_KEYS",
+    "ConfigError",
     "Problem",
     "backend",
     "check_keys",
@@ -40,7 +43,7 @@ __all__ = [
 
 # [simulate] (latency, limits, prices of the simulated providers) is read by
 # `llm-routing simulate` only; the router ignores it, so one file serves both.
-TOP_KEYS = ("router", "guard", "defaults", "models", "simulate")
+TOP_KEYS = ("router", "scheduler", "guard", "budget", "langfuse", "defaults", "models", "simulate")
 ROUTER_KEYS = (
     "primary",
     "fallbacks",
@@ -56,11 +59,49 @@ GUARD_KEYS = ("enabled", "safety", "reserve_output")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
+class ConfigError(TypeError, ValueError):
+    """Several mistakes in one config, each with its dotted key: all of them, not the first.
+
+    Both a ``TypeError`` and a ``ValueError``, so code that catches either kind for one
+    mistake catches a list of them too. ``problems`` holds each mistake's error.
+    """
+
+    def __init__(self, label: str, problems: Sequence[Exception]) -> None:
+        self.problems = tuple(problems)
+        suffix = f" (in {label})"
+        lines = [str(p).removesuffix(suffix) for p in self.problems]
+        super().__init__(
+            f"{len(lines)} mistakes in {label}; fix each:\n" + "\n".join(f"- {x}" for x in lines)
+        )
+
+
 class Problem:
-    """Builds errors that name the source (file or mapping) and the dotted key at fault."""
+    """Builds errors that name the source (file or mapping) and the dotted key at fault.
+
+    Collects them too (`collect`, `raise_collected`): a user who fixes one mistake per run
+    would otherwise meet a file's mistakes one at a time.
+    """
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self.errors: list[Exception] = []
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run a check; a ``TypeError``/``ValueError`` it raises is kept for later, not raised."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.errors.extend(exc.problems)
+        except (TypeError, ValueError) as exc:
+            self.errors.append(exc)
+
+    def raise_collected(self) -> None:
+        """Raise what `collect` kept: one mistake as itself, several as one `ConfigError`."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigError(self.label, self.errors)
 
     def value(self, key: str, message: str) -> ValueError:
         """A ``ValueError``: the value at ``key`` is of the right type but wrong."""
@@ -82,15 +123,15 @@ def dotted(parent: str, key: str) -> str:
 def check_keys(
     table: Mapping[str, Any], known: Sequence[str], parent: str, problem: Problem
 ) -> None:
-    """Every key of ``table`` is one of ``known``; a typo gets a "did you mean"."""
+    """Every key of ``table`` is one of ``known``; a typo gets a "did you mean" (all reported)."""
+    found = Problem(problem.label)
     for key in table:
-        if not isinstance(key, str):
-            raise problem.type(dotted(parent, str(key)), "a string key", key)
-        if key in known:
-            continue
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-        raise problem.value(dotted(parent, key), f"unknown key; {hint}")
+        with found.collect():
+            if not isinstance(key, str):
+                raise problem.type(dotted(parent, str(key)), "a string key", key)
+            if key not in known:
+                raise problem.value(dotted(parent, key), f"unknown key; {did_you_mean(key, known)}")
+    found.raise_collected()
 
 
 def table(data: Mapping[str, Any], key: str, parent: str, problem: Problem) -> dict[str, Any]:

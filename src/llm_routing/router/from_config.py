@@ -15,16 +15,37 @@ The format (TOML shown; YAML and a plain ``dict`` take the same tree)::
     backend = "memory"        # optional
     langfuse = false          # optional
 
+    [scheduler]               # optional: RateScheduler options (tier, max_wait, backend: [router])
+    pacing = "auto"           # "auto" | "paced" | "burst"; also max_retries, request_margin,
+                              # token_headroom, rpd_reset, reserve_output, backoff_initial,
+                              # backoff_max, quota_cooldown, per_api_key, count_from
+    lease_s = 30              # with a Redis backend: lease_s, prefix, on_unavailable
+
+    [scheduler.limits."openai:gpt-4o-mini"]   # RateScheduler(limits=…): one table per model
+    rpm = 30
+    tpm = 200000
+
     [guard]                   # optional
     enabled = true            # false builds the router without a context guard
     safety = 0.9              # share of the window to use, in (0, 1]
     reserve_output = 4096     # optional, tokens
+
+    [budget]                  # optional: CostTracker options; total = router.budget_usd
+    day = 1.0                 # USD per UTC hour / day / month, and total
+    warn_at = 0.8             # also hold_lease, strict, reserve_output
+
+    [langfuse]                # optional: a Langfuse client (secret key from the environment)
+    host = "https://cloud.langfuse.com"       # also public_key, environment, release,
+                                              # sample_rate, enabled
 
     [defaults]                # optional init kwargs for every model (init_chat_model)
     timeout = 30
 
     [models."openai:gpt-4o-mini"]   # optional init kwargs for one model, over [defaults]
     temperature = 0
+
+Every mistake in the tree is reported at once: one as its own error, several as one
+`ConfigError` (a ``TypeError`` and a ``ValueError``) listing each with its dotted key.
 
 ``from_config("router.toml", init_kwargs={"api_key": ...}, scheduler=...)``: keyword overrides
 are `build_router` arguments and win over the file; ``init_kwargs`` is merged over ``[defaults]``
@@ -45,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm_routing.errors import UnknownModelError
 from llm_routing.router import config_checks as check
+from llm_routing.router import config_sections as cfg
 from llm_routing.router.build import build_router, init_model
 
 if TYPE_CHECKING:
@@ -152,48 +174,20 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
     data, problem = read_source(source)
     if not isinstance(data, Mapping):
         raise problem.type("(top level)", "a table with a [router] section", data)
-    check.check_keys(data, check.TOP_KEYS, "", problem)
-    router = check.table(data, "router", "", problem)
-    check.check_keys(router, check.ROUTER_KEYS, "router", problem)
-    if "primary" not in router:
-        raise problem.value(
-            "router.primary", 'missing; add primary = "provider:model" under [router]'
-        )
-    primary = check.model_name(router["primary"], "router.primary", problem)
-    fallbacks = check.model_list(router, "fallbacks", problem)
-    large = check.model_list(router, "large_context", problem)
-    names = [primary, *fallbacks, *large]
-    keys = ["router.primary"]
-    keys += [f"router.fallbacks[{i}]" for i in range(len(fallbacks))]
-    keys += [f"router.large_context[{i}]" for i in range(len(large))]
-    check.check_unique(names, keys, problem)
-    kwargs: dict[str, Any] = {"tier": check.tier(router.get("tier", "tier1"), names, problem)}
-    for key in ("max_wait", "budget_usd"):
-        number = check.number(router, key, "router", problem)
-        if number is not None and number < 0:
-            raise problem.value(f"router.{key}", f"must be >= 0, got {number!r}")
-        if number is not None:
-            kwargs[key] = number
-    if "backend" in router:
-        kwargs["backend"] = check.backend(router["backend"], problem)
-    if "langfuse" in router:
-        if not isinstance(router["langfuse"], bool):
-            raise problem.type("router.langfuse", "true or false", router["langfuse"])
-        kwargs["langfuse"] = router["langfuse"]
-    if "guard" not in overrides:
-        kwargs["guard"] = check.guard(check.table(data, "guard", "", problem), problem)
-    defaults = check.table(data, "defaults", "", problem)
-    per_model = check.models(check.table(data, "models", "", problem), names, problem)
-
-    if not isinstance(data.get("simulate", {}), Mapping):
-        raise problem.type("simulate", "a table (mapping)", data["simulate"])
+    checked = _check(data, overrides, problem)
+    problem.raise_collected()  # every mistake of the file at once, before any model is built
+    kwargs, primary, fallbacks, large, sections = checked
+    defaults, per_model = sections.pop("defaults"), sections.pop("models")
 
     explicit = dict(overrides.pop("init_kwargs", None) or {})
     init = {**defaults, **explicit}
     build = _builder(init, per_model, explicit, problem)
     from_file = {key for key in check.ROUTER_KEYS if key not in overrides}
     kwargs.update(overrides)
+    if "langfuse" in overrides:
+        sections.pop("langfuse", None)  # the keyword wins over the file, as every override does
     try:
+        _own_objects(kwargs, sections)
         return build_router(
             build(kwargs.pop("primary", primary)),
             [build(m) for m in _listed(kwargs.pop("fallbacks", fallbacks))],
@@ -203,6 +197,175 @@ def from_config(source: Mapping[str, Any] | str | os.PathLike[str], **overrides:
         )
     except (TypeError, ValueError) as exc:
         raise _located(exc, from_file, problem) from exc
+
+
+def _check(
+    data: Mapping[str, Any], overrides: Mapping[str, Any], problem: check.Problem
+) -> tuple[dict[str, Any], str, list[str], list[str], dict[str, Any]]:
+    """The whole tree checked, each mistake collected in ``problem`` (none raised here).
+
+    Returns `build_router` keywords from ``[router]`` and ``[guard]``, the models, and the
+    other tables' checked values (``defaults``, ``models``, and ``scheduler``, ``budget``,
+    ``langfuse`` when present). A value that failed its check is left out, so the later
+    checks still run on the rest.
+    """
+    with problem.collect():
+        check.check_keys(data, check.TOP_KEYS, "", problem)
+    tables: dict[str, dict[str, Any]] = {}
+    for name in ("router", "scheduler", "guard", "budget", "langfuse", "defaults", "models"):
+        tables[name] = {}
+        with problem.collect():
+            tables[name] = check.table(data, name, "", problem)
+    router = tables["router"]
+    with problem.collect():
+        check.check_keys(router, check.ROUTER_KEYS, "router", problem)
+    primary = ""
+    with problem.collect():
+        if "primary" not in router:
+            raise problem.value(
+                "router.primary", 'missing; add primary = "provider:model" under [router]'
+            )
+        primary = check.model_name(router["primary"], "router.primary", problem)
+    fallbacks: list[str] = []
+    large: list[str] = []
+    with problem.collect():
+        fallbacks = check.model_list(router, "fallbacks", problem)
+    with problem.collect():
+        large = check.model_list(router, "large_context", problem)
+    names = [primary, *fallbacks, *large] if primary else [*fallbacks, *large]
+    keys = ["router.primary"] if primary else []
+    keys += [f"router.fallbacks[{i}]" for i in range(len(fallbacks))]
+    keys += [f"router.large_context[{i}]" for i in range(len(large))]
+    with problem.collect():
+        check.check_unique(names, keys, problem)
+    kwargs: dict[str, Any] = {}
+    if names:
+        with problem.collect():
+            kwargs["tier"] = check.tier(router.get("tier", "tier1"), names, problem)
+    for key in ("max_wait", "budget_usd"):
+        with problem.collect():
+            number = check.number(router, key, "router", problem)
+            if number is not None and number < 0:
+                raise problem.value(f"router.{key}", f"must be >= 0, got {number!r}")
+            if number is not None:
+                kwargs[key] = number
+    if "backend" in router:
+        with problem.collect():
+            kwargs["backend"] = check.backend(router["backend"], problem)
+    if "langfuse" in router:
+        with problem.collect():
+            if not isinstance(router["langfuse"], bool):
+                raise problem.type("router.langfuse", "true or false", router["langfuse"])
+            kwargs["langfuse"] = router["langfuse"]
+    if "guard" not in overrides:
+        with problem.collect():
+            kwargs["guard"] = check.guard(tables["guard"], problem)
+    sections: dict[str, Any] = {"defaults": tables["defaults"], "models": {}}
+    with problem.collect():
+        sections["models"] = check.models(tables["models"], names, problem)
+    with problem.collect():
+        if not isinstance(data.get("simulate", {}), Mapping):
+            raise problem.type("simulate", "a table (mapping)", data["simulate"])
+    _check_sections(data, tables, router, overrides, sections, problem)
+    return kwargs, primary, fallbacks, large, sections
+
+
+def _check_sections(
+    data: Mapping[str, Any],
+    tables: Mapping[str, dict[str, Any]],
+    router: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    sections: dict[str, Any],
+    problem: check.Problem,
+) -> None:
+    """``[scheduler]``, ``[budget]``, ``[langfuse]`` into ``sections``; each conflict named.
+
+    A table that an override or another key would make pointless is an error, never ignored.
+    """
+    for table, override, what in (
+        ("scheduler", "scheduler", "RateScheduler(…)"),
+        ("budget", "tracker", "CostTracker(…)"),
+    ):
+        if table in data and override in overrides:
+            with problem.collect():
+                raise problem.value(
+                    f"[{table}]",
+                    f"configures the default {override}, but from_config got {override}=…; "
+                    f"set these options on your {what} or drop the table",
+                )
+    if "scheduler" in data and "scheduler" not in overrides:
+        sections["scheduler"] = cfg.scheduler(
+            tables["scheduler"], router.get("backend", "memory"), problem
+        )
+    if "budget" in data and "tracker" not in overrides:
+        sections["budget"] = cfg.budget(tables["budget"], problem)
+        if "total" in tables["budget"] and "budget_usd" in router:
+            with problem.collect():
+                raise problem.value(
+                    "budget.total", "router.budget_usd sets the same total budget; keep one"
+                )
+    if "langfuse" in data:
+        sections["langfuse"] = cfg.langfuse(tables["langfuse"], problem)
+        if router.get("langfuse") is False:
+            with problem.collect():
+                raise problem.value(
+                    "router.langfuse",
+                    "is false while a [langfuse] table configures it; drop one (enabled = "
+                    "false in [langfuse] turns it off)",
+                )
+
+
+def _own_objects(kwargs: dict[str, Any], sections: Mapping[str, Any]) -> None:
+    """Build the scheduler, tracker and Langfuse client the file's tables configure.
+
+    `build_router` builds its defaults from ``tier``, ``max_wait``, ``backend`` and
+    ``budget_usd``; a table with more options means building that object here, from those
+    same values (moved out of ``kwargs``: with an instance, build_router refuses them). Its
+    default tracker depends on ``max_wait`` and ``backend`` too, so an own scheduler brings
+    an own tracker.
+    """
+    tier = kwargs.get("tier", "tier1")
+    max_wait = kwargs.get("max_wait", 90.0)
+    backend = kwargs.get("backend", "memory")
+    sched = sections.get("scheduler")
+    spend = sections.get("budget")
+    if sched is not None:
+        from llm_routing.schedule import RateScheduler
+
+        options = dict(sched)
+        redis = options.pop("redis", {})
+        target: Any = backend
+        if redis:
+            from llm_routing.schedule.redis import RedisBackend
+
+            target = RedisBackend(backend, **redis)
+        kwargs["scheduler"] = RateScheduler(tier=tier, max_wait=max_wait, backend=target, **options)
+        for key in ("tier", "max_wait", "backend"):
+            kwargs.pop(key, None)
+    if (spend is not None or sched is not None) and kwargs.get("tracker") is None:
+        from llm_routing.cost import CostTracker
+
+        ledger = backend if isinstance(backend, str) and backend != "memory" else None
+        kwargs["tracker"] = CostTracker(
+            budget_usd=kwargs.pop("budget_usd", None),
+            backend=ledger,
+            max_wait=max_wait,
+            **(spend or {}),
+        )
+    if "langfuse" in sections:
+        options = sections["langfuse"]
+        kwargs["langfuse"] = False if options is None else _langfuse_client(options)
+
+
+def _langfuse_client(options: Mapping[str, Any]) -> Any:
+    """A ``langfuse.Langfuse`` from ``[langfuse]`` (its secret key from the environment)."""
+    try:
+        from langfuse import Langfuse
+    except ImportError:
+        raise ImportError(
+            "from_config: [langfuse] needs the Langfuse SDK: pip install 'llm-routing[langfuse]'"
+        ) from None
+    return Langfuse(**options)
 
 
 # What build_router and the decorators it builds call the values the file gave them.
