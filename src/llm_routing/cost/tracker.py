@@ -123,8 +123,9 @@ class CostTracker(Reporting, Decorator):
     ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens)``, all at this model's dearest
     rates). If the settled spend leaves no room for that, it raises `BudgetExceededError` at
     once; if only the holds of other calls in flight are in the way, it waits for them to
-    settle, up to ``max_wait`` seconds (90, the scheduler's default; less what the scheduler
-    already waited for this call), and raises only then. After the call it
+    settle, up to ``max_wait`` seconds (90, the scheduler's default; less what the call
+    already waited: the scheduler's wait, and inside a router every earlier attempt's), and
+    raises only then. After the call it
     replaces the hold by the price of the reported ``usage_metadata`` (invoke, and the summed
     chunks of a stream); a provider that reports no usage gets its tokens counted locally and
     the record marked ``estimated``. A call that fails before the provider answered costs

@@ -71,6 +71,8 @@ class RateScheduler(_Reactions, Decorator):
     guard runs outside it, else its own count, plus reserved output) for this model, waiting
     in FIFO order until every limit has room. A wait longer than what is left of ``max_wait``
     is not started: `RateLimitExhaustedError` is raised at once so a fallback chain moves on.
+    Inside a router call the ``max_wait`` is the whole call's, shared by every model it tries
+    (`llm_routing._waiting`), so a fallback waits only what the earlier models left.
     After the call the reservation is settled with the real usage.
 
     Provider errors: a 429 cools the model down for every caller (Retry-After when given, else
