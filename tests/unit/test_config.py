@@ -400,3 +400,21 @@ def test_langfuse_table_builds_a_client_and_enabled_false_turns_it_off(monkeypat
     assert isinstance(router.settings["langfuse"][1], Client)
     off = build({"router": {"primary": "openai:gpt-4o-mini"}, "langfuse": {"enabled": False}})
     assert off.settings["langfuse"] is None
+
+
+def test_the_readme_config_example_builds_key_for_key(monkeypatch):
+    # README's "The config file" block documents every key; it must stay a working file.
+    import re
+    import tomllib
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The config file") :]
+    data = tomllib.loads(re.search(r"```toml\n(.*?)```", section, re.DOTALL).group(1))
+    made = []
+    monkeypatch.setattr("langfuse.Langfuse", lambda **kwargs: made.append(kwargs) or object())
+    monkeypatch.setattr("llm_routing.router.build._langfuse_handler", lambda value: None)
+    data["models"] = {"openai:gpt-4o-mini": {"base_url": INIT["base_url"]}}
+    router = build(data)
+    assert router.settings["scheduler"].limits_for("openai:gpt-4o-mini").rpm == 30
+    assert made == [{"host": "https://cloud.langfuse.com", "sample_rate": 1.0}]
