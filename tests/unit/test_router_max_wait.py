@@ -16,7 +16,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from llm_routing import _waiting
+from llm_routing import CostTracker, _waiting
+from llm_routing.cost import MemoryLedger
 from llm_routing.errors import AllModelsFailedError
 from llm_routing.router import Router
 from llm_routing.schedule import RateScheduler, VirtualClock
@@ -213,3 +214,33 @@ def test_batch_gives_each_input_its_own_max_wait():
     answers = router.batch(["one", "two"], {"max_concurrency": 1})
     assert [a.response_metadata["llm_routing.model"] for a in answers] == ["openai:gpt-4o-mini"] * 2
     assert primary.times == [0.0, 4.0, 4.0, 8.0]
+
+
+class SlowLedger(MemoryLedger):
+    """A memory ledger whose first reservation takes ``first_wait`` virtual seconds (a wait for
+    other calls' holds), recording the timeout each reservation was given."""
+
+    def __init__(self, clock: VirtualClock, first_wait: float) -> None:
+        super().__init__(clock=clock)
+        self.virtual = clock
+        self.first_wait = first_wait
+        self.timeouts: list[float] = []
+
+    def reserve_within(self, amount, buckets, timeout):
+        self.timeouts.append(timeout)
+        if len(self.timeouts) == 1:
+            self.virtual.advance(self.first_wait)
+        return super().reserve_within(amount, buckets, timeout)
+
+
+def test_the_trackers_waits_share_the_calls_max_wait():
+    clock = VirtualClock()
+    ledger = SlowLedger(clock, first_wait=1.0)
+    tracker = CostTracker(budget_usd=5.0, max_wait=6, backend=ledger)
+    scheduler = RateScheduler(clock=clock, max_wait=6, pacing="burst")
+    primary = Fake(model_name="gpt-4o-mini", clock=clock, errors=[rate_limited(4)])
+    router = Router([scheduler | tracker | primary], ["openai:gpt-4o-mini"])
+    router.invoke("hi")
+    # 1 s for budget holds, then the 429's 4 s: the retry's tracker may wait 1 s, not 6 - 4.
+    assert primary.times == [1.0, 5.0]
+    assert ledger.timeouts == [6.0, pytest.approx(1.0)]
