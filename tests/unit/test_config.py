@@ -418,3 +418,23 @@ def test_the_readme_config_example_builds_key_for_key(monkeypatch):
     router = build(data)
     assert router.settings["scheduler"].limits_for("openai:gpt-4o-mini").rpm == 30
     assert made == [{"host": "https://cloud.langfuse.com", "sample_rate": 1.0}]
+
+
+def test_several_mistakes_in_one_table_are_each_named():
+    with pytest.raises(ConfigError) as info:
+        build(
+            {
+                "router": {"primary": "openai:gpt-4o-mini"},
+                "guard": {"safety": 0, "reserve_output": -1, "enabeld": True},
+                "models": {"openai:gpt-4o-mni": {}, "openai:gpt-4o-mini": 3},
+            }
+        )
+    keys = [str(p).partition(":")[0] for p in info.value.problems]
+    assert keys == [
+        "guard.enabeld",
+        "guard.safety",
+        "guard.reserve_output",
+        'models."openai',
+        'models."openai',
+    ]
+    assert "did you mean 'openai:gpt-4o-mini'?" in str(info.value)

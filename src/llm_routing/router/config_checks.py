@@ -226,25 +226,34 @@ def guard(table: Mapping[str, Any], problem: Problem) -> Any:
     """``[guard]`` as the ``guard=`` argument: a `ContextGuard`, or False when disabled."""
     from llm_routing.guard import ContextGuard
 
-    check_keys(table, GUARD_KEYS, "guard", problem)
+    found = Problem(problem.label)  # each key's mistake, all reported
+    with found.collect():
+        check_keys(table, GUARD_KEYS, "guard", problem)
     enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise problem.type("guard.enabled", "true or false", enabled)
-    safety = number(table, "safety", "guard", problem)
-    if safety is not None and not 0 < safety <= 1:
-        raise problem.value(
-            "guard.safety", f"must be in (0, 1] (the share of the window to use), got {safety!r}"
-        )
+    with found.collect():
+        if not isinstance(enabled, bool):
+            raise problem.type("guard.enabled", "true or false", enabled)
+    safety = None
+    with found.collect():
+        safety = number(table, "safety", "guard", problem)
+        if safety is not None and not 0 < safety <= 1:
+            raise problem.value(
+                "guard.safety",
+                f"must be in (0, 1] (the share of the window to use), got {safety!r}",
+            )
     reserve = table.get("reserve_output")
-    if reserve is not None and not is_int(reserve):
-        raise problem.type("guard.reserve_output", "an integer number of tokens", reserve)
-    if reserve is not None and reserve < 0:
-        raise problem.value("guard.reserve_output", f"must be >= 0 tokens, got {reserve}")
-    if not enabled:
-        if len(table) > 1:
+    with found.collect():
+        if reserve is not None and not is_int(reserve):
+            raise problem.type("guard.reserve_output", "an integer number of tokens", reserve)
+        if reserve is not None and reserve < 0:
+            raise problem.value("guard.reserve_output", f"must be >= 0 tokens, got {reserve}")
+    with found.collect():
+        if enabled is False and len(table) > 1:
             raise problem.value(
                 "guard.enabled", "is false, so safety and reserve_output would be ignored"
             )
+    found.raise_collected()
+    if not enabled:
         return False
     return ContextGuard(safety=0.9 if safety is None else safety, reserve_output=reserve)
 
@@ -308,13 +317,15 @@ def models(
 ) -> dict[str, dict[str, Any]]:
     """``[models.*]``: init kwargs per model, each naming a model of the router."""
     per_model: dict[str, dict[str, Any]] = {}
+    found = Problem(problem.label)  # each table's mistake, all reported
     for name, kwargs in table.items():
         key = dotted("models", str(name))
-        if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"its models: {', '.join(names)}"
-            raise problem.value(key, f"names no model of the router; {hint}")
-        if not isinstance(kwargs, Mapping):
-            raise problem.type(key, "a table of init kwargs", kwargs)
-        per_model[name] = dict(kwargs)
+        with found.collect():
+            if name not in names:
+                hint = did_you_mean(name, names, "its models")
+                raise problem.value(key, f"names no model of the router; {hint}")
+            if not isinstance(kwargs, Mapping):
+                raise problem.type(key, "a table of init kwargs", kwargs)
+            per_model[name] = dict(kwargs)
+    found.raise_collected()
     return per_model
