@@ -63,7 +63,8 @@ def test_guide_skips_only_blocks_that_need_a_service():
 def test_guide_config_block_is_a_complete_valid_config(sim_env):
     [(_, text)] = blocks("toml")
     config = tomllib.loads(text)
-    assert set(config) == {"router", "guard", "defaults", "models"}
+    # Every table but [langfuse] (it would export to a real Langfuse) and [simulate] (the cli's).
+    assert set(config) == {"router", "scheduler", "guard", "budget", "defaults", "models"}
     router = from_config(config)
     assert router.names == ("openai:gpt-4o-mini", "openai:gpt-4.1-nano", "openai:gpt-4.1-mini")
     assert router.invoke("Hello").response_metadata["llm_routing.model"] == "openai:gpt-4o-mini"
