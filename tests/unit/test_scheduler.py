@@ -1171,3 +1171,40 @@ def test_a_429_keeps_its_request_slot_only_where_the_provider_counts_refusals(pr
     with pytest.raises(RateLimitExhaustedError):
         (s | model).invoke("hi")
     assert s.snapshot(model)["requests_in_window"] == kept
+
+
+def test_a_limit_group_gives_its_models_one_set_of_windows():
+    clock = VirtualClock()
+    s = scheduler(
+        clock,
+        max_wait=0,
+        limit_groups={
+            "mini": {"models": ["openai:gpt-4o-mini", "openai:gpt-4.1-mini"], "rpm": 2, **EXACT}
+        },
+    )
+    a = s | fake(clock)
+    b = s | fake(clock, model_name="gpt-4.1-mini")
+    a.invoke("one")
+    b.invoke("two")
+    with pytest.raises(RateLimitExhaustedError):
+        a.invoke("three")  # the group's 2 RPM are spent by both members together
+    assert s.limits_for("openai:gpt-4.1-mini").rpm == 2
+
+
+def test_limit_group_mistakes_are_named():
+    with pytest.raises(ValueError, match=r"limit_groups\['g'\]\['models'\].*did you mean"):
+        RateScheduler(limit_groups={"g": {"models": ["openai:gpt-4o-minii"], "rpm": 3}})
+    with pytest.raises(ValueError, match=r"already in group 'g'"):
+        RateScheduler(
+            limit_groups={
+                "g": {"models": ["openai:gpt-4o-mini"], "rpm": 3},
+                "h": {"models": ["gpt-4o-mini"], "rpm": 3},
+            }
+        )
+    with pytest.raises(ValueError, match=r"also has limits"):
+        RateScheduler(
+            limits={"openai:gpt-4o-mini": {"rpm": 3}},
+            limit_groups={"g": {"models": ["openai:gpt-4o-mini"], "rpm": 3}},
+        )
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['rpmm'\]"):
+        RateScheduler(limit_groups={"g": {"models": ["openai:gpt-4o-mini"], "rpmm": 3}})

@@ -117,6 +117,7 @@ class LimitResolver:
         limits: Mapping[str, Any] | None,
         catalog: Catalog | None,
         options: Mapping[str, Any],
+        groups: Mapping[str, Any] | None = None,
     ) -> None:
         if catalog is not None and not isinstance(catalog, Catalog):
             raise TypeError(
@@ -135,6 +136,8 @@ class LimitResolver:
         # left at the first call is warned about (`warn_unmatched`), never silently ignored.
         self._unmatched: dict[str, str] = {}
         self._overrides = self._check_limits(limits)
+        self._members: dict[str, str] = {}
+        self._groups = self._check_groups(groups)
         self._cache: dict[str, RateLimits] = {}
         self._warned: set[str] = set()
         self._seen: list[str] = []
@@ -232,9 +235,77 @@ class LimitResolver:
             key = self._known_key(name, where)
             if key is None:
                 key = name.strip()
-                self._unmatched[key] = name
+                self._unmatched[key] = f"limits[{name!r}]"
             out[key] = fields
         return out
+
+    def _check_groups(self, groups: Any) -> dict[str, dict[str, Any]]:
+        """``limit_groups={name: {"models": [...], "rpm": …}}``: models sharing one set of windows.
+
+        Providers document limits shared by a family (OpenAI's "shared limit", Anthropic's
+        Opus 4.x pool); scheduled per model, N members would each be sent the whole limit.
+        A member belongs to one group and has no ``limits`` entry of its own (which would
+        win is not obvious, so neither does).
+        """
+        if groups is None:
+            return {}
+        if not isinstance(groups, Mapping):
+            raise TypeError(
+                "RateScheduler(limit_groups=…) must map group names to tables, e.g. "
+                "{'openai-mini': {'models': ['openai:gpt-4o-mini', 'openai:gpt-4.1-mini'], "
+                f"'rpm': 500}}}}; got {type(groups).__name__}"
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for group, entry in groups.items():
+            where = f"RateScheduler(limit_groups[{group!r}])"
+            if not isinstance(group, str) or not group.strip():
+                raise TypeError(f"RateScheduler(limit_groups=…) keys must be names, got {group!r}")
+            if not isinstance(entry, Mapping):
+                raise TypeError(
+                    f"{where} must be a mapping such as {{'models': [...], 'rpm': 500}}, got "
+                    f"{type(entry).__name__}"
+                )
+            fields = {k: v for k, v in entry.items() if k != "models"}
+            models = entry.get("models")
+            if not isinstance(models, list | tuple) or not models:
+                raise ValueError(f"{where}['models'] must be a non-empty list of model names")
+            unknown = set(fields) - _LIMIT_KEYS - _OPTION_KEYS
+            if unknown:
+                raise ValueError(
+                    f"{where}: unknown key(s) {sorted(unknown)}; models, limits: "
+                    f"{sorted(_LIMIT_KEYS)}, options: {sorted(_OPTION_KEYS)}"
+                )
+            if "pacing" in fields:
+                check_pacing(fields["pacing"], f"{where}['pacing']")
+            try:
+                RateLimits(**self._limit_options({**self._options, **fields}, None))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+            for model in models:
+                if not isinstance(model, str) or not model.strip():
+                    raise TypeError(f"{where}['models'] holds {model!r}, not a model name")
+                key = self._known_key(model, f"RateScheduler(limit_groups[{group!r}]['models'])")
+                if key is None:
+                    key = model.strip()
+                    self._unmatched[key] = f"limit_groups[{group!r}] member {model!r}"
+                if key in self._members:
+                    raise ValueError(
+                        f"{where}: {model!r} is already in group {self._members[key]!r}; a "
+                        "model shares one set of windows, so it belongs to one group"
+                    )
+                if key in self._overrides:
+                    raise ValueError(
+                        f"{where}: {model!r} also has limits[{model!r}]; a member is limited "
+                        "by its group, so drop one of them"
+                    )
+                self._members[key] = group
+            out[group] = fields
+        return out
+
+    def group_of(self, spec: ModelSpec) -> str | None:
+        """The windows key of ``spec``'s limit group (``None``: it is scheduled on its own)."""
+        group = self._members.get(spec.key) or self._members.get(spec.name)
+        return None if group is None else f"group:{group}"
 
     def _known_key(self, name: str, where: str) -> str | None:
         """The catalogue's key for the limits key ``name``; ``None`` for a model it lacks.
@@ -296,7 +367,7 @@ class LimitResolver:
             close = close_match(key, seen)
             hint = f"did you mean {close!r}? " if close is not None else ""
             warnings.warn(
-                f"RateScheduler(limits[{written!r}]) has matched no model by the first call "
+                f"RateScheduler({written}) has matched no model by the first call "
                 f"(of {model.key}): the catalogue has no such model and none this scheduler "
                 f"resolved ({', '.join(seen) or 'none'}) is called that. {hint}If it is "
                 "misspelt, the model it meant runs on the catalogue's limits instead; if it "
@@ -319,6 +390,17 @@ class LimitResolver:
         cached = self._cache.get(spec.key)
         if cached is not None:
             return cached
+        group = self._members.get(spec.key) or self._members.get(spec.name)
+        if group is not None:
+            self._matched(spec.key)
+            self._matched(spec.name)
+            fields = {**self._options, **self._groups[group]}
+            resolved = RateLimits(**self._limit_options(fields, spec.provider))
+            with self._lock:
+                self._cache[spec.key] = resolved
+                if spec.key not in self._seen:
+                    self._seen.append(spec.key)
+            return resolved
         override = self._overrides.get(spec.key)
         self._matched(spec.key)
         if override is None:

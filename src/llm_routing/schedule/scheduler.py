@@ -87,9 +87,14 @@ class RateScheduler(_Reactions, Decorator):
     ``tier`` names the catalogue's limits (``"tier1"`` or per provider
     ``{"openai": "tier2", "google": "free"}``); ``limits`` overrides per model
     (``{"openai:gpt-4o-mini": {"rpm": 30, "tpm": 200_000, "rpd": 10_000}}``, options such as
-    ``smoothing`` too). ``clock`` makes time injectable (`VirtualClock` in tests and in
-    ``llm-routing simulate``). One scheduler can wrap any number of models; each model has its
-    own windows, and all threads and event loops of the process share them.
+    ``smoothing`` too); a key naming no catalogued model is an error when it is a near miss
+    of one, else warned about at the first call unless a model matched it. ``limit_groups``
+    gives models that share one provider limit one set of windows
+    (``{"openai-mini": {"models": ["openai:gpt-4o-mini", "openai:gpt-4.1-mini"], "rpm": 500}}``;
+    the group's limits replace its members' own). ``clock`` makes time injectable
+    (`VirtualClock` in tests and in ``llm-routing simulate``). One scheduler can wrap any
+    number of models; each model (or group) has its own windows, and all threads and event
+    loops of the process share them.
 
     Example:
         >>> from llm_routing import RateScheduler
@@ -124,6 +129,7 @@ class RateScheduler(_Reactions, Decorator):
         quota_cooldown: float = 60.0,
         per_api_key: bool = False,
         count_from: Literal["auto", "response", "admission"] = "auto",
+        limit_groups: Mapping[str, Any] | None = None,
     ) -> None:
         check_options(
             max_wait=max_wait,
@@ -154,6 +160,7 @@ class RateScheduler(_Reactions, Decorator):
                 "pacing": pacing,
                 "day": rpd_reset,
             },
+            limit_groups,
         )
         self.backend: Backend = make_backend(backend, clock or SystemClock())
         if clock is None:
@@ -198,11 +205,11 @@ class RateScheduler(_Reactions, Decorator):
                 f"RateScheduler cannot find the limits of {type(model).__name__}: {exc} "
                 "Or pass limits={'<model name>': {'rpm': …, 'tpm': …}} for a registered model."
             ) from None
-        schedule_key = spec.key
+        schedule_key = self._limits.group_of(spec) or spec.key  # a group shares its windows
         if self.per_api_key:
             fingerprint = api_key_fingerprint(model)
             if fingerprint is not None:
-                schedule_key = f"{spec.key}@{fingerprint}"
+                schedule_key = f"{schedule_key}@{fingerprint}"
         entry = Resolved(
             model, spec, schedule_key, self._limits.for_spec(spec), model_max_tokens(model)
         )
