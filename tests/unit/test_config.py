@@ -417,6 +417,7 @@ def test_the_readme_config_example_builds_key_for_key(monkeypatch):
     data["models"] = {"openai:gpt-4o-mini": {"base_url": INIT["base_url"]}}
     router = build(data)
     assert router.settings["scheduler"].limits_for("openai:gpt-4o-mini").rpm == 30
+    assert router.settings["scheduler"].limits_for("anthropic:claude-opus-4-5").rpm == 50
     assert made == [{"host": "https://cloud.langfuse.com", "sample_rate": 1.0}]
 
 
@@ -438,3 +439,34 @@ def test_several_mistakes_in_one_table_are_each_named():
         'models."openai',
     ]
     assert "did you mean 'openai:gpt-4o-mini'?" in str(info.value)
+
+
+def test_limit_groups_share_windows_and_their_mistakes_are_named():
+    router = build(
+        {
+            "router": {"primary": "openai:gpt-4o-mini", "fallbacks": ["openai:gpt-4.1-mini"]},
+            "scheduler": {
+                "limit_groups": {
+                    "mini": {"models": ["openai:gpt-4o-mini", "openai:gpt-4.1-mini"], "rpm": 40}
+                }
+            },
+        }
+    )
+    scheduler = router.settings["scheduler"]
+    assert scheduler.limits_for("openai:gpt-4.1-mini").rpm == 40
+    with pytest.raises(ConfigError) as info:
+        build(
+            {
+                "router": {"primary": "openai:gpt-4o-mini"},
+                "scheduler": {
+                    "limits": {"openai:gpt-4o": {"rpm": 3}},
+                    "limit_groups": {
+                        "a": {"models": ["openai:gpt-4o-minii"], "rpm": 3},
+                        "b": {"models": ["openai:gpt-4o"], "rpm": 3},
+                    },
+                },
+            }
+        )
+    message = str(info.value)
+    assert "- scheduler.limit_groups.a: the catalogue has no model 'openai:gpt-4o-minii'" in message
+    assert "- scheduler.limit_groups: 'openai:gpt-4o' also has limits" in message

@@ -46,7 +46,7 @@ _SCHEDULER_OPTIONS = (
 )
 REDIS_KEYS = ("lease_s", "prefix", "on_unavailable")
 """Options of the `RedisBackend` the scheduler builds from ``router.backend = "redis://…"``."""
-SCHEDULER_KEYS = ("limits", *_SCHEDULER_OPTIONS, *REDIS_KEYS)
+SCHEDULER_KEYS = ("limits", "limit_groups", *_SCHEDULER_OPTIONS, *REDIS_KEYS)
 BUDGET_KEYS = (*PERIODS, "warn_at", "hold_lease", "strict", "reserve_output")
 LANGFUSE_KEYS = ("enabled", "host", "public_key", "environment", "release", "sample_rate")
 
@@ -90,6 +90,12 @@ def scheduler(table: Mapping[str, Any], backend: Any, problem: Problem) -> dict[
             out[key] = value
     with problem.collect():
         out["limits"] = _limits(table.get("limits", {}), problem)
+    with problem.collect():
+        out["limit_groups"] = _groups(table.get("limit_groups", {}), problem)
+    if out.get("limits") and out.get("limit_groups"):
+        with problem.collect():  # each was valid alone; a model in both is not
+            both = partial(RateScheduler, limits=out["limits"], limit_groups=out["limit_groups"])
+            _checked("scheduler.limit_groups", problem, both)
     redis: dict[str, Any] = {}
     for key in REDIS_KEYS:
         if key not in table:
@@ -141,6 +147,28 @@ def _limits(value: Any, problem: Problem) -> dict[str, dict[str, Any]]:
             _checked(key, problem, partial(RateScheduler, limits=entry))
             limits[str(name)] = dict(fields)
     return limits
+
+
+def _groups(value: Any, problem: Problem) -> dict[str, dict[str, Any]]:
+    """``[scheduler.limit_groups.<name>]`` tables (``models = [...]`` and the shared limits)."""
+    from llm_routing.schedule import RateScheduler
+
+    if not isinstance(value, Mapping):
+        raise problem.type(
+            "scheduler.limit_groups",
+            'a table of tables: [scheduler.limit_groups.mini] models = ["openai:gpt-4o-mini"]',
+            value,
+        )
+    groups: dict[str, dict[str, Any]] = {}
+    for name, fields in value.items():
+        key = dotted("scheduler.limit_groups", str(name))
+        with problem.collect():
+            if not isinstance(fields, Mapping):
+                raise problem.type(key, 'a table such as { models = ["…"], rpm = 500 }', fields)
+            entry = {str(name): dict(fields)}
+            _checked(key, problem, partial(RateScheduler, limit_groups=entry))
+            groups[str(name)] = dict(fields)
+    return groups
 
 
 def budget(table: Mapping[str, Any], problem: Problem) -> dict[str, Any]:

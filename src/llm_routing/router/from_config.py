@@ -25,6 +25,10 @@ The format (TOML shown; YAML and a plain ``dict`` take the same tree)::
     rpm = 30
     tpm = 200000
 
+    [scheduler.limit_groups.mini]             # RateScheduler(limit_groups=…): shared windows
+    models = ["openai:gpt-4o-mini", "openai:gpt-4.1-mini"]
+    rpm = 500
+
     [guard]                   # optional
     enabled = true            # false builds the router without a context guard
     safety = 0.9              # share of the window to use, in (0, 1]
