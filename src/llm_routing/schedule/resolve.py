@@ -220,24 +220,28 @@ class LimitResolver:
                     f"{where} must be a mapping such as {{'rpm': 30, 'tpm': 200_000}} or a "
                     f"Limits, got {type(entry).__name__}"
                 )
-            unknown = set(fields) - _LIMIT_KEYS - _OPTION_KEYS
-            if unknown:
-                raise ValueError(
-                    f"{where}: unknown key(s) {sorted(unknown)}; limits: {sorted(_LIMIT_KEYS)}, "
-                    f"options: {sorted(_OPTION_KEYS)}"
-                )
-            if "pacing" in fields:
-                check_pacing(fields["pacing"], f"{where}['pacing']")
-            try:
-                RateLimits(**self._limit_options({**self._options, **fields}, None))
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{where}: {exc}") from None
+            self._check_fields(fields, where, "limits")
             key = self._known_key(name, where)
             if key is None:
                 key = name.strip()
                 self._unmatched[key] = f"limits[{name!r}]"
             out[key] = fields
         return out
+
+    def _check_fields(self, fields: Mapping[str, Any], where: str, keys: str) -> None:
+        """One ``limits`` entry or group's limits and options, checked as RateLimits would."""
+        unknown = set(fields) - _LIMIT_KEYS - _OPTION_KEYS
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown key(s) {sorted(unknown)}; {keys}: {sorted(_LIMIT_KEYS)}, "
+                f"options: {sorted(_OPTION_KEYS)}"
+            )
+        if "pacing" in fields:
+            check_pacing(fields["pacing"], f"{where}['pacing']")
+        try:
+            RateLimits(**self._limit_options({**self._options, **fields}, None))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
 
     def _check_groups(self, groups: Any) -> dict[str, dict[str, Any]]:
         """``limit_groups={name: {"models": [...], "rpm": …}}``: models sharing one set of windows.
@@ -269,18 +273,7 @@ class LimitResolver:
             models = entry.get("models")
             if not isinstance(models, list | tuple) or not models:
                 raise ValueError(f"{where}['models'] must be a non-empty list of model names")
-            unknown = set(fields) - _LIMIT_KEYS - _OPTION_KEYS
-            if unknown:
-                raise ValueError(
-                    f"{where}: unknown key(s) {sorted(unknown)}; models, limits: "
-                    f"{sorted(_LIMIT_KEYS)}, options: {sorted(_OPTION_KEYS)}"
-                )
-            if "pacing" in fields:
-                check_pacing(fields["pacing"], f"{where}['pacing']")
-            try:
-                RateLimits(**self._limit_options({**self._options, **fields}, None))
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{where}: {exc}") from None
+            self._check_fields(fields, where, "models, limits")
             for model in models:
                 if not isinstance(model, str) or not model.strip():
                     raise TypeError(f"{where}['models'] holds {model!r}, not a model name")
