@@ -1,27 +1,71 @@
-"""What every decorator reads off a chat model and a call: the output cap, the input as messages.
+"""What every decorator reads off a chat model and a call: output rules, input, per-model cache.
 
 One place, so the guard, the scheduler and the tracker agree on which ``max_tokens`` a call
-sends, on how a plain string becomes the message a chat model sees, and on which inputs no
-provider can receive (text that is not valid Unicode), refused before any request.
+sends, on how much output a call is assumed to produce, on how a plain string becomes the
+message a chat model sees, and on which inputs no provider can receive (text that is not valid
+Unicode), refused before any request.
+
+The output rule, decided once (it was three rules in three decorators):
+
+* `output_ceiling` is what a call may at most produce: an explicit ``max_tokens`` (or
+  ``max_completion_tokens`` / ``max_output_tokens``), bound on the model or passed in the call,
+  wins; else ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens, context_window // 4)``. A
+  window check (the guard: room left for the answer) and a budget hold (the tracker) must be a
+  worst case, so they use the ceiling. The quarter of the window keeps a small-window model from
+  being refused by a reserve meant for large ones.
+* `output_estimate` is what the scheduler charges a token window at admission and corrects to
+  the real usage at settlement: an explicit ``max_tokens`` wins (OpenAI counts it toward TPM
+  when it is sent); else ``min(DEFAULT_OUTPUT_ESTIMATE, output_ceiling(...))``. It is not the
+  ceiling because a per-second token bucket charged 4,096 per paced request makes every request
+  cost more than a second's share of a modest TPM, which cuts goodput under quantized
+  enforcement; the overcharge is returned at settlement anyway, so a typical answer's size is
+  the better admission price.
+
+Both take a ``default`` that a decorator's own ``reserve_output=`` setting supplies: it replaces
+the rule's default (not an explicit ``max_tokens``), as that setting always has.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
 
+if TYPE_CHECKING:
+    from llm_routing.catalog.spec import ModelSpec
+
 __all__ = [
+    "DEFAULT_OUTPUT_ESTIMATE",
+    "DEFAULT_OUTPUT_RESERVE",
     "MAX_TOKENS_KEYS",
+    "PerModel",
     "as_messages",
     "call_max_tokens",
     "check_sendable",
+    "default_output_ceiling",
+    "explicit_max_tokens",
     "model_max_tokens",
+    "output_ceiling",
+    "output_estimate",
     "positive_int",
 ]
+
+DEFAULT_OUTPUT_RESERVE = 4096
+"""The output ceiling when neither the call nor the model sets ``max_tokens``.
+
+Capped at the model's own output limit and at a quarter of its window. Providers reserve
+nothing for output when no cap is sent, so this is headroom for the answer rather than a
+provider rule; raise it (or set ``max_tokens`` on the model) when answers are long.
+"""
+
+DEFAULT_OUTPUT_ESTIMATE = 1024
+"""The output a rate window is charged at admission when no ``max_tokens`` is set (see above)."""
+
+_T = TypeVar("_T")
 
 MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 """The names providers' chat models give their output cap (OpenAI, Anthropic, Gemini)."""
@@ -62,6 +106,98 @@ def call_max_tokens(kwargs: Mapping[str, Any]) -> int | None:
         if found is not None:
             return found
     return None
+
+
+class PerModel(Generic[_T]):
+    """What is resolved once per model object (a spec, limits, an output cap), bounded.
+
+    Keyed by ``id(model)`` because chat models are pydantic objects that need not be hashable
+    and whose equality would cost a field-by-field compare per call. Each entry holds the model
+    itself, so its id cannot be reused by another object while the entry lives. Cleared whole
+    when it reaches ``size``: models built per request (``init_chat_model`` in a loop) must not
+    be kept alive forever, and clearing costs one more resolution per model, no bookkeeping on
+    the hot path. A failed ``build`` caches nothing, so a model fixed later is looked up again.
+    """
+
+    __slots__ = ("_build", "_entries", "_lock", "_size")
+
+    def __init__(self, build: Callable[[Any], _T], size: int = 256) -> None:
+        self._build = build
+        self._size = size
+        self._entries: dict[int, tuple[Any, _T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: Any) -> _T:
+        """The value for ``model``, built on its first call (or after a clear)."""
+        entry = self._entries.get(id(model))
+        if entry is not None and entry[0] is model:
+            return entry[1]
+        value = self._build(model)
+        self.put(model, value)
+        return value
+
+    def put(self, model: Any, value: _T) -> None:
+        """Remember ``value`` for ``model`` (the cache's own insert; also for tests)."""
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[id(model)] = (model, value)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# A model's own output cap, read once per model object: three getattrs per call add up.
+_MODEL_CAPS: PerModel[int | None] = PerModel(model_max_tokens)
+
+
+def explicit_max_tokens(kwargs: Mapping[str, Any], model: Any) -> int | None:
+    """The output cap a call sends: its own (or bound) kwargs' first, else the model's."""
+    if kwargs:
+        found = call_max_tokens(kwargs)
+        if found is not None:
+            return found
+    return None if model is None else _MODEL_CAPS.get(model)
+
+
+def default_output_ceiling(spec: ModelSpec) -> int:
+    """``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens, spec.context_window // 4)``."""
+    ceiling = min(DEFAULT_OUTPUT_RESERVE, spec.context_window // 4)
+    cap = spec.max_output_tokens
+    return ceiling if cap is None else min(cap, ceiling)
+
+
+def output_ceiling(
+    spec: ModelSpec, kwargs: Mapping[str, Any], model: Any, default: int | None = None
+) -> int:
+    """The most output a call may produce (for window checks and budget holds; see above).
+
+    ``default`` (a decorator's ``reserve_output=``) replaces `default_output_ceiling` when given.
+    """
+    explicit = explicit_max_tokens(kwargs, model)
+    if explicit is not None:
+        return explicit
+    return default if default is not None else default_output_ceiling(spec)
+
+
+def output_estimate(
+    spec: ModelSpec, kwargs: Mapping[str, Any], model: Any, default: int | None = None
+) -> int:
+    """The output a rate window is charged at admission, corrected at settlement (see above).
+
+    ``default`` (a decorator's ``reserve_output=``) replaces the estimate's default when given.
+    """
+    explicit = explicit_max_tokens(kwargs, model)
+    if explicit is not None:
+        return explicit
+    if default is not None:
+        return default
+    return min(DEFAULT_OUTPUT_ESTIMATE, default_output_ceiling(spec))
 
 
 def as_messages(input: Any) -> Any:

@@ -8,7 +8,6 @@ Counting belongs to ``tokens``, window sizes to ``catalog``, choosing the next m
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +16,14 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable
 
 from llm_routing._decorator import Call, Decorator
-from llm_routing._model import as_messages, call_max_tokens, check_sendable, model_max_tokens
+from llm_routing._facts import (
+    DEFAULT_OUTPUT_RESERVE,
+    PerModel,
+    as_messages,
+    check_sendable,
+    default_output_ceiling,
+    output_ceiling,
+)
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.errors import (
     ContextLengthExceededError,
@@ -31,16 +37,6 @@ from llm_routing.tokens.counting import count_tokens_fitting
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
-DEFAULT_OUTPUT_RESERVE = 4096
-"""Output tokens reserved when neither the call nor the model sets ``max_tokens``.
-
-Capped at the model's own output limit and at a quarter of its window. Providers reserve
-nothing for output when no cap is sent, so this is headroom for the answer rather than a
-provider rule; raise it (or set ``max_tokens`` on the model) when answers are long.
-"""
-
-_SPEC_CACHE_SIZE = 256
-
 # Above either size, an async call counts in a worker thread. Below both, counting costs well
 # under a millisecond on the event loop, less than the ~0.1 ms a thread hand-off costs.
 _OFF_LOOP_MESSAGES = 256
@@ -53,17 +49,6 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-class _Resolved:
-    """A model's spec and the output cap it sends, looked up once per model object."""
-
-    __slots__ = ("model", "model_max_tokens", "spec")
-
-    def __init__(self, model: Any, spec: ModelSpec, model_max_tokens: int | None) -> None:
-        self.model = model  # held so the id() key cannot be reused while cached
-        self.spec = spec
-        self.model_max_tokens = model_max_tokens
-
-
 class ContextGuard(Decorator):
     """Refuse an input that cannot fit the wrapped model, so a fallback chain moves on at once.
 
@@ -74,10 +59,10 @@ class ContextGuard(Decorator):
     (or the router) tries the next model. The estimate travels as ``llm_routing.input_tokens``
     and ``llm_routing.context_window`` metadata on the model's run.
 
-    Reserved output: the call's or the model's ``max_tokens`` (``max_completion_tokens``,
-    ``max_output_tokens``) when set, because the provider holds that much of the window; else
-    ``reserve_output``, or by default ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens,
-    context_window // 4)``.
+    Reserved output (`llm_routing._facts.output_ceiling`): the call's or the model's
+    ``max_tokens`` (``max_completion_tokens``, ``max_output_tokens``) when set, because the
+    provider holds that much of the window; else ``reserve_output``, or by default
+    ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens, context_window // 4)``.
 
     Windows come from ``catalog`` (default: the shared `default_catalog`), with the model's
     ``profile`` taking precedence. One guard can wrap any number of models.
@@ -129,8 +114,7 @@ class ContextGuard(Decorator):
         self.safety = float(safety)
         self.reserve_output = reserve_output
         self._catalog = catalog
-        self._specs: dict[int, _Resolved] = {}
-        self._lock = threading.Lock()
+        self._specs: PerModel[ModelSpec] = PerModel(self._lookup)
 
     @property
     def catalog(self) -> Catalog:
@@ -147,15 +131,11 @@ class ContextGuard(Decorator):
 
         An unknown model raises `UnknownModelError` (a ``ValueError``) saying how to register it.
         """
-        return self._resolve(model).spec
+        return self._specs.get(model)
 
-    def _resolve(self, model: Any) -> _Resolved:
-        key = id(model)
-        entry = self._specs.get(key)
-        if entry is not None and entry.model is model:
-            return entry
+    def _lookup(self, model: Any) -> ModelSpec:
         try:
-            spec = self.catalog.for_model(model)
+            return self.catalog.for_model(model)
         except UnknownModelError as exc:
             raise UnknownModelError(
                 f"ContextGuard cannot check {type(model).__name__}: {exc.message} Alternatively "
@@ -167,24 +147,10 @@ class ContextGuard(Decorator):
                 f"ContextGuard cannot find the context window of {type(model).__name__}: {exc} "
                 "Or give the model a profile={'max_input_tokens': N}."
             ) from None
-        entry = _Resolved(model, spec, model_max_tokens(model))
-        with self._lock:
-            if len(self._specs) >= _SPEC_CACHE_SIZE:
-                self._specs.clear()
-            self._specs[key] = entry
-        return entry
 
     def limit_for(self, spec: ModelSpec) -> int:
         """The tokens (input plus reserved output) the guard lets through to ``spec``'s model."""
         return int(spec.context_window * self.safety)
-
-    def _reserved(self, resolved: _Resolved, invocation_kwargs: Mapping[str, Any]) -> int:
-        found = call_max_tokens(invocation_kwargs)
-        if found is not None:
-            return found
-        if resolved.model_max_tokens is not None:
-            return resolved.model_max_tokens
-        return self._default_reserve(resolved.spec)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -193,12 +159,11 @@ class ContextGuard(Decorator):
         self._check(call, length_only=False)
 
     def _check(self, call: Call, *, length_only: bool) -> None:
-        resolved = self._resolve(call.model)
-        spec = resolved.spec
+        spec = self._specs.get(call.model)
         kwargs = call.invocation_kwargs
         check_sendable(kwargs, "kwargs")  # bound tools, stop sequences: sent as JSON too
         tools = kwargs.get("tools") or None
-        reserved = self._reserved(resolved, kwargs)
+        reserved = output_ceiling(spec, kwargs, call.model, self.reserve_output)
         limit = self.limit_for(spec)
         room = limit - reserved
         if not length_only and tools is None and room > 0 and PACING.get() is None:
@@ -286,7 +251,7 @@ class ContextGuard(Decorator):
         ):
             return None
         try:
-            spec: ModelSpec | None = self._resolve(call.model).spec
+            spec: ModelSpec | None = self._specs.get(call.model)
         except (TypeError, ValueError):
             spec = None
         key = spec.key if spec is not None else type(call.model).__name__
@@ -348,13 +313,10 @@ class ContextGuard(Decorator):
     """The seed's name for `larger_context_models`."""
 
     def _default_reserve(self, spec: ModelSpec) -> int:
+        """The reserve of a call without ``max_tokens``: ``reserve_output``, else the ceiling."""
         if self.reserve_output is not None:
             return self.reserve_output
-        # A quarter of the window at most, so a small-window model is not refused by a
-        # reserve meant for large ones.
-        default = min(DEFAULT_OUTPUT_RESERVE, spec.context_window // 4)
-        cap = spec.max_output_tokens
-        return default if cap is None else min(cap, default)
+        return default_output_ceiling(spec)
 
     def _spec_of(self, model: str | ModelSpec | Runnable[Any, Any]) -> ModelSpec:
         if isinstance(model, ModelSpec):
