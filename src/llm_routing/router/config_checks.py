@@ -2,7 +2,7 @@
 
 One function per key or table, each raising an error that names the dotted key and the source
 (``router.max_wait: must be >= 0, got -1 (in router.toml)``). Apart from `from_config`, which
-reads the source and turns the checked tree into `build_router` arguments, because these are
+reads the source, and `config_build`, which turns the checked tree into a router, because these are
 the format's rules and that is its use. What the values mean is `build_router`'s and
 `ContextGuard`'s.
 """

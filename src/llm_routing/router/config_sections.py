@@ -131,44 +131,39 @@ def _redis_option(key: str, value: Any, backend: Any, problem: Problem) -> Any:
 
 def _limits(value: Any, problem: Problem) -> dict[str, dict[str, Any]]:
     """``[scheduler.limits."provider:model"]`` tables, each checked as `RateScheduler` would."""
-    from llm_routing.schedule import RateScheduler
-
-    if not isinstance(value, Mapping):
-        raise problem.type(
-            "scheduler.limits", 'a table of tables: [scheduler.limits."openai:gpt-4o-mini"]', value
-        )
-    limits: dict[str, dict[str, Any]] = {}
-    for name, fields in value.items():
-        key = dotted("scheduler.limits", str(name))
-        with problem.collect():
-            if not isinstance(fields, Mapping):
-                raise problem.type(key, "a table such as { rpm = 30, tpm = 200000 }", fields)
-            entry = {str(name): dict(fields)}
-            _checked(key, problem, partial(RateScheduler, limits=entry))
-            limits[str(name)] = dict(fields)
-    return limits
+    outer = 'a table of tables: [scheduler.limits."openai:gpt-4o-mini"]'
+    return _named_tables("limits", value, problem, outer, "{ rpm = 30, tpm = 200000 }")
 
 
 def _groups(value: Any, problem: Problem) -> dict[str, dict[str, Any]]:
     """``[scheduler.limit_groups.<name>]`` tables (``models = [...]`` and the shared limits)."""
+    outer = 'a table of tables: [scheduler.limit_groups.mini] models = ["openai:gpt-4o-mini"]'
+    return _named_tables("limit_groups", value, problem, outer, '{ models = ["…"], rpm = 500 }')
+
+
+def _named_tables(
+    keyword: str, value: Any, problem: Problem, outer: str, inner: str
+) -> dict[str, dict[str, Any]]:
+    """``[scheduler.<keyword>.<name>]``: each table checked alone by ``RateScheduler(keyword=…)``.
+
+    ``limits`` and ``limit_groups`` are both a table of named tables; ``outer`` and ``inner``
+    are the examples their messages show.
+    """
     from llm_routing.schedule import RateScheduler
 
+    where = f"scheduler.{keyword}"
     if not isinstance(value, Mapping):
-        raise problem.type(
-            "scheduler.limit_groups",
-            'a table of tables: [scheduler.limit_groups.mini] models = ["openai:gpt-4o-mini"]',
-            value,
-        )
-    groups: dict[str, dict[str, Any]] = {}
+        raise problem.type(where, outer, value)
+    tables: dict[str, dict[str, Any]] = {}
     for name, fields in value.items():
-        key = dotted("scheduler.limit_groups", str(name))
+        key = dotted(where, str(name))
         with problem.collect():
             if not isinstance(fields, Mapping):
-                raise problem.type(key, 'a table such as { models = ["…"], rpm = 500 }', fields)
-            entry = {str(name): dict(fields)}
-            _checked(key, problem, partial(RateScheduler, limit_groups=entry))
-            groups[str(name)] = dict(fields)
-    return groups
+                raise problem.type(key, f"a table such as {inner}", fields)
+            entry: dict[str, Any] = {keyword: {str(name): dict(fields)}}
+            _checked(key, problem, partial(RateScheduler, **entry))
+            tables[str(name)] = dict(fields)
+    return tables
 
 
 def budget(table: Mapping[str, Any], problem: Problem) -> dict[str, Any]:
