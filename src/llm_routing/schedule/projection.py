@@ -11,8 +11,9 @@ from collections import deque
 from collections.abc import Sequence
 
 from llm_routing.schedule.limits import Decision, RateLimits, Request
-from llm_routing.schedule.policy import _decide, _observe, _record, _shift
+from llm_routing.schedule.policy import _decide, _record
 from llm_routing.schedule.state import ModelState, _Entry
+from llm_routing.schedule.windows import observe, shift
 
 __all__ = ["project"]
 
@@ -71,9 +72,9 @@ class _Projection:
         if entry is None:
             # Admitted before the copy was made: the copy shares the entry, which the caller
             # updates after this call.
-            _shift(self.state, live, d_req, inp - live.inp, out - live.out)
+            shift(self.state, live, d_req, inp - live.inp, out - live.out)
         else:
-            _shift(self.state, entry, d_req, inp - entry.inp, out - entry.out)
+            shift(self.state, entry, d_req, inp - entry.inp, out - entry.out)
             entry.req += d_req
             entry.inp = inp
             entry.out = out
@@ -94,7 +95,7 @@ def project(
     """
     if not pending:
         return _decide(state, limits, now, request, False)
-    now = _observe(state, limits, now)
+    now = observe(state, limits, now)
     size = len(pending)
     last = pending[-1]
     cache = state.projection
