@@ -82,7 +82,8 @@ def _content(rng: random.Random, request: ChatRequest, model: SimModel) -> str:
         return json.dumps(sample_from_schema(schema, rng=rng))
     if fmt.get("type") == "json_object":
         return json.dumps({"answer": sim_tokens.reply_text(rng, model.reply_tokens)})
-    return sim_tokens.reply_text(rng, model.reply_tokens)
+    length = request.reply_tokens if request.reply_tokens is not None else model.reply_tokens
+    return sim_tokens.reply_text(rng, length)
 
 
 def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any], bool] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -26,16 +25,14 @@ from starlette.types import Receive, Scope, Send
 
 from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.model import SimModel
+from llm_routing.sim.refusals import RATE_LIMIT_FAULTS, SERVER_FAULTS, fault_rejection
 from llm_routing.sim.requests import BadRequest, not_found_body, parse_chat_request
 from llm_routing.sim.state import Admission, SimState
 from llm_routing.sim.wire import (
-    QUOTA_MESSAGE,
     ChatRequest,
     Rejection,
     completion_body,
-    daily_quota_body,
     error_body,
-    spend_limit_body,
     stream_frames,
 )
 
@@ -197,13 +194,16 @@ class _ChatCompletions:
         if fault == "timeout":
             await self._hang(receive, admission.hang)
             return
-        if fault in ("500", "502", "503", "529"):
-            status, body = _server_error(fault)
-            await _send_json(send, status, body, admission.headers)
-            return
-        if fault in ("429", "quota", "spend_limit", "daily_quota"):
-            body, headers = _rate_limit_fault(fault, admission, _model(self.state, request).rpd)
-            await _send_json(send, 429, body, headers)
+        if fault in SERVER_FAULTS or fault in RATE_LIMIT_FAULTS:
+            refusal = fault_rejection(
+                fault,
+                admission.completion.model,
+                admission.completion.id,
+                admission.headers,
+                retry_after=admission.retry_after,
+                rpd=_model(self.state, request).rpd,
+            )
+            await _send_json(send, refusal.status, refusal.body, refusal.headers)
             return
         if request.stream:
             await self._stream(request, admission, receive, send)
@@ -279,47 +279,6 @@ def _model(state: SimState, request: ChatRequest) -> SimModel:
     model = state.resolve(request.model)
     assert model is not None  # parse_chat_request resolved it
     return model
-
-
-# -- faults on the wire ---------------------------------------------------------------------
-
-
-def _rate_limit_fault(
-    kind: str, admission: Admission, rpd: int | None = None
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    if kind == "quota":
-        return error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"), list(
-            admission.headers
-        )
-    if kind == "spend_limit":  # never a retry-after: waiting cannot help
-        return spend_limit_body(f"req_{admission.completion.id}"), list(admission.headers)
-    if kind == "daily_quota":
-        return daily_quota_body(admission.completion.model, rpd), list(admission.headers)
-    headers = list(admission.headers)
-    wait = admission.retry_after
-    hint = ""
-    if wait is not None:
-        headers = [
-            ("retry-after", str(max(0, math.ceil(wait - 1e-9)))),
-            ("retry-after-ms", str(max(0, math.ceil(wait * 1000 - 1e-6)))),
-            *headers,
-        ]
-        hint = f" Please try again in {wait:g}s."
-    message = f"Rate limit reached for {admission.completion.model} (simulated fault).{hint}"
-    return error_body(message, "requests", code="rate_limit_exceeded"), headers
-
-
-def _server_error(kind: str) -> tuple[int, dict[str, Any]]:
-    if kind == "529":
-        overloaded = {"type": "overloaded_error", "message": "Overloaded"}
-        return 529, {"type": "error", "error": overloaded}
-    messages = {
-        "500": ("The server had an error while processing your request. Sorry about that!", None),
-        "502": ("Bad gateway.", "bad_gateway"),
-        "503": ("The engine is currently overloaded, please try again later.", None),
-    }
-    message, code = messages[kind]
-    return int(kind), error_body(message, "server_error", code=code)
 
 
 # -- wire helpers ---------------------------------------------------------------------------

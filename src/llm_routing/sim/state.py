@@ -5,32 +5,34 @@ statistics; knows nothing about HTTP framing, which is ``sim.app``. What an admi
 answers is ``sim.answer``; the values and bodies it exchanges are ``sim.wire`` (re-exported
 here, where they used to live).
 All mutation happens under one lock, so ``stats()``/``reset()`` may be called from any thread.
-About 500 lines, and whole: ``SimState`` is one lock around one set of per-model runtimes, and
-what is left (admission, its 429s, the counters and ``stats()``) all reads and writes them.
+The per-model runtimes and counters (and ``stats()``'s arithmetic) are ``sim.counters``; the
+bodies of refusals ``sim.refusals``, shared with the in-process client ``sim.inprocess``.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import random
 import threading
 import time
-import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.answer import compose
+from llm_routing.sim.counters import (
+    CAUSES,
+    FAULT_CAUSES,
+    TIMELINE_EVENTS,
+    ModelRuntime,
+    empty_counters,
+    snapshot,
+)
 from llm_routing.sim.faults import FaultKind, FaultPlan
-from llm_routing.sim.limiter import Decision, ProviderLimiter, per_second_share
+from llm_routing.sim.limiter import Decision, ProviderLimiter
 from llm_routing.sim.model import SimModel, check_group_agrees
+from llm_routing.sim.refusals import context_rejection, quota_rejection, rate_limit_rejection
 from llm_routing.sim.wire import (
     QUOTA_MESSAGE,
-    RATE_LIMIT_DOCS,
     ChatRequest,
     Completion,
     Rejection,
@@ -45,6 +47,7 @@ from llm_routing.sim.wire import (
 __all__ = [
     "CAUSES",
     "QUOTA_MESSAGE",
+    "TIMELINE_EVENTS",
     "Admission",
     "ChatRequest",
     "Completion",
@@ -56,24 +59,6 @@ __all__ = [
     "format_duration",
     "spend_limit_body",
 ]
-
-#: The causes ``stats()["rate_limited_by_cause"]`` counts 429s by: a per-minute window (the
-#: sliding log or the minute bucket), the per-second share of a quantized limit, a day window,
-#: an Anthropic-shaped spend cap, a Gemini-shaped daily quota, OpenAI's ``insufficient_quota``,
-#: and ``429`` faults injected on purpose.
-CAUSES = (
-    "minute",
-    "per_second",
-    "day",
-    "spend_limit",
-    "daily_quota",
-    "insufficient_quota",
-    "injected",
-)
-
-#: Events kept per model timeline (the newest): enough for the benchmarks' 10,000-request runs,
-#: bounded so a simulator serving for days does not grow without end.
-TIMELINE_EVENTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,44 +73,10 @@ class Admission:
     per_token: float
     headers: list[tuple[str, str]]
     retry_after: float | None = None
-
-
-def _empty_counters() -> dict[str, Any]:
-    return {
-        "requests_received": 0,
-        "requests_served": 0,
-        "rate_limited": {"requests": 0, "tokens": 0},
-        "rate_limited_by_cause": dict.fromkeys(CAUSES, 0),
-        "insufficient_quota": 0,
-        "context_length_exceeded": 0,
-        "bad_requests": 0,
-        "faults": {},
-        "tokens_admitted": 0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-    }
-
-
-class _ModelRuntime:
-    """Mutable per-model state (guarded by ``SimState``'s lock)."""
-
-    def __init__(self, model: SimModel, seed: int, limiter: ProviderLimiter) -> None:
-        self.model = model
-        self.limiter = limiter  # shared by every model of a limit group
-        base = seed * 1_000_003 + zlib.crc32(model.name.encode())
-        self.fault_rng = random.Random(base)
-        self.latency_rng = random.Random(base + 1)
-        self.content_rng = random.Random(base + 2)
-        self.faults = model.faults
-        self.fault_counter = 0
-        self.spent_tokens = 0
-        self.spent_requests = 0
-        self.counters = _empty_counters()
-        self.timeline: deque[tuple[float, str, int]] = deque(maxlen=TIMELINE_EVENTS)
-
-    def set_faults(self, plan: FaultPlan) -> None:
-        self.faults = plan
-        self.fault_counter = 0
+    #: Output tokens the token windows were charged at admission (``max_tokens`` where
+    #: ``tokens_counted`` is ``"input+max_output"``, else 0), for a client that reports what
+    #: the limits counted.
+    output_charge: int = 0
 
 
 class SimState:
@@ -187,7 +138,7 @@ class SimState:
             else:
                 limiter = shared.get(m.limit_group) or m.limiter(self.clock)
                 shared[m.limit_group] = limiter
-            self._runtimes[m.name] = _ModelRuntime(m, self.seed, limiter)
+            self._runtimes[m.name] = ModelRuntime(m, self.seed, limiter)
         self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
         self._t0 = self.clock()
 
@@ -199,7 +150,7 @@ class SimState:
         """
         with self._lock:
             for rt in self._runtimes.values():
-                rt.counters = _empty_counters()
+                rt.counters = empty_counters()
                 rt.timeline.clear()
             self._global = {"requests_received": 0, "bad_requests": 0, "not_found": 0}
 
@@ -243,7 +194,7 @@ class SimState:
         canonical = self._lookup.get(name)
         return None if canonical is None else self._runtimes[canonical].model
 
-    def _runtime(self, name: str) -> _ModelRuntime:
+    def _runtime(self, name: str) -> ModelRuntime:
         canonical = self._lookup.get(name)
         if canonical is None:
             known = ", ".join(m.name for m in self._models)
@@ -252,7 +203,7 @@ class SimState:
 
     # -- counting ------------------------------------------------------------------------
 
-    def _event(self, rt: _ModelRuntime, event: str, tokens: int) -> None:
+    def _event(self, rt: ModelRuntime, event: str, tokens: int) -> None:
         rt.timeline.append((round(self.clock() - self._t0, 6), event, tokens))
 
     def note_received(self, model: str | None = None) -> None:
@@ -292,36 +243,14 @@ class SimState:
     def check_context(self, request: ChatRequest, prompt_tokens: int) -> None:
         """Raise the 400 ``context_length_exceeded`` OpenAI sends when the window is too small."""
         rt = self._runtime(request.model)
-        model = rt.model
-        window = model.context_window
         completion = request.max_tokens or 0
-        if prompt_tokens + completion <= window:
+        if prompt_tokens + completion <= rt.model.context_window:
             return
-        if request.max_tokens is None:
-            message = (
-                f"This model's maximum context length is {window} tokens. However, your "
-                f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
-                "messages."
-            )
-        else:
-            message = (
-                f"This model's maximum context length is {window} tokens. However, you requested "
-                f"{prompt_tokens + completion} tokens ({prompt_tokens} in the messages, "
-                f"{completion} in the completion). Please reduce the length of the messages or "
-                "completion."
-            )
-        # OpenAI's current wording too: langchain-openai (with openai>=2) recognises only it,
-        # because the SDK no longer puts the error code into the exception text.
-        message += f" Input tokens exceed the configured limit of {window} tokens."
         with self._lock:
             rt.counters["context_length_exceeded"] += 1
             self._event(rt, "context_length_exceeded", prompt_tokens + completion)
-            headers = ratelimit_headers(rt.limiter.state(), model.requests_header)
-        raise Rejection(
-            400,
-            error_body(message, param="messages", code="context_length_exceeded"),
-            headers,
-        )
+            headers = ratelimit_headers(rt.limiter.state(), rt.model.requests_header)
+        raise context_rejection(rt.model.context_window, prompt_tokens, request.max_tokens, headers)
 
     def admit(self, request: ChatRequest, prompt_tokens: int) -> Admission:
         """Quota, then rate limits, then faults; compose the answer of an admitted request.
@@ -359,7 +288,7 @@ class SimState:
                 faults = rt.counters["faults"]
                 faults[fault] = faults.get(fault, 0) + 1
                 self._event(rt, f"fault:{fault}", charge)
-                cause = _FAULT_CAUSES.get(fault)
+                cause = FAULT_CAUSES.get(fault)
                 if cause is not None:
                     rt.counters["rate_limited_by_cause"][cause] += 1
                 if fault in ("drop", "malformed"):
@@ -375,31 +304,22 @@ class SimState:
                 ttft=ttft,
                 per_token=per_token,
                 headers=headers,
+                output_charge=output_charge,
             )
 
-    def _quota_rejection(self, rt: _ModelRuntime, charge: int) -> Rejection:
+    def _quota_rejection(self, rt: ModelRuntime, charge: int) -> Rejection:
         model = rt.model
         headers = ratelimit_headers(rt.limiter.state(), model.requests_header)
+        if model.quota_error == "insufficient_quota":
+            rt.counters["insufficient_quota"] += 1
+        rt.counters["rate_limited_by_cause"][model.quota_error] += 1
+        self._event(rt, model.quota_error, charge)
         if model.quota_error == "spend_limit":
-            rt.counters["rate_limited_by_cause"]["spend_limit"] += 1
-            self._event(rt, "spend_limit", charge)
             self._ids += 1
-            return Rejection(429, spend_limit_body(f"req_sim{self._ids}"), headers)
-        if model.quota_error == "daily_quota":
-            rt.counters["rate_limited_by_cause"]["daily_quota"] += 1
-            self._event(rt, "daily_quota", charge)
-            return Rejection(429, daily_quota_body(model.name, model.quota_requests), headers)
-        rt.counters["insufficient_quota"] += 1
-        rt.counters["rate_limited_by_cause"]["insufficient_quota"] += 1
-        self._event(rt, "insufficient_quota", charge)
-        return Rejection(
-            429,
-            error_body(QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"),
-            headers,
-        )
+        return quota_rejection(model, f"req_sim{self._ids}", headers)
 
     @staticmethod
-    def _quota_spent(rt: _ModelRuntime) -> bool:
+    def _quota_spent(rt: ModelRuntime) -> bool:
         # Like a prepaid balance: checked before the call, charged with the real usage after,
         # so the last admitted request may overdraw it.
         model = rt.model
@@ -408,96 +328,18 @@ class SimState:
         return model.quota_tokens is not None and rt.spent_tokens >= model.quota_tokens
 
     def _rate_limited(
-        self, rt: _ModelRuntime, decision: Decision, headers: list[tuple[str, str]]
+        self, rt: ModelRuntime, decision: Decision, headers: list[tuple[str, str]]
     ) -> Rejection:
         binding = decision.binding
         assert binding is not None  # a refused decision always names its window
         rt.counters["rate_limited"][binding.kind] += 1
-        cause = decision.cause or binding.cause
-        rt.counters["rate_limited_by_cause"][cause] += 1
+        rt.counters["rate_limited_by_cause"][decision.cause or binding.cause] += 1
         self._event(rt, f"rate_limited:{binding.kind}", binding.requested)
-        where = f"{rt.model.name} in organization org-sim on {binding.label}"
-        if binding.cause == "per_second":
-            rate, _ = per_second_share(binding.limit)
-            where += f" (enforced per second: {_share_text(rate)} per 1s)"
-        if math.isinf(decision.retry_after):
-            message = (
-                f"Request too large for {where}: Limit {binding.limit}, Requested "
-                f"{binding.requested}. The input or output tokens must be reduced in order to "
-                f"run successfully. {RATE_LIMIT_DOCS}"
-            )
-        else:
-            wait = decision.retry_after
-            message = (
-                f"Rate limit reached for {where}: Limit {binding.limit}, Used {binding.used}, "
-                f"Requested {binding.requested}. Please try again in {format_duration(wait)}. "
-                f"{RATE_LIMIT_DOCS}"
-            )
-            headers = [
-                ("retry-after", str(max(1, math.ceil(wait - 1e-9)))),
-                ("retry-after-ms", str(max(1, math.ceil(wait * 1000 - 1e-6)))),
-                *headers,
-            ]
-        return Rejection(
-            429,
-            error_body(message, binding.kind, code="rate_limit_exceeded"),
-            headers,
-        )
+        return rate_limit_rejection(rt.model.name, decision, headers)
 
     # -- reporting -----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """A JSON-ready snapshot: totals, then ``models[name]`` with counters and timeline."""
         with self._lock:
-            models: dict[str, Any] = {}
-            totals = _empty_counters()
-            totals.update(self._global)
-            for name, rt in self._runtimes.items():
-                counters = json.loads(json.dumps(rt.counters))
-                m = rt.model
-                models[name] = {
-                    **counters,
-                    "enforcement": {
-                        "mode": m.enforcement,
-                        "failed_requests_count": m.failed_requests_count,
-                        "tokens_counted": m.tokens_counted,
-                        "output_counted": m.output_counted,
-                        "limit_group": m.limit_group,
-                    },
-                    "limits": {k: v for k, v in rt.model.limits().items() if v is not None},
-                    "context_window": rt.model.context_window,
-                    "quota_spent": {"tokens": rt.spent_tokens, "requests": rt.spent_requests},
-                    "timeline": [list(e) for e in rt.timeline],
-                }
-                for key in (
-                    "requests_served",
-                    "insufficient_quota",
-                    "context_length_exceeded",
-                    "tokens_admitted",
-                    "prompt_tokens",
-                    "completion_tokens",
-                ):
-                    totals[key] += counters[key]
-                for kind, count in counters["rate_limited"].items():
-                    totals["rate_limited"][kind] += count
-                for cause, count in counters["rate_limited_by_cause"].items():
-                    totals["rate_limited_by_cause"][cause] += count
-                for kind, count in counters["faults"].items():
-                    totals["faults"][kind] = totals["faults"].get(kind, 0) + count
-            totals["uptime"] = round(self.clock() - self._t0, 6)
-            totals["models"] = models
-            return totals
-
-
-_FAULT_CAUSES: dict[str, str] = {
-    "429": "injected",
-    "quota": "insufficient_quota",
-    "spend_limit": "spend_limit",
-    "daily_quota": "daily_quota",
-}
-
-
-def _share_text(rate: Fraction) -> str:
-    if rate.denominator == 1:
-        return str(rate.numerator)
-    return f"{float(rate):.6g}"
+            return snapshot(self._runtimes, self._global, round(self.clock() - self._t0, 6))

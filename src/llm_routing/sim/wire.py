@@ -158,6 +158,10 @@ class ChatRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    #: How long a plain-text answer is, instead of the model's ``reply_tokens``. Not part of
+    #: the HTTP API (a real provider decides); an in-process caller replaying a workload whose
+    #: answer lengths it knows sets it (``sim.inprocess.ANSWER_TOKENS``).
+    reply_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
