@@ -1,19 +1,18 @@
 """The rate scheduler decorator: wait for capacity instead of collecting 429s, and give up early.
 
-Owns the per-call lifecycle (estimate, acquire, retry, settle) as one attempt loop with a
-sync and an async runner, so the async hooks reach only the backend's async twins. The
-reaction to each provider error kind is ``retry``'s, a call's steps and usage ``attempt``'s,
-the counters ``stats``'s, window arithmetic ``policy``'s, waiting ``admission``'s, which
-limits apply ``resolve``'s. Why ~450 lines: the hooks, the loop and the per-model lookups
-share one per-call state; the target was ~500.
+Owns the decorator's face: its options, the per-model lookups (spec, key, limits, cached),
+the estimate of a call, and the hooks that run the attempt loop. The loop itself (acquire,
+call, retry, settle; one sync and one async runner) is ``loop``'s, the reaction to each
+provider error kind ``retry``'s, a call's steps and usage ``attempt``'s, the counters
+``stats``'s, window arithmetic ``policy``'s, waiting ``admission``'s, which limits apply
+``resolve``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from langchain_core.rate_limiters import BaseRateLimiter
@@ -23,20 +22,11 @@ from tenacity import Retrying, wait_exponential_jitter
 from llm_routing._decorator import Call, Decorator
 from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
 from llm_routing.catalog import Catalog
-from llm_routing.errors import (
-    QuotaExceededError,
-    RateLimitExhaustedError,
-)
 from llm_routing.schedule._steps import adrive, drive
-from llm_routing.schedule.admission import Admission, Ticket
+from llm_routing.schedule.admission import Admission
 from llm_routing.schedule.attempt import (
-    Acquire,
-    Apply,
-    Backoff,
     Pending,
-    Proceed,
     Resolved,
-    Step,
     broken,
     finished,
 )
@@ -44,9 +34,9 @@ from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
 from llm_routing.schedule.langchain_limiter import SchedulerLimiter
 from llm_routing.schedule.limits import RateLimits, Request
+from llm_routing.schedule.loop import _AttemptLoop
 from llm_routing.schedule.options import check_options, make_backend, pacing_of
 from llm_routing.schedule.resolve import LimitResolver, api_key_fingerprint
-from llm_routing.schedule.retry import _Reactions
 from llm_routing.schedule.stats import SchedulerStats
 from llm_routing.tokens import count_tokens
 
@@ -64,7 +54,7 @@ OpenAI itself counts ``max_tokens`` against TPM when it is sent.
 _SPEC_CACHE_SIZE = 256
 
 
-class RateScheduler(_Reactions, Decorator):
+class RateScheduler(_AttemptLoop, Decorator):
     """Per-model RPM/TPM/RPD scheduling: wait for capacity, retry 429s, give up after ``max_wait``.
 
     Before a call it reserves 1 request and the call's tokens (the guard's input count when a
@@ -265,16 +255,6 @@ class RateScheduler(_Reactions, Decorator):
         result: _T = await adrive(steps, functools.partial(self._astep, proceed))
         return result
 
-    def _at_once(self, pending: Pending) -> Ticket | None:
-        """The first attempt's ticket when nobody waits and there is room now, else ``None``.
-
-        The path of most calls to a scheduler that is not at its limits: an in-process
-        backend admits or declines without I/O, so the first `Acquire` step (its deadline,
-        its arguments, the runner's round trip) is skipped. ``None`` queues as usual.
-        """
-        resolved = pending.resolved
-        return self.admission.at_once(resolved.key, resolved.limits, pending.request, resolved.key)
-
     def after(self, call: Call, output: Any) -> None:
         """Settle the reservation with the real usage, and learn from rate-limit headers."""
         effects = finished(call.state, output)
@@ -316,139 +296,6 @@ class RateScheduler(_Reactions, Decorator):
         effects = broken(call.state, partial, cancelled=True)
         if effects is not None:
             await self._aapply(effects)
-
-    # --- one attempt loop, two runners -----------------------------------------------------
-
-    def _attempts(self, call: Call, first: Ticket | None = None) -> Generator[Step, Any, Any]:
-        """Acquire, call, and on a provider error give back, wait and retry, or raise.
-
-        Written once for both colours: it yields what needs I/O (`Acquire`, `Proceed`,
-        `Apply`, `Backoff`) and ``_step`` / ``_astep`` do it, the latter on the event loop
-        with the backend's async twins. ``first`` is the first attempt's ticket when it was
-        admitted at once (`_at_once`).
-        """
-        pending: Pending = call.state
-        key = pending.resolved.key
-        while True:
-            if first is not None:
-                ticket, first = first, None
-            else:
-                left = self._remaining(pending)
-                deadline = self.admission.now() + left
-                try:
-                    ticket = yield Acquire(pending, deadline)
-                except RateLimitExhaustedError as exc:
-                    self._refused(key, exc)
-                    self._refused_after(pending, deadline - left)
-                    raise
-                except QuotaExceededError:
-                    self._stats.add(key, "refused_quota")
-                    self._refused_after(pending, deadline - left)
-                    raise
-            self._admitted(pending, ticket)
-            self._annotate(call, pending)
-            try:
-                result = yield Proceed()
-            except Exception as exc:
-                failure = self._failed(pending, ticket, exc)
-                yield failure.effects
-                if failure.error is not None:
-                    raise failure.error  # noqa: B904 (its cause is set by _failed, or it is exc)
-                if failure.delay > 0:
-                    yield Backoff(failure.delay)
-                continue
-            except BaseException:
-                # Interrupted while the request was out: on_cancel settles the ticket.
-                self._answered(pending, ticket)
-                raise
-            self._answered(pending, ticket)
-            return result
-
-    def _step(self, proceed: Callable[[], Any], step: Step) -> Any:
-        """Do one step of `_attempts` in this thread."""
-        if isinstance(step, Proceed):
-            return proceed()
-        if isinstance(step, Acquire):
-            return self.admission.acquire(**step.arguments())
-        if isinstance(step, Apply):
-            return self._apply(step)
-        return self.clock.wait(threading.Event(), step.delay)
-
-    async def _astep(self, proceed: Callable[[], Awaitable[Any]], step: Step) -> Any:
-        """Do one step of `_attempts` on the event loop."""
-        if isinstance(step, Proceed):
-            return await proceed()
-        if isinstance(step, Acquire):
-            return await self.admission.aacquire(**step.arguments())
-        if isinstance(step, Apply):
-            return await self._aapply(step)
-        return await self.clock.await_(asyncio.get_running_loop().create_future(), step.delay)
-
-    def _apply(self, effects: Apply) -> None:
-        """Tell the backend how a call ended: give back, correct, cool down (in that order)."""
-        admission, ticket = self.admission, effects.ticket
-        if effects.tokens is not None:
-            admission.settle(ticket, *effects.tokens, answered_at=effects.answered_at)
-        else:
-            admission.release(ticket, keep_request=effects.keep_request)
-        if effects.correction is not None:
-            admission.correct(ticket.key, ticket.limits, effects.correction)
-        if effects.cooldown_until is not None:
-            admission.cooldown(ticket.key, effects.cooldown_until)
-
-    async def _aapply(self, effects: Apply) -> None:
-        """Async `_apply`, with the backend's async twins."""
-        admission, ticket = self.admission, effects.ticket
-        if effects.tokens is not None:
-            await admission.asettle(ticket, *effects.tokens, answered_at=effects.answered_at)
-        else:
-            await admission.arelease(ticket, keep_request=effects.keep_request)
-        if effects.correction is not None:
-            await admission.acorrect(ticket.key, ticket.limits, effects.correction)
-        if effects.cooldown_until is not None:
-            await admission.acooldown(ticket.key, effects.cooldown_until)
-
-    # --- the pieces of a call (decisions only: the runners do the I/O) ---------------------
-
-    def _answered(self, pending: Pending, ticket: Ticket) -> None:
-        # proceed() returns when the answer (a stream's first chunk) is here: the provider
-        # has counted the request by now.
-        pending.ticket = ticket
-        # Paced requests reach the provider spread out, so the minute window never fills at
-        # its edge and counting from admission is exact; a burst reaches it seconds after its
-        # admission, and counting from the answer is what keeps its window's edge safe.
-        count_from = self.count_from
-        if count_from == "auto":
-            count_from = "admission" if pending.resolved.limits.smoothing else "response"
-        if count_from == "response":
-            pending.answered_at = self.admission.now()
-
-    def _refused(self, key: str, exc: RateLimitExhaustedError) -> None:
-        too_large = "larger than the limit" in exc.reason
-        self._stats.add(key, "refused_too_large" if too_large else "refused_max_wait")
-
-    def _refused_after(self, pending: Pending, start: float) -> None:
-        """Count a refused wait's time against the router call (a queue can time out late).
-
-        Only inside a router call, whose next model must know what is left; the clock is
-        read only on this path, so an admitted call pays nothing for it.
-        """
-        if pending.waiting is not None:
-            pending.wait(max(0.0, self.admission.now() - start))
-
-    def _admitted(self, pending: Pending, ticket: Ticket) -> None:
-        pending.attempts += 1
-        pending.wait(ticket.waited_s)
-        self._stats.waited(pending.resolved.key, ticket.waited_s)
-        if pending.retrying is not None:
-            self._stats.add(pending.resolved.key, pending.retrying)
-            pending.retrying = None
-
-    @staticmethod
-    def _annotate(call: Call, pending: Pending) -> None:
-        call.metadata["llm_routing.wait_s"] = round(pending.waited, 3)
-        call.metadata["llm_routing.attempt"] = pending.attempts
-        call.metadata["llm_routing.reserved_tokens"] = pending.request.tokens
 
     # --- LangChain's rate limiter interface ------------------------------------------------
 

@@ -1,0 +1,173 @@
+"""The scheduler's attempt loop, written once, and its two runners (the tenacity shape).
+
+Acquire, call, and on a provider error give back, wait and retry, or raise: `_attempts`
+yields the steps that need I/O (`attempt.Acquire`, `Proceed`, `Apply`, `Backoff`) and
+``_step`` does them in this thread, ``_astep`` on the event loop with the backend's async
+twins, so a fix to the loop lands in both colours. What a failure means is ``retry``'s (a
+base of this mixin); the hooks that start the loop are `scheduler.RateScheduler`'s, whose
+attributes it reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Literal
+
+from llm_routing._decorator import Call
+from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
+from llm_routing.schedule.admission import Ticket
+from llm_routing.schedule.attempt import Acquire, Apply, Backoff, Pending, Proceed, Step
+from llm_routing.schedule.clock import Clock
+from llm_routing.schedule.retry import _Reactions
+
+__all__: list[str] = []
+
+
+class _AttemptLoop(_Reactions):
+    """The attempt loop of `RateScheduler`: its settings and state are the scheduler's."""
+
+    clock: Clock
+    count_from: Literal["auto", "response", "admission"]
+
+    def _at_once(self, pending: Pending) -> Ticket | None:
+        """The first attempt's ticket when nobody waits and there is room now, else ``None``.
+
+        The path of most calls to a scheduler that is not at its limits: an in-process
+        backend admits or declines without I/O, so the first `Acquire` step (its deadline,
+        its arguments, the runner's round trip) is skipped. ``None`` queues as usual.
+        """
+        resolved = pending.resolved
+        return self.admission.at_once(resolved.key, resolved.limits, pending.request, resolved.key)
+
+    def _attempts(self, call: Call, first: Ticket | None = None) -> Generator[Step, Any, Any]:
+        """Acquire, call, and on a provider error give back, wait and retry, or raise.
+
+        Written once for both colours: it yields what needs I/O (`Acquire`, `Proceed`,
+        `Apply`, `Backoff`) and ``_step`` / ``_astep`` do it, the latter on the event loop
+        with the backend's async twins. ``first`` is the first attempt's ticket when it was
+        admitted at once (`_at_once`).
+        """
+        pending: Pending = call.state
+        key = pending.resolved.key
+        while True:
+            if first is not None:
+                ticket, first = first, None
+            else:
+                left = self._remaining(pending)
+                deadline = self.admission.now() + left
+                try:
+                    ticket = yield Acquire(pending, deadline)
+                except RateLimitExhaustedError as exc:
+                    self._refused(key, exc)
+                    self._refused_after(pending, deadline - left)
+                    raise
+                except QuotaExceededError:
+                    self._stats.add(key, "refused_quota")
+                    self._refused_after(pending, deadline - left)
+                    raise
+            self._admitted(pending, ticket)
+            self._annotate(call, pending)
+            try:
+                result = yield Proceed()
+            except Exception as exc:
+                failure = self._failed(pending, ticket, exc)
+                yield failure.effects
+                if failure.error is not None:
+                    raise failure.error  # noqa: B904 (its cause is set by _failed, or it is exc)
+                if failure.delay > 0:
+                    yield Backoff(failure.delay)
+                continue
+            except BaseException:
+                # Interrupted while the request was out: on_cancel settles the ticket.
+                self._answered(pending, ticket)
+                raise
+            self._answered(pending, ticket)
+            return result
+
+    def _step(self, proceed: Callable[[], Any], step: Step) -> Any:
+        """Do one step of `_attempts` in this thread."""
+        if isinstance(step, Proceed):
+            return proceed()
+        if isinstance(step, Acquire):
+            return self.admission.acquire(**step.arguments())
+        if isinstance(step, Apply):
+            return self._apply(step)
+        return self.clock.wait(threading.Event(), step.delay)
+
+    async def _astep(self, proceed: Callable[[], Awaitable[Any]], step: Step) -> Any:
+        """Do one step of `_attempts` on the event loop."""
+        if isinstance(step, Proceed):
+            return await proceed()
+        if isinstance(step, Acquire):
+            return await self.admission.aacquire(**step.arguments())
+        if isinstance(step, Apply):
+            return await self._aapply(step)
+        return await self.clock.await_(asyncio.get_running_loop().create_future(), step.delay)
+
+    def _apply(self, effects: Apply) -> None:
+        """Tell the backend how a call ended: give back, correct, cool down (in that order)."""
+        admission, ticket = self.admission, effects.ticket
+        if effects.tokens is not None:
+            admission.settle(ticket, *effects.tokens, answered_at=effects.answered_at)
+        else:
+            admission.release(ticket, keep_request=effects.keep_request)
+        if effects.correction is not None:
+            admission.correct(ticket.key, ticket.limits, effects.correction)
+        if effects.cooldown_until is not None:
+            admission.cooldown(ticket.key, effects.cooldown_until)
+
+    async def _aapply(self, effects: Apply) -> None:
+        """Async `_apply`, with the backend's async twins."""
+        admission, ticket = self.admission, effects.ticket
+        if effects.tokens is not None:
+            await admission.asettle(ticket, *effects.tokens, answered_at=effects.answered_at)
+        else:
+            await admission.arelease(ticket, keep_request=effects.keep_request)
+        if effects.correction is not None:
+            await admission.acorrect(ticket.key, ticket.limits, effects.correction)
+        if effects.cooldown_until is not None:
+            await admission.acooldown(ticket.key, effects.cooldown_until)
+
+    # --- the pieces of a call (decisions only: the runners do the I/O) ---------------------
+
+    def _answered(self, pending: Pending, ticket: Ticket) -> None:
+        # proceed() returns when the answer (a stream's first chunk) is here: the provider
+        # has counted the request by now.
+        pending.ticket = ticket
+        # Paced requests reach the provider spread out, so the minute window never fills at
+        # its edge and counting from admission is exact; a burst reaches it seconds after its
+        # admission, and counting from the answer is what keeps its window's edge safe.
+        count_from = self.count_from
+        if count_from == "auto":
+            count_from = "admission" if pending.resolved.limits.smoothing else "response"
+        if count_from == "response":
+            pending.answered_at = self.admission.now()
+
+    def _refused(self, key: str, exc: RateLimitExhaustedError) -> None:
+        too_large = "larger than the limit" in exc.reason
+        self._stats.add(key, "refused_too_large" if too_large else "refused_max_wait")
+
+    def _refused_after(self, pending: Pending, start: float) -> None:
+        """Count a refused wait's time against the router call (a queue can time out late).
+
+        Only inside a router call, whose next model must know what is left; the clock is
+        read only on this path, so an admitted call pays nothing for it.
+        """
+        if pending.waiting is not None:
+            pending.wait(max(0.0, self.admission.now() - start))
+
+    def _admitted(self, pending: Pending, ticket: Ticket) -> None:
+        pending.attempts += 1
+        pending.wait(ticket.waited_s)
+        self._stats.waited(pending.resolved.key, ticket.waited_s)
+        if pending.retrying is not None:
+            self._stats.add(pending.resolved.key, pending.retrying)
+            pending.retrying = None
+
+    @staticmethod
+    def _annotate(call: Call, pending: Pending) -> None:
+        call.metadata["llm_routing.wait_s"] = round(pending.waited, 3)
+        call.metadata["llm_routing.attempt"] = pending.attempts
+        call.metadata["llm_routing.reserved_tokens"] = pending.request.tokens
