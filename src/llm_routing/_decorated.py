@@ -12,7 +12,16 @@ and the few functions that say what it wraps; ``stream_events`` v3 is in ``_even
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Literal, cast
 
 from langchain_core.runnables.base import (
@@ -28,7 +37,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import TypeBaseModel
 
 from llm_routing._decorator import _NOTHING, _T, Call, Decorator, DecoratorStack, _defaults
-from llm_routing._events_v3 import astream_events_v3, stream_events_v3
+from llm_routing._events_v3 import AsyncEventStream, EventStream, aopen_events, open_events, ready
 from llm_routing._settle import _Opened, athrough, through
 from llm_routing._unwrap import _chosen, _innermost, _replace_model_part
 from llm_routing.errors import scrub_credentials
@@ -388,7 +397,26 @@ class Decorated(Runnable[Input, Output]):
     # batch/abatch/batch_as_completed: Runnable's defaults call (a)invoke per input, so each
     # element gets its own hooks and return_exceptions applies per element.
 
-    # --- stream ----------------------------------------------------------------------------
+    # --- stream, and stream_events v3 (the same recursion, another innermost step) ---------
+
+    def _streamed(
+        self, step: Callable[[RunnableConfig], Any], input: Any, config: Any, kwargs: Any
+    ) -> Generator[Any, None, None]:
+        opened = self._run(0, step, self._level(input, config, kwargs), True)
+        yield from through(self.decorators, opened)
+
+    async def _astreamed(
+        self, step: Callable[[RunnableConfig], Awaitable[Any]], input: Any, config: Any, kwargs: Any
+    ) -> AsyncGenerator[Any, None]:
+        opened = await self._arun(0, step, self._level(input, config, kwargs), True)
+        chunks = athrough(self.decorators, opened)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            # An async generator closed early does not close what it iterates (unlike
+            # ``yield from``): close it now, so the decorators settle the cancel at once.
+            await chunks.aclose()
 
     def _open(
         self, input: Any, kwargs: dict[str, Any]
@@ -412,25 +440,13 @@ class Decorated(Runnable[Input, Output]):
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Output]:
         """Run ``before`` ahead of the first chunk, pass chunks through, settle on their sum."""
-        opened = self._run(0, self._open(input, kwargs), self._level(input, config, kwargs), True)
-        yield from through(self.decorators, opened)
+        return self._streamed(self._open(input, kwargs), input, config, kwargs)
 
-    async def astream(
+    def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> AsyncIterator[Output]:
         """Async ``stream``: the same lifecycle with the async hooks."""
-        level = self._level(input, config, kwargs)
-        opened = await self._arun(0, self._aopen(input, kwargs), level, True)
-        chunks = athrough(self.decorators, opened)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            # An async generator closed early does not close what it iterates (unlike
-            # ``yield from``): close it now, so the decorators settle the cancel at once.
-            await chunks.aclose()
-
-    # --- stream_events v3 (chat models, langchain-core >= 1.8): see _events_v3 ------------
+        return self._astreamed(self._aopen(input, kwargs), input, config, kwargs)
 
     def stream_events(
         self,
@@ -440,22 +456,26 @@ class Decorated(Runnable[Input, Output]):
         version: Literal["v1", "v2", "v3"] = "v2",
         **kwargs: Any,
     ) -> Iterator[StreamEvent] | Any:
-        """``version="v3"`` is delegated to the model (`_events_v3`).
+        """``version="v3"``: a `ChatModelStream` whose events pass through every hook.
 
-        ``before`` runs now and the settlement at the run's end. Other versions behave as
-        ``Runnable.stream_events``.
+        The model's own v3 stream is opened as ``stream`` opens its stream (admission, waits,
+        retry before the first event) and settled on its assembled message (`_events_v3`).
+        Other versions behave as ``Runnable.stream_events``.
         """
         if version != "v3":
             return super().stream_events(input, config, version=version, **kwargs)
-        return stream_events_v3(self, input, config, kwargs)
+        return EventStream(
+            self._streamed(open_events(self.bound, input, kwargs), input, config, kwargs)
+        )
 
     def astream_events(  # type: ignore[override]
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamEvent] | Awaitable[Any]:
-        """Like ``stream_events``: ``version="v3"`` is delegated, v1/v2 drive ``astream``."""
+        """Like ``stream_events``: v3 through the async hooks, v1/v2 drive ``astream``."""
         if kwargs.get("version", "v2") == "v3":
             kwargs.pop("version")
-            return astream_events_v3(self, input, config, kwargs)
+            step = aopen_events(self.bound, input, kwargs)
+            return ready(AsyncEventStream(self._astreamed(step, input, config, kwargs)))
         return cast("AsyncIterator[StreamEvent]", super().astream_events(input, config, **kwargs))
 
     # transform/atransform: Runnable's defaults gather the input and call (a)stream above.

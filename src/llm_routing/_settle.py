@@ -1,15 +1,15 @@
 """Settling a decorated call: after, on_error or on_cancel for every decorator, innermost first.
 
 A stream settles once its consumer is done with it, on the sum of its chunks; ``through`` and
-``athrough`` pass an opened stream's chunks on and settle it. The v3 event stream settles from
-its run's callbacks with the same functions.
+``athrough`` pass an opened stream's chunks on and settle it. A v3 event stream passes through
+the same way and settles on the message its model's stream assembled (`_Opened.summed`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic
 
 from llm_routing._decorator import _NOTHING, _T, Call, Decorator
@@ -28,14 +28,26 @@ def _add_chunk(total: Any, chunk: Any) -> Any:
 
 
 class _Opened(Generic[_T]):
-    """A primed inner stream: its iterator, its first chunk, and the calls entered to open it."""
+    """A primed inner stream: its iterator, its first chunk, and the calls entered to open it.
 
-    __slots__ = ("calls", "first", "iterator")
+    ``summed`` says what the stream delivered so far when its items cannot be added (the
+    events of a v3 stream: the model's stream assembles the message itself); without it the
+    decorators settle on the sum of the chunks.
+    """
 
-    def __init__(self, iterator: _T, first: Any, calls: list[Call]) -> None:
+    __slots__ = ("calls", "first", "iterator", "summed")
+
+    def __init__(
+        self,
+        iterator: _T,
+        first: Any,
+        calls: list[Call],
+        summed: Callable[[], Any] | None = None,
+    ) -> None:
         self.iterator = iterator
         self.first = first
         self.calls = calls
+        self.summed = summed
 
 
 def fail(decorators: Sequence[Decorator], calls: list[Call], error: Exception) -> Exception:
@@ -88,6 +100,10 @@ async def afinish(decorators: Sequence[Decorator], calls: list[Call], output: An
         raise error
 
 
+def _so_far(opened: _Opened[Any], total: Any) -> Any:
+    return total if opened.summed is None else opened.summed()
+
+
 def _mapped(error: Exception, replacement: Exception | None) -> Exception:
     if replacement is None or replacement is error:
         return error
@@ -101,17 +117,18 @@ def through(decorators: Sequence[Decorator], opened: _Opened[Iterator[Any]]) -> 
     if opened.first is _NOTHING:
         finish(decorators, calls, None)
         return
-    iterator = opened.iterator
+    iterator, summed = opened.iterator, opened.summed
     total: Any = opened.first
     try:
         yield opened.first
         for chunk in iterator:
-            total = _add_chunk(total, chunk)
+            if summed is None:
+                total = _add_chunk(total, chunk)
             yield chunk
     except Exception as exc:
         scrub_credentials(exc)
         for call in calls:
-            call.partial = total
+            call.partial = _so_far(opened, total)
         error = fail(decorators, calls, exc)
         if error is exc:
             raise
@@ -120,9 +137,9 @@ def through(decorators: Sequence[Decorator], opened: _Opened[Iterator[Any]]) -> 
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
-        cancel(decorators, calls, total)
+        cancel(decorators, calls, _so_far(opened, total))
         raise
-    finish(decorators, calls, total)
+    finish(decorators, calls, _so_far(opened, total))
 
 
 async def athrough(
@@ -133,17 +150,18 @@ async def athrough(
     if opened.first is _NOTHING:
         await afinish(decorators, calls, None)
         return
-    iterator = opened.iterator
+    iterator, summed = opened.iterator, opened.summed
     total: Any = opened.first
     try:
         yield opened.first
         async for chunk in iterator:
-            total = _add_chunk(total, chunk)
+            if summed is None:
+                total = _add_chunk(total, chunk)
             yield chunk
     except Exception as exc:
         scrub_credentials(exc)
         for call in calls:
-            call.partial = total
+            call.partial = _so_far(opened, total)
         error = await afail(decorators, calls, exc)
         if error is exc:
             raise
@@ -153,6 +171,6 @@ async def athrough(
         if aclose is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await aclose()
-        await acancel(decorators, calls, total)
+        await acancel(decorators, calls, _so_far(opened, total))
         raise
-    await afinish(decorators, calls, total)
+    await afinish(decorators, calls, _so_far(opened, total))

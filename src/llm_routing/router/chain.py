@@ -17,7 +17,7 @@ as a broken stream and notes on the error that the router did not fall back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -37,7 +37,7 @@ from llm_routing.errors import (
 if TYPE_CHECKING:
     from llm_routing.router.router import Router
 
-__all__ = ["EMPTY", "Chain", "ModelTurn"]
+__all__ = ["EMPTY", "Chain", "ModelTurn", "astreamed", "streamed"]
 
 T = TypeVar("T")
 
@@ -146,6 +146,66 @@ class Chain:
             if error is exc:
                 raise
             raise error from exc
+
+
+def streamed(
+    router: Router,
+    config: RunnableConfig | None,
+    open: Callable[[Runnable[Any, Any], RunnableConfig], Iterator[Any]],
+) -> Generator[Any, None, None]:
+    """A stream's walk: open each model's stream in its turn, fall back only before its first item.
+
+    ``open`` says what to stream (chunks with ``model.stream``, v3 events with
+    ``model.stream_events``), so both share this one loop. A consumer that stops early closes
+    the model's stream, whose decorators settle the cancel.
+    """
+    chain = Chain(router, config, stream=True)
+    for turn in chain:
+        items = iter(open(turn.model, turn.config))
+        with turn:
+            first = next(items, EMPTY)
+        if turn.failed:
+            continue
+        try:
+            if chain.served(first) is not EMPTY:
+                with chain.streaming():
+                    yield first
+                    yield from items
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        return
+    raise chain.all_failed()
+
+
+async def astreamed(
+    router: Router,
+    config: RunnableConfig | None,
+    open: Callable[[Runnable[Any, Any], RunnableConfig], AsyncIterator[Any]],
+) -> AsyncGenerator[Any, None]:
+    """Async `streamed`."""
+    chain = Chain(router, config, stream=True)
+    for turn in chain:
+        items = aiter(open(turn.model, turn.config))
+        with turn:
+            first = await anext(items, EMPTY)
+        if turn.failed:
+            continue
+        try:
+            if chain.served(first) is not EMPTY:
+                with chain.streaming():
+                    yield first
+                    async for item in items:
+                        yield item
+        finally:
+            # A caller that stops early must close the model's stream now (its decorators
+            # settle on close), not whenever the generator is garbage-collected.
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return
+    raise chain.all_failed()
 
 
 def fallback_error(exc: Exception, name: str, *, stream: bool) -> BaseException | None:

@@ -2,18 +2,20 @@
 
 Admission (context, rate, budget) belongs to the decorators each model carries; the router only
 moves on when one of them says no. The loop that decides what to try next is `chain.Chain`,
-written once: the four entry points below differ only in how they call a model.
+written once (with `chain.streamed`/`astreamed` for streams, v3 events included): the entry
+points below differ only in how they call a model.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig
 
-from llm_routing.router.chain import EMPTY, Chain
+from llm_routing._events_v3 import AEvents, AsyncEventStream, Events, EventStream, ready
+from llm_routing.router.chain import Chain, astreamed, streamed
 from llm_routing.router.stats import Stats
 
 __all__ = ["Router"]
@@ -182,46 +184,47 @@ class Router(Runnable[Any, Any]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Any]:
         """Stream from the first model that opens; fall back only before the first chunk."""
-        chain = Chain(self, config, stream=True)
-        for turn in chain:
-            chunks = iter(turn.model.stream(input, turn.config, **kwargs))
-            with turn:
-                first = next(chunks, EMPTY)
-            if turn.failed:
-                continue
-            if chain.served(first) is not EMPTY:
-                with chain.streaming():
-                    yield first
-                    yield from chunks
-            return
-        raise chain.all_failed()
+        return streamed(self, config, lambda model, cfg: model.stream(input, cfg, **kwargs))
 
-    async def astream(
+    def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> AsyncIterator[Any]:
         """Async `stream`."""
-        chain = Chain(self, config, stream=True)
-        for turn in chain:
-            chunks = aiter(turn.model.astream(input, turn.config, **kwargs))
-            with turn:
-                first = await anext(chunks, EMPTY)
-            if turn.failed:
-                continue
-            if chain.served(first) is EMPTY:
-                return
-            try:
-                with chain.streaming():
-                    yield first
-                    async for chunk in chunks:
-                        yield chunk
-            finally:
-                # A caller that stops early must close the model's stream now (its decorators
-                # settle on close), not whenever the generator is garbage-collected.
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            return
-        raise chain.all_failed()
+        return astreamed(self, config, lambda model, cfg: model.astream(input, cfg, **kwargs))
+
+    def stream_events(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        version: Literal["v1", "v2", "v3"] = "v2",
+        **kwargs: Any,
+    ) -> Any:
+        """``version="v3"``: the first model's `ChatModelStream` that opens, as `stream` picks it.
+
+        Each model's own v3 stream runs through its decorators; the router falls back only
+        before the first event. Other versions behave as ``Runnable.stream_events``.
+        """
+        if version != "v3":
+            return super().stream_events(input, config, version=version, **kwargs)
+
+        def open_v3(model: Runnable[Any, Any], cfg: RunnableConfig) -> Events:
+            return Events(getattr(model, "stream_events")(input, cfg, version="v3", **kwargs))  # noqa: B009
+
+        return EventStream(streamed(self, config, open_v3))
+
+    def astream_events(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        """Async `stream_events`: ``version="v3"`` returns an awaitable of the stream."""
+        if kwargs.get("version", "v2") != "v3":
+            return super().astream_events(input, config, **kwargs)
+        kwargs.pop("version")
+
+        def open_v3(model: Runnable[Any, Any], cfg: RunnableConfig) -> AEvents:
+            return AEvents(getattr(model, "astream_events")(input, cfg, version="v3", **kwargs))  # noqa: B009
+
+        return ready(AsyncEventStream(astreamed(self, config, open_v3)))
 
     # batch/abatch: Runnable's defaults run invoke/ainvoke per input (thread pool / gather),
     # so each element routes on its own and return_exceptions applies per element.
