@@ -38,6 +38,7 @@ MOVED = [
     ("resolve", "PACING_MODES", "overrides"),
     ("queue", "Admission", "admission"),
     ("queue", "Ticket", "admission"),
+    ("admission", "Ticket", "ticket"),
     ("scaled", "ScaledClock", "clock"),
     ("clock", "VirtualClock", "virtual"),
     ("_redis_script", "POLICY_LUA", "redis.script"),

@@ -4,9 +4,9 @@ Owns waiting (event-driven, never polling), wake-ups and cancellation. The admis
 written once (``Admission._steps``, a generator yielding the I/O it needs) and run by two thin
 runners, one per colour, as tenacity and h11 do. The max-wait rule it follows is ``plan``'s,
 the messages of refusals ``refusals``'s, the queue of a key ``waiters``'s, the limits the
-policy's, the state the backend's. Why one module of ~500 lines: the loop, the joins, the
-wake-ups after a settle or a cooldown and the leases all work under one lock on the same
-queues; split, each half would reach into the other's.
+policy's, the state the backend's; what follows an admission (the ticket's lease, settle and
+release, cooldowns and corrections, and the wake-ups they cause) is ``outcomes``'s, a base of
+`Admission` working under the same lock on the same queues.
 """
 
 from __future__ import annotations
@@ -18,37 +18,19 @@ import math
 import threading
 import uuid
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llm_routing._lease import LeaseRenewer
-from llm_routing.schedule import refusals
 from llm_routing.schedule._steps import adrive, drive
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
-from llm_routing.schedule.limits import Decision, RateLimitHeaders, RateLimits, Request
+from llm_routing.schedule.limits import Decision, RateLimits, Request
+from llm_routing.schedule.outcomes import _Outcomes
 from llm_routing.schedule.plan import Admit, Refuse, Sleep, Why, plan, plan_behind, refusal_at_join
+from llm_routing.schedule.ticket import Ticket, check_ticket_args
 from llm_routing.schedule.waiters import KeyQueue, PendingView, Waiter, count_ahead, fresh_request
 
 __all__ = ["Admission", "Ticket"]
-
-
-@dataclass(slots=True, weakref_slot=True)  # weakly held by the lease renewer
-class Ticket:
-    """An admitted request: what to settle or release after the call.
-
-    ``computed_at`` is when the policy said the request became admissible, so
-    ``admitted_at - computed_at`` is how late the waiter woke up; ``waited_s`` is the whole
-    time from joining the queue to admission. Times are on the backend's clock.
-    """
-
-    key: str
-    rid: str
-    request: Request
-    admitted_at: float
-    computed_at: float
-    waited_s: float
-    limits: RateLimits = field(default_factory=RateLimits)
-    model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +64,7 @@ class _Sleep:
 _Op = _TryAcquire | _Project | _Sleep
 
 
-class Admission:
+class Admission(_Outcomes):
     """FIFO waiting per key in front of a backend; the only API the scheduler decorator uses.
 
     Only the head of a key's queue asks the backend (``try_acquire``); the others sleep until
@@ -159,15 +141,6 @@ class Admission:
         if self._leases is not None:
             self._leases.close()
 
-    # ------------------------------------------------------------------ leases
-
-    def _renew(self, tickets: Sequence[Ticket]) -> None:
-        by_key: dict[str, list[str]] = {}
-        for ticket in tickets:
-            by_key.setdefault(ticket.key, []).append(ticket.rid)
-        for key, rids in by_key.items():
-            self._backend.renew(key, rids)
-
     # ------------------------------------------------------------------ acquire
 
     def acquire(
@@ -180,7 +153,7 @@ class Admission:
         ``QuotaExceededError`` when the daily limit binds. Any exception while waiting
         (``KeyboardInterrupt`` included) leaves the queue and returns what was reserved.
         """
-        _check_args(key, limits, request, deadline, model)
+        check_ticket_args(key, limits, request, deadline, model)
         ticket = self._at_once(key, limits, request, model)
         if ticket is not None:
             return ticket
@@ -193,7 +166,7 @@ class Admission:
 
         Cancelling the task leaves the queue (and returns a reservation made meanwhile).
         """
-        _check_args(key, limits, request, deadline, model)
+        check_ticket_args(key, limits, request, deadline, model)
         ticket = self._at_once(key, limits, request, model)
         if ticket is not None:
             return ticket
@@ -330,79 +303,6 @@ class Admission:
             self._abandon(key, queue, waiter, rid if reserved else None)
             raise
 
-    # ------------------------------------------------------------------ after the call
-
-    def settle(
-        self,
-        ticket: Ticket,
-        input_tokens: int,
-        output_tokens: int,
-        *,
-        answered_at: float | None = None,
-    ) -> None:
-        """Replace the reservation with the real usage (wakes the queue when tokens freed).
-
-        ``answered_at`` keeps the request counted from when its answer came (see
-        `policy.settle`).
-        """
-        self._end_lease(ticket)
-        key, limits, rid = ticket.key, ticket.limits, ticket.rid
-        self._backend.settle(key, limits, rid, input_tokens, output_tokens, answered_at=answered_at)
-
-    async def asettle(
-        self,
-        ticket: Ticket,
-        input_tokens: int,
-        output_tokens: int,
-        *,
-        answered_at: float | None = None,
-    ) -> None:
-        """Async ``settle``: the backend's async twin, never a blocking call on the loop."""
-        self._end_lease(ticket)
-        key, limits, rid = ticket.key, ticket.limits, ticket.rid
-        await self._backend.asettle(
-            key, limits, rid, input_tokens, output_tokens, answered_at=answered_at
-        )
-
-    def release(self, ticket: Ticket, *, keep_request: bool = False) -> None:
-        """Give the reservation back (the call was not made, or failed before it counted)."""
-        self._end_lease(ticket)
-        self._backend.release(ticket.key, ticket.rid, keep_request=keep_request)
-
-    async def arelease(self, ticket: Ticket, *, keep_request: bool = False) -> None:
-        """Async ``release``."""
-        self._end_lease(ticket)
-        await self._backend.arelease(ticket.key, ticket.rid, keep_request=keep_request)
-
-    def _end_lease(self, ticket: Ticket) -> None:
-        if self._leases is not None:
-            self._leases.discard(ticket.rid)
-
-    def cooldown(self, key: str, until: float) -> None:
-        """Admit nobody on ``key`` before ``until``; waiters re-evaluate.
-
-        Nobody is admitted earlier for it. Waiters whose deadline comes before ``until`` can
-        no longer make it: they raise ``RateLimitExhaustedError`` now, so their fallback runs
-        now rather than at the deadline.
-        """
-        self._backend.cooldown(key, until)
-        self._after_change(key, until)
-
-    async def acooldown(self, key: str, until: float) -> None:
-        """Async ``cooldown``: the backend's own async twin, never a blocking call on the loop."""
-        await self._backend.acooldown(key, until)
-        self._after_change(key, until)
-
-    def correct(self, key: str, limits: RateLimits, headers: RateLimitHeaders) -> None:
-        """Let the provider's remaining counts tighten our view; the head re-evaluates."""
-        self._backend.correct(key, limits, headers)
-        self._after_change(key, None)
-
-    async def acorrect(self, key: str, limits: RateLimits, headers: RateLimitHeaders) -> None:
-        """Async ``correct``."""
-        await self._backend.acorrect(key, limits, headers)
-        self._after_change(key, None)
-
     # ------------------------------------------------------------------ internals
 
     def _queue(self, key: str) -> KeyQueue:
@@ -478,12 +378,6 @@ class Admission:
             Ticket(queue.key, rid, waiter.request, at, at, waited, limits, waiter.model)
         )
 
-    def _hold(self, ticket: Ticket) -> Ticket:
-        """Keep an admitted ticket's lease alive: tied to the ticket, or renewed by a thread."""
-        if self._leases is not None and not self._backend.own(ticket.key, ticket.rid, ticket):
-            self._leases.add(ticket.rid, ticket)
-        return ticket
-
     def _abandon(self, key: str, queue: KeyQueue, waiter: Waiter, rid: str | None) -> None:
         """Leave the queue (waking the next head if we were it) and return a reservation."""
         with self._lock:
@@ -491,29 +385,3 @@ class Admission:
         if rid is not None:
             # Synchronous on purpose: a second cancellation cannot interrupt the give-back.
             self._backend.release(key, rid)
-
-    def _after_change(self, key: str, until: float | None) -> None:
-        with self._lock:
-            queue = self._queues.get(key)
-            if queue is None:
-                return
-            if until is None:
-                queue.signal_head()
-                return
-            now = self._backend.now()
-            queue.fail_before(until, lambda waiter: refusals.cooled_down(waiter.model, until - now))
-
-
-def _check_args(
-    key: str, limits: RateLimits, request: Request, deadline: float, model: str
-) -> None:
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str (a model, or model + API key), got {key!r}")
-    if not isinstance(limits, RateLimits):
-        raise TypeError(f"limits must be a RateLimits, got {type(limits).__name__}")
-    if not isinstance(request, Request):
-        raise TypeError(f"request must be a Request(input_tokens, output_tokens), got {request!r}")
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline != deadline:
-        raise TypeError(f"deadline must be a time on the backend clock (a float), got {deadline!r}")
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a str naming the model for error messages, got {model!r}")
