@@ -15,6 +15,10 @@ Limits are enforced the way providers document (``SimModel(enforcement="sliding"
 OpenAI-shaped: quantized, refused requests count), from
 ``llm_routing.catalog.enforcement`` rather than from the scheduler's own model.
 
+The same simulator answers in process, without HTTP and in any clock (a ``VirtualClock`` runs
+simulated minutes in seconds), through ``SimChatModel`` (``sim.inprocess``), a LangChain chat
+model raising what ``ChatOpenAI`` raises for the same answers.
+
 ```python
 with SimulatedProvider([SimModel(name="gpt-4o-mini", rpm=3, tpm=10_000)], seed=0) as sim:
     llm = ChatOpenAI(model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0)
@@ -32,6 +36,7 @@ from llm_routing.sim.model import SimModel
 from llm_routing.sim.schema_gen import sample_from_schema
 
 if TYPE_CHECKING:
+    from llm_routing.sim.inprocess import SimChatModel
     from llm_routing.sim.server import SimulatedProvider, default_models
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "FaultPlan",
     "Latency",
     "ProviderLimiter",
+    "SimChatModel",
     "SimModel",
     "SimulatedProvider",
     "SlidingWindowLimiter",
@@ -54,6 +60,10 @@ _SERVER_NAMES = frozenset({"SimulatedProvider", "default_models"})
 
 
 def __getattr__(name: str) -> Any:
+    if name == "SimChatModel":  # LangChain's BaseChatModel: loaded only when asked for
+        from llm_routing.sim.inprocess import SimChatModel
+
+        return SimChatModel
     if name in _SERVER_NAMES:
         try:
             from llm_routing.sim import server
