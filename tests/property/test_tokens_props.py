@@ -256,16 +256,17 @@ def test_plain_fast_path_counts_exactly_what_converting_counts(messages, model, 
 
     from langchain_core.messages.utils import convert_to_messages
 
-    from llm_routing.tokens import counting
+    from llm_routing.tokens import counting, tokenizer
+    from llm_routing.tokens import messages as token_messages
 
     value = tuple(messages) if as_tuple else messages
-    counter = counting._counter(model.tokenizer)
-    plain = counting._plain(value, counter)
+    counter = tokenizer._counter(model.tokenizer)
+    plain = token_messages._plain(value, counter)
     if plain is not None:
         # The items themselves (not only their sum) match, so every early exit matches too.
         slow: list = []
         for message in convert_to_messages(value):
-            counting._message_items(message, counter, slow)
+            token_messages._message_items(message, counter, slow)
         assert plain == slow
     fast = (
         _outcome(lambda: count_tokens(value, model)),
@@ -275,7 +276,7 @@ def test_plain_fast_path_counts_exactly_what_converting_counts(messages, model, 
     fitting = counting.count_tokens_fitting(value, model, limit)
     if fitting is not None:
         assert fitting == fast[0] == fast[1] <= limit
-    with mock.patch.object(counting, "plain_items", lambda *args: None):
+    with mock.patch.object(token_messages, "plain_items", lambda *args: None):
         slow_path = (
             _outcome(lambda: count_tokens(value, model)),
             _outcome(lambda: count_tokens_within(value, model, limit)),
@@ -285,15 +286,16 @@ def test_plain_fast_path_counts_exactly_what_converting_counts(messages, model, 
 
 
 def test_plain_fast_path_takes_the_common_shapes():
-    from llm_routing.tokens import counting
+    from llm_routing.tokens import messages as token_messages
+    from llm_routing.tokens import tokenizer
 
-    counter = counting._counter("o200k_base")
+    counter = tokenizer._counter("o200k_base")
     shapes = [
         [("system", "Be brief."), ("user", "Hi")],
         [{"role": "user", "content": "Hi", "name": "ann"}, "plain string"],
         [HumanMessage("Hi"), ("developer", "Be brief."), ["ai", "Hello"]],
     ]
     for shape in shapes:
-        assert counting._plain(shape, counter) is not None
+        assert token_messages._plain(shape, counter) is not None
     for odd in ([("tool", "x")], [{"role": "user", "content": [{"type": "text"}]}], [("u",)]):
-        assert counting._plain(odd, counter) is None
+        assert token_messages._plain(odd, counter) is None

@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 
 import llm_routing.guard as guard_module
-import llm_routing.tokens.counting as counting
+import llm_routing.tokens.messages as token_messages
 from llm_routing import AllModelsFailedError, build_router
 from llm_routing.errors import ContextLengthExceededError
 from llm_routing.guard import ContextGuard
@@ -83,13 +83,13 @@ def exact_counter(monkeypatch: pytest.MonkeyPatch) -> Spy:
 def conversions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many messages LangChain converted, call by call."""
     sizes: list[int] = []
-    real = counting.convert_to_messages
+    real = token_messages.convert_to_messages
 
     def spy(messages: Any) -> Any:
         sizes.append(len(messages))
         return real(messages)
 
-    monkeypatch.setattr(counting, "convert_to_messages", spy)
+    monkeypatch.setattr(token_messages, "convert_to_messages", spy)
     return sizes
 
 

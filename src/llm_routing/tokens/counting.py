@@ -1,8 +1,9 @@
 """``count_tokens`` and ``fits``: how many tokens an input costs a given model, offline.
 
-Owns turning inputs (strings, messages, prompt values, tool schemas, images) into text and
-fixed token costs, and resolving a model to its tokenizer. It does not know context windows
-or policies: ``guard`` compares the count with a window.
+Owns the totals: exact counts, "does it fit?", counts that stop at a limit and proven lower
+bounds. Turning inputs into texts and fixed costs is ``messages``; resolving a model to its
+tokenizer (and how that tokenizer counts one text) is ``tokenizer``. It does not know context
+windows or policies: ``guard`` compares the count with a window.
 
 How inputs are counted (OpenAI's cookbook rule, cross-checked with langchain-openai's
 ``ChatOpenAI.get_num_tokens_from_messages``):
@@ -29,26 +30,18 @@ Models with an ``estimate:<family>`` tokenizer get the o200k count of the same t
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from itertools import islice
 from typing import Any
 
 import tiktoken
-from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, ToolMessage
-from langchain_core.messages.utils import convert_to_messages
+from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
 
-from llm_routing.catalog.spec import ModelSpec
 from llm_routing.tokens import _fast
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding, max_token_bytes
-from llm_routing.tokens._images import image_block, image_tokens
-from llm_routing.tokens._plain import plain_items
-from llm_routing.tokens._unreadable import ACCEPTED_INPUT as _ACCEPTED_INPUT
-from llm_routing.tokens._unreadable import unreadable as _unreadable
-from llm_routing.tokens.estimate import Calibration, count_digits, get_calibration
+from llm_routing.tokens.messages import _items, _lazy_items, _plain
+from llm_routing.tokens.tokenizer import _Counter, _counter, tokenizer_for
 
 __all__ = [
     "count_tokens",
@@ -59,301 +52,6 @@ __all__ = [
     "fits",
     "tokenizer_for",
 ]
-
-_ACCEPTED_MODEL = (
-    'a model name ("openai:gpt-4o-mini", "openai/gpt-4o-mini", "gpt-4o-mini"), a tokenizer '
-    'name ("o200k_base", "cl100k_base", "estimate:<family>"), a ModelSpec, or a LangChain '
-    "chat model"
-)
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-_TEXT_KEYS = {"text": "text", "reasoning": "reasoning", "thinking": "thinking"}
-_OPENAI_OVERHEAD = (3, 1, 3)
-_OPENAI_UNKNOWN_IMAGE = 1445
-# Messages converted per step when counting stops at a limit: large enough that the per-step
-# cost vanishes, small enough (well under a millisecond) that converting less than needed
-# stays cheap and a paced count (``_fast.paced``) can hand over the GIL between steps.
-_CONVERT_CHUNK = 64
-
-# Texts up to this many characters have their count remembered, at most this many of them.
-_SHORT_TEXT = 12
-_SHORT_TEXTS = 4096
-
-# A text part, or a fixed number of tokens (overheads, images).
-_Item = str | int
-
-
-@dataclass(frozen=True, slots=True)
-class _Counter:
-    """How one tokenizer counts: the encoding underneath, and the estimate if any."""
-
-    encoding: tiktoken.Encoding
-    longest_token: int
-    calibration: Calibration | None
-    # Counts of short texts (roles, names): every message repeats its role, and a dict lookup
-    # is a small fraction of a tokeniser call. A count is a pure function of the text.
-    short: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def overheads(self) -> tuple[int, int, int]:
-        cal = self.calibration
-        if cal is None:
-            return _OPENAI_OVERHEAD
-        return cal.per_message, cal.per_name, cal.reply_priming
-
-    def image(self, detail: str, size: tuple[int, int] | None) -> int:
-        cal = self.calibration
-        if cal is None:
-            return image_tokens("openai", detail, size, _OPENAI_UNKNOWN_IMAGE)
-        return image_tokens(cal.image_rule, detail, size, cal.image_unknown_tokens)
-
-    def text(self, text: str) -> int:
-        if len(text) > _SHORT_TEXT:
-            return self._text(text)
-        n = self.short.get(text)
-        if n is None:
-            n = self._text(text)
-            if len(self.short) < _SHORT_TEXTS:
-                self.short[text] = n
-        return n
-
-    def _text(self, text: str) -> int:
-        n = _fast.encode_count(self.encoding, text)
-        if self.calibration is None:
-            return n
-        return self._estimate(n, text, _fast.utf8_len(text))
-
-    def _estimate(self, n: int, text: str, size: int) -> int:
-        cal = self.calibration
-        assert cal is not None
-        digits = count_digits(text) if cal.needs_digits else 0
-        return cal.estimate(n, size, len(text), digits)
-
-    def upper(self, text: str, size: int) -> int:
-        """A bound >= ``self.text(text)`` from sizes alone (every token is >= 1 byte)."""
-        cal = self.calibration
-        if cal is None:
-            return size
-        return cal.estimate(size, size, len(text), len(text) if cal.needs_digits else 0)
-
-    def text_upto(self, text: str, limit: int) -> int:
-        """``self.text(text)`` when it is <= ``limit``, else some number in (limit, exact]."""
-        size: int | None = None
-        # upper() >= UTF-8 size >= characters, so a text with more characters than the limit
-        # cannot be shown to fit from its size: skip measuring it.
-        if len(text) <= limit:
-            size = _fast.utf8_len(text)
-            if self.upper(text, size) <= limit:
-                return self.text(text)
-        cal = self.calibration
-        if cal is None:
-            return _fast.count_upto(self.encoding, self.longest_token, text, limit, size)
-        budget = cal.o200k_budget(limit)
-        n = _fast.count_upto(self.encoding, self.longest_token, text, budget, size)
-        if n > budget:
-            # n is a lower bound on the o200k count here; estimate >= text_factor * n > limit.
-            return -(-(n * cal.text_milli) // 1000)
-        return self._estimate(n, text, _fast.utf8_len(text) if size is None else size)
-
-
-@lru_cache(maxsize=64)
-def _counter(tokenizer: str) -> _Counter:
-    if tokenizer in ENCODING_NAMES:
-        return _Counter(get_encoding(tokenizer), max_token_bytes(tokenizer), None)
-    if tokenizer.startswith("estimate:"):
-        calibration = get_calibration(tokenizer.removeprefix("estimate:"))
-        return _Counter(get_encoding("o200k_base"), max_token_bytes("o200k_base"), calibration)
-    raise ValueError(
-        f"unknown tokenizer {tokenizer!r}; expected one of {', '.join(ENCODING_NAMES)} "
-        "or 'estimate:<family>'"
-    )
-
-
-@lru_cache(maxsize=1024)
-def _tokenizer_for_name(name: str) -> str:
-    if name in ENCODING_NAMES or name.startswith("estimate:"):
-        return name
-    from llm_routing.catalog.lookup import default_catalog
-
-    return default_catalog().get(name).tokenizer
-
-
-def tokenizer_for(model: Any) -> str:
-    """The tokenizer name (``"o200k_base"``, ``"estimate:anthropic"``...) ``model`` counts with.
-
-    The shipped catalogue is immutable, so name lookups are cached; register custom models by
-    passing their ``ModelSpec``.
-    """
-    if isinstance(model, ModelSpec):
-        return model.tokenizer
-    if isinstance(model, str):
-        return _tokenizer_for_name(model)
-    if model is None or isinstance(model, int | float | bytes | Mapping | Sequence):
-        raise TypeError(f"model must be {_ACCEPTED_MODEL}; got {type(model).__name__}")
-    from llm_routing.catalog.lookup import default_catalog
-
-    try:
-        return default_catalog().for_model(model).tokenizer
-    except TypeError as exc:
-        raise TypeError(f"model must be {_ACCEPTED_MODEL}; {exc}") from exc
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _content_items(content: Any, counter: _Counter, items: list[_Item], skip_ids: set[str]) -> None:
-    if isinstance(content, str):
-        items.append(content)
-        return
-    if not isinstance(content, Sequence):
-        items.append(_json(content))
-        return
-    for block in content:
-        if isinstance(block, str):
-            items.append(block)
-            continue
-        if not isinstance(block, Mapping):
-            items.append(_json(block))
-            continue
-        kind = block.get("type")
-        if kind in _TEXT_KEYS and isinstance(block.get(_TEXT_KEYS[kind]), str):
-            items.append(block[_TEXT_KEYS[kind]])
-        elif kind in ("image_url", "image"):
-            items.append(counter.image(*image_block(block)))
-        elif kind in ("tool_use", "tool_call") and block.get("id") in skip_ids:
-            continue
-        else:
-            items.append(_json(block))
-
-
-def _message_items(message: BaseMessage, counter: _Counter, items: list[_Item]) -> None:
-    per_message, per_name, _ = counter.overheads
-    items.append(per_message)
-    role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
-    items.append(role or message.type)
-    skip_ids: set[str] = set()
-    if isinstance(message, AIMessage):
-        for call in message.tool_calls:
-            items.extend((3, call["name"], _json(call["args"]), call.get("id") or ""))
-            if call.get("id"):
-                skip_ids.add(str(call["id"]))
-        for bad in message.invalid_tool_calls:
-            items.extend((3, bad.get("name") or "", bad.get("args") or "", bad.get("id") or ""))
-    if isinstance(message, ToolMessage):
-        items.append(message.tool_call_id)
-    _content_items(message.content, counter, items, skip_ids)
-    if message.name:
-        items.extend((message.name, per_name))
-
-
-def _to_messages(value: Any) -> list[BaseMessage]:
-    if isinstance(value, BaseMessage):
-        return [value]
-    if isinstance(value, Mapping) or not isinstance(value, Sequence):
-        raise TypeError(f"input must be {_ACCEPTED_INPUT}; got {type(value).__name__}")
-    try:
-        return convert_to_messages(value)
-    except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
-        raise _unreadable(value, exc) from exc
-
-
-def _input_messages(input: Any) -> Iterator[BaseMessage]:
-    """The messages of a non-``str`` input, converted a chunk at a time as they are consumed.
-
-    Lazy so that a caller that stops early (``count_tokens_within``) never pays for converting
-    the messages after the point where it stopped; every message is converted exactly as
-    ``convert_to_messages`` would convert the whole list.
-    """
-    if isinstance(input, PromptValue):
-        yield from input.to_messages()
-        return
-    if isinstance(input, Mapping):
-        if "messages" not in input:
-            raise TypeError(
-                f'input is a dict without a "messages" key; input must be {_ACCEPTED_INPUT}'
-            )
-        value = input["messages"]
-    elif input is None or isinstance(input, bytes | bytearray):
-        raise TypeError(f"input must be {_ACCEPTED_INPUT}; got {type(input).__name__}")
-    else:
-        value = input
-    if isinstance(value, BaseMessage):
-        yield value
-        return
-    if isinstance(value, Mapping) or not isinstance(value, Sequence):
-        raise TypeError(f"input must be {_ACCEPTED_INPUT}; got {type(value).__name__}")
-    if len(value) <= _CONVERT_CHUNK:
-        yield from _to_messages(value)
-        return
-    remaining = iter(value)
-    while chunk := list(islice(remaining, _CONVERT_CHUNK)):
-        try:
-            converted = convert_to_messages(chunk)
-        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
-            raise _unreadable(value, exc) from exc
-        yield from converted
-
-
-def _tool_items(tools: Sequence[Any] | None) -> list[_Item]:
-    if not tools:
-        return []
-    from langchain_core.utils.function_calling import convert_to_openai_tool
-
-    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
-        raise TypeError(
-            "tools must be a list of LangChain tools, pydantic models, functions or OpenAI "
-            f"tool dicts; got {type(tools).__name__}"
-        )
-    items: list[_Item] = []
-    for tool in tools:
-        try:
-            schema = convert_to_openai_tool(tool)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"tools: cannot convert {tool!r} to a tool schema: {exc}") from exc
-        items.append(_json(schema))
-    return items
-
-
-def _plain(input: Any, counter: _Counter) -> list[_Item] | None:
-    """The messages' items without converting them, for the common shapes (see ``_plain``)."""
-    per_message, per_name, _ = counter.overheads
-    return plain_items(
-        input, per_message, per_name, lambda message, out: _message_items(message, counter, out)
-    )
-
-
-def _items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> list[_Item]:
-    """Flatten ``input`` (and ``tools``) into text parts and fixed token costs."""
-    items: list[_Item] = []
-    if isinstance(input, str):
-        items.append(input)
-    elif (plain := _plain(input, counter)) is not None:
-        items.extend(plain)
-        items.append(counter.overheads[2])
-    else:
-        for message in _input_messages(input):
-            _message_items(message, counter, items)
-        items.append(counter.overheads[2])
-    items.extend(_tool_items(tools))
-    return items
-
-
-def _lazy_items(input: Any, counter: _Counter, tools: Sequence[Any] | None) -> Iterator[_Item]:
-    """``_items`` one message at a time, tools first (so a bad tool is still a TypeError)."""
-    yield from _tool_items(tools)
-    if isinstance(input, str):
-        yield input
-        return
-    yield counter.overheads[2]
-    plain = _plain(input, counter)
-    if plain is not None:
-        yield from plain
-        return
-    items: list[_Item] = []
-    for message in _input_messages(input):
-        _message_items(message, counter, items)
-        yield from items
-        items.clear()
 
 
 def count_tokens(input: Any, model: Any, *, tools: Sequence[Any] | None = None) -> int:
