@@ -45,7 +45,7 @@ def _server(url: str | None) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    from tests.redis_support import RedisServer, find_redis_server
+    from tests.support.redis import RedisServer, find_redis_server
 
     binary = find_redis_server()
     if binary is None:

@@ -61,7 +61,7 @@ from llm_routing.sim import SimModel, SimulatedProvider
 from .matrix import CELL_LIMITS, ENTRIES, MODELS, NAMES, Settings, _Outcome, _quiet, call
 
 if TYPE_CHECKING:
-    from tests.redis_support import RedisServer
+    from tests.support.redis import RedisServer
 
 __all__ = [
     "FAULTS",
@@ -173,7 +173,7 @@ def redis_missing() -> str | None:
 
 
 def _redis_binary() -> str | None:
-    from tests.redis_support import find_redis_server
+    from tests.support.redis import find_redis_server
 
     return find_redis_server()
 
@@ -314,7 +314,7 @@ class InfraHarness:
         self.sim: SimulatedProvider | None = None
 
     def __enter__(self) -> InfraHarness:
-        from tests.redis_support import RedisServer
+        from tests.support.redis import RedisServer
 
         missing = redis_missing()
         if missing is not None:

@@ -313,7 +313,7 @@ def _private_redis(password: str) -> Iterator[Any]:
     except ImportError:
         yield "the redis package is not installed (pip install 'llm-routing[redis]')"
         return
-    from tests.redis_support import RedisServer, find_redis_server
+    from tests.support.redis import RedisServer, find_redis_server
 
     binary = find_redis_server()
     if binary is None:
@@ -341,7 +341,7 @@ class _Context:
     scan: Scan
     loop: asyncio.AbstractEventLoop
     auth_url: str
-    redis: Any = None  # tests.redis_support.RedisServer, password-protected
+    redis: Any = None  # tests.support.redis.RedisServer, password-protected
     langfuse: Any = None
     serial: int = 0
 

@@ -10,7 +10,7 @@ import pytest
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import VirtualClock
 from llm_routing.schedule.memory import MemoryBackend
-from redis_support import RedisServer, running_server
+from tests.support.redis import RedisServer, running_server
 
 BackendFactory = Callable[[VirtualClock], Backend]
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from llm_routing.sim import SimModel, SimulatedProvider
+from tests.support.sim import fresh, serving
 
 # These models pin exact sliding minute windows (the simulator's historical behaviour);
 # per-second enforcement has tests of its own (test_sim_enforcement_*, test_scheduler_enforcement).
@@ -26,13 +27,10 @@ SIM_MODELS = [
 
 @pytest.fixture(scope="session")
 def sim_server() -> Iterator[SimulatedProvider]:
-    with SimulatedProvider(SIM_MODELS, seed=0) as sim:
-        yield sim
+    yield from serving(SIM_MODELS)
 
 
 @pytest.fixture
 def sim(sim_server: SimulatedProvider) -> Iterator[SimulatedProvider]:
     """The shared simulator, with empty windows, counters and no faults."""
-    sim_server.reset()
-    yield sim_server
-    sim_server.reset()
+    yield from fresh(sim_server)

@@ -23,8 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
 from llm_routing.catalog import default_catalog
 from llm_routing.cost.pricing import price, usage_details
@@ -33,82 +32,35 @@ from llm_routing.observe import LangfuseExport, RefusalRecorder, flush, langfuse
 from llm_routing.router import build_router
 from llm_routing.sim import FaultPlan, SimulatedProvider
 from llm_routing.tokens import count_tokens
+from tests.support.otel import LangfuseMemory, decoded, langfuse_memory, observation
+from tests.support.ports import free_port
+from tests.support.sim import chat
 
 GPT = default_catalog().get("openai:gpt-4o-mini")
 PROMPT = "Tell me one fact about otters."
 LONG = "word " * 400  # too big for tiny-window (300 tokens), fine for gpt-4o-mini
 
 
-def client_for(sim: SimulatedProvider, name: str, **kw: Any) -> ChatOpenAI:
-    return ChatOpenAI(model=name, base_url=sim.base_url, api_key="sim", max_retries=0, **kw)
-
-
 def tiny(sim: SimulatedProvider) -> ChatOpenAI:
-    return client_for(sim, "tiny-window", profile={"max_input_tokens": 300})
-
-
-class Memory:
-    """A Langfuse client whose spans land in memory, and readers for what it recorded."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.client = Langfuse(
-            public_key=f"pk-test-{uuid.uuid4().hex}",
-            secret_key="sk-test",
-            base_url="http://127.0.0.1:9",
-            tracer_provider=self.provider,
-            span_exporter=self.exporter,
-        )
-
-    def generations(self) -> list[ReadableSpan]:
-        assert flush(self.client, timeout_s=10)
-        return [
-            span
-            for span in self.exporter.get_finished_spans()
-            if span.attributes.get("langfuse.observation.type") == "generation"
-        ]
-
-
-def decoded(value: Any) -> Any:
-    """A metadata value: JSON in langfuse>=5, the raw value (strings unquoted) before."""
-    try:
-        return json.loads(value) if isinstance(value, str) else value
-    except json.JSONDecodeError:
-        return value
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    """A generation's Langfuse fields, JSON decoded, metadata keys without their prefix."""
-    out: dict[str, Any] = {"metadata": {}}
-    for key, value in span.attributes.items():
-        if key.startswith("langfuse.observation.metadata."):
-            out["metadata"][key.removeprefix("langfuse.observation.metadata.")] = decoded(value)
-        elif key in ("langfuse.observation.cost_details", "langfuse.observation.usage_details"):
-            out[key.rsplit(".", 1)[1]] = json.loads(value)
-        elif key.startswith("langfuse.observation."):
-            out[key.removeprefix("langfuse.observation.")] = value
-    return out
+    return chat(sim, "tiny-window", profile={"max_input_tokens": 300})
 
 
 @pytest.fixture
-def memory() -> Iterator[Memory]:
-    recorder = Memory()
-    yield recorder
-    shutdown(recorder.client, timeout_s=10)
-    recorder.provider.shutdown()
+def memory() -> Iterator[LangfuseMemory]:
+    with langfuse_memory("pk-test") as recorder:
+        yield recorder
 
 
 # --- (a) a guarded call ---------------------------------------------------------------------
 
 
 def test_guarded_call_exports_one_generation_with_our_cost_and_usage(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     answer = model.invoke(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]})
 
-    generations = memory.generations()
+    generations = memory.generation_spans()
     assert len(generations) == 1
-    fields = attrs(generations[0])
+    fields = observation(generations[0])
     assert fields["cost_details"] == price(answer.usage_metadata, GPT).as_langfuse()
     assert fields["cost_details"]["total"] > 0
     assert fields["usage_details"] == usage_details(answer.usage_metadata)
@@ -116,41 +68,43 @@ def test_guarded_call_exports_one_generation_with_our_cost_and_usage(sim, memory
 
 
 def test_guarded_call_generation_carries_the_guards_token_estimate(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     model.invoke(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]})
 
-    (generation,) = memory.generations()
-    metadata = attrs(generation)["metadata"]
+    (generation,) = memory.generation_spans()
+    metadata = observation(generation)["metadata"]
     assert metadata["llm_routing.input_tokens"] == count_tokens([("user", PROMPT)], GPT)
     assert metadata["llm_routing.context_window"] == GPT.context_window
 
 
 def test_usage_details_match_the_simulators_token_counts(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     model.invoke(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]})
 
-    (generation,) = memory.generations()
+    (generation,) = memory.generation_spans()
     served = sim.stats()["models"]["gpt-4o-mini"]
-    usage = attrs(generation)["usage_details"]
+    usage = observation(generation)["usage_details"]
     assert usage["input"] == served["prompt_tokens"]
     assert usage["output"] == served["completion_tokens"]
 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_async_guarded_call_exports_one_generation_with_our_cost(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     answer = await model.ainvoke(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]})
 
-    (generation,) = memory.generations()
-    assert attrs(generation)["cost_details"] == price(answer.usage_metadata, GPT).as_langfuse()
+    (generation,) = memory.generation_spans()
+    assert (
+        observation(generation)["cost_details"] == price(answer.usage_metadata, GPT).as_langfuse()
+    )
 
 
 def test_batch_exports_one_priced_generation_per_input(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     handler = langfuse_handler(memory.client)
     answers = model.batch([PROMPT, "And one about seals?"], config={"callbacks": [handler]})
 
-    costs = sorted(attrs(g)["cost_details"]["total"] for g in memory.generations())
+    costs = sorted(observation(g)["cost_details"]["total"] for g in memory.generation_spans())
     assert costs == sorted(price(a.usage_metadata, GPT).as_langfuse()["total"] for a in answers)
 
 
@@ -158,36 +112,36 @@ def test_batch_exports_one_priced_generation_per_input(sim, memory):
 
 
 def test_stream_with_stream_usage_gets_cost(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini", stream_usage=True)
+    model = ContextGuard() | chat(sim, "gpt-4o-mini", stream_usage=True)
     total = None
     for chunk in model.stream(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]}):
         total = chunk if total is None else total + chunk
 
-    (generation,) = memory.generations()
-    fields = attrs(generation)
+    (generation,) = memory.generation_spans()
+    fields = observation(generation)
     assert fields["cost_details"] == price(total.usage_metadata, GPT).as_langfuse()
     assert fields["usage_details"] == usage_details(total.usage_metadata)
 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_async_stream_with_stream_usage_gets_cost(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini", stream_usage=True)
+    model = ContextGuard() | chat(sim, "gpt-4o-mini", stream_usage=True)
     total = None
     config = {"callbacks": [langfuse_handler(memory.client)]}
     async for chunk in model.astream(PROMPT, config=config):
         total = chunk if total is None else total + chunk
 
-    (generation,) = memory.generations()
-    assert attrs(generation)["cost_details"] == price(total.usage_metadata, GPT).as_langfuse()
+    (generation,) = memory.generation_spans()
+    assert observation(generation)["cost_details"] == price(total.usage_metadata, GPT).as_langfuse()
 
 
 def test_stream_without_usage_says_the_cost_is_unknown_not_zero(sim, memory):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini", stream_usage=False)
+    model = ContextGuard() | chat(sim, "gpt-4o-mini", stream_usage=False)
     for _chunk in model.stream(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]}):
         pass
 
-    (generation,) = memory.generations()
-    fields = attrs(generation)
+    (generation,) = memory.generation_spans()
+    fields = observation(generation)
     assert "cost_details" not in fields
     assert fields["metadata"]["llm_routing.cost"].startswith("unknown")
 
@@ -200,7 +154,7 @@ def routed(sim: SimulatedProvider, export: LangfuseExport) -> Any:
     stack = export.recorder | ContextGuard()
     return build_router(
         stack | tiny(sim),
-        [stack | client_for(sim, "gpt-4o-mini")],
+        [stack | chat(sim, "gpt-4o-mini")],
         guard=False,
         scheduler=False,
         tracker=False,
@@ -211,16 +165,21 @@ def test_router_shows_one_generation_per_attempt(sim, memory):
     export = LangfuseExport(memory.client)
     routed(sim, export).invoke(LONG, config=export.attach(None))
 
-    generations = memory.generations()
-    assert sorted(attrs(g)["model.name"] for g in generations) == ["gpt-4o-mini", "tiny-window"]
+    generations = memory.generation_spans()
+    assert sorted(observation(g)["model.name"] for g in generations) == [
+        "gpt-4o-mini",
+        "tiny-window",
+    ]
 
 
 def test_router_refused_attempt_is_an_error_generation_naming_the_refusal(sim, memory):
     export = LangfuseExport(memory.client)
     routed(sim, export).invoke(LONG, config=export.attach(None))
 
-    (refused,) = [g for g in memory.generations() if attrs(g)["model.name"] == "tiny-window"]
-    fields = attrs(refused)
+    (refused,) = [
+        g for g in memory.generation_spans() if observation(g)["model.name"] == "tiny-window"
+    ]
+    fields = observation(refused)
     assert fields["level"] == "ERROR"
     assert fields["status_message"].startswith("ContextLengthExceededError: ")
     assert fields["metadata"]["llm_routing.error_kind"] == "context"
@@ -232,8 +191,10 @@ def test_router_served_attempt_carries_its_cost(sim, memory):
     export = LangfuseExport(memory.client)
     answer = routed(sim, export).invoke(LONG, config=export.attach(None))
 
-    (served,) = [g for g in memory.generations() if attrs(g)["model.name"] == "gpt-4o-mini"]
-    fields = attrs(served)
+    (served,) = [
+        g for g in memory.generation_spans() if observation(g)["model.name"] == "gpt-4o-mini"
+    ]
+    fields = observation(served)
     assert "level" not in fields
     assert fields["cost_details"] == price(answer.usage_metadata, GPT).as_langfuse()
     assert answer.response_metadata["llm_routing.model"] == "openai:gpt-4o-mini"
@@ -245,7 +206,7 @@ def test_router_attempts_of_one_request_share_one_trace(sim, memory):
     router.invoke(LONG, config=export.attach(None))
     router.invoke(LONG, config=export.attach(None))
 
-    traces = [g.context.trace_id for g in memory.generations()]
+    traces = [g.context.trace_id for g in memory.generation_spans()]
     assert len(traces) == 4
     assert len(set(traces)) == 2
 
@@ -255,7 +216,9 @@ async def test_async_router_records_the_refusal_and_the_served_attempt(sim, memo
     export = LangfuseExport(memory.client)
     await routed(sim, export).ainvoke(LONG, config=export.attach(None))
 
-    levels = {attrs(g)["model.name"]: attrs(g).get("level") for g in memory.generations()}
+    levels = {
+        observation(g)["model.name"]: observation(g).get("level") for g in memory.generation_spans()
+    }
     assert levels == {"tiny-window": "ERROR", "gpt-4o-mini": None}
 
 
@@ -264,7 +227,7 @@ def test_streamed_router_records_the_refusal_and_prices_the_stream(sim, memory):
     stack = export.recorder | ContextGuard()
     router = build_router(
         stack | tiny(sim),
-        [stack | client_for(sim, "gpt-4o-mini", stream_usage=True)],
+        [stack | chat(sim, "gpt-4o-mini", stream_usage=True)],
         guard=False,
         scheduler=False,
         tracker=False,
@@ -273,7 +236,7 @@ def test_streamed_router_records_the_refusal_and_prices_the_stream(sim, memory):
     for chunk in router.stream(LONG, config=export.attach(None)):
         total = chunk if total is None else total + chunk
 
-    by_model = {attrs(g)["model.name"]: attrs(g) for g in memory.generations()}
+    by_model = {observation(g)["model.name"]: observation(g) for g in memory.generation_spans()}
     assert by_model["tiny-window"]["level"] == "ERROR"
     assert by_model["gpt-4o-mini"]["cost_details"] == (
         price(total.usage_metadata, GPT).as_langfuse()
@@ -285,13 +248,13 @@ def test_provider_error_is_recorded_once_at_level_error(sim, memory):
     model = (
         RefusalRecorder()
         | ContextGuard()
-        | client_for(sim, "faulty", profile={"max_input_tokens": 128_000})
+        | chat(sim, "faulty", profile={"max_input_tokens": 128_000})
     )
     with pytest.raises(Exception) as raised:
         model.invoke(PROMPT, config={"callbacks": [langfuse_handler(memory.client)]})
 
-    (generation,) = memory.generations()
-    fields = attrs(generation)
+    (generation,) = memory.generation_spans()
+    fields = observation(generation)
     assert fields["level"] == "ERROR"
     assert fields["status_message"].startswith(f"{type(raised.value).__name__}: ")
     assert fields["metadata"]["llm_routing.error_kind"] == "transient"
@@ -359,7 +322,7 @@ def test_cost_arrives_on_the_wire_as_otlp_protobuf(sim, otlp_receiver):
         tracer_provider=provider,
     )
     try:
-        model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+        model = ContextGuard() | chat(sim, "gpt-4o-mini")
         answer = model.invoke(PROMPT, config={"callbacks": [langfuse_handler(client)]})
         assert flush(client, timeout_s=10)
     finally:
@@ -389,8 +352,6 @@ def test_cost_arrives_on_the_wire_as_otlp_protobuf(sim, otlp_receiver):
 
 @pytest.fixture
 def closed_port() -> int:
-    from redis_support import free_port
-
     return free_port()
 
 
@@ -409,20 +370,20 @@ def unreachable(closed_port: int) -> Iterator[Langfuse]:
 
 
 def test_call_succeeds_with_the_langfuse_host_unreachable(sim, unreachable):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     answer = model.invoke(PROMPT, config={"callbacks": [langfuse_handler(unreachable)]})
     assert answer.content
     assert answer.usage_metadata["output_tokens"] > 0
 
 
 def test_flush_returns_within_its_timeout_with_the_host_unreachable(sim, unreachable):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     model.invoke(PROMPT, config={"callbacks": [langfuse_handler(unreachable)]})
     assert flush(unreachable, timeout_s=0.2) in (True, False)
 
 
 def test_shutdown_returns_within_its_timeout_with_the_host_unreachable(sim, unreachable):
-    model = ContextGuard() | client_for(sim, "gpt-4o-mini")
+    model = ContextGuard() | chat(sim, "gpt-4o-mini")
     model.invoke(PROMPT, config={"callbacks": [langfuse_handler(unreachable)]})
     assert shutdown(unreachable, timeout_s=0.2) in (True, False)
 
@@ -430,14 +391,14 @@ def test_shutdown_returns_within_its_timeout_with_the_host_unreachable(sim, unre
 def test_build_router_langfuse_client_records_every_attempt_and_why_it_fell_back(sim, memory):
     router = build_router(
         tiny(sim),
-        [client_for(sim, "gpt-4o-mini")],
+        [chat(sim, "gpt-4o-mini")],
         scheduler=False,
         tracker=False,
         langfuse=memory.client,
     )
     answer = router.invoke(LONG)
 
-    by_model = {attrs(g)["model.name"]: attrs(g) for g in memory.generations()}
+    by_model = {observation(g)["model.name"]: observation(g) for g in memory.generation_spans()}
     assert set(by_model) == {"tiny-window", "gpt-4o-mini"}
     assert by_model["tiny-window"]["level"] == "ERROR"
     served = by_model["gpt-4o-mini"]

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from llm_routing import CostTracker, RoutingMiddleware
 from llm_routing.errors import AllModelsFailedError, ErrorKind
 from llm_routing.sim import FaultPlan, SimModel, SimulatedProvider
+from tests.support.sim import chat, fresh, received, served, serving
 
 # Windows as in the catalogue: the guard reads them from there, the simulator enforces them.
 MODELS = [
@@ -47,27 +48,12 @@ FIFTY_THOUSAND_WORDS = _words(50_000)
 
 @pytest.fixture(scope="module")
 def sim_module() -> Iterator[SimulatedProvider]:
-    with SimulatedProvider(MODELS, seed=0) as sim:
-        yield sim
+    yield from serving(MODELS)
 
 
 @pytest.fixture
 def sim(sim_module: SimulatedProvider) -> Iterator[SimulatedProvider]:
-    sim_module.reset()
-    yield sim_module
-    sim_module.reset()
-
-
-def received(sim: SimulatedProvider, model: str) -> int:
-    return sim.stats()["models"][model]["requests_received"]
-
-
-def served(sim: SimulatedProvider, model: str) -> int:
-    return sim.stats()["models"][model]["requests_served"]
-
-
-def client(sim: SimulatedProvider, name: str) -> ChatOpenAI:
-    return ChatOpenAI(model=name, base_url=sim.base_url, api_key="sim", max_retries=0)
+    yield from fresh(sim_module)
 
 
 def routing(sim: SimulatedProvider, **kwargs) -> RoutingMiddleware:
@@ -112,7 +98,7 @@ def _no_searches() -> None:
 def test_long_retry_after_falls_back_instead_of_waiting(sim):
     sim.set_faults("gpt-4o-mini", FaultPlan.always("429", retry_after=600))
     middleware = routing(sim, max_wait=5)
-    agent = create_agent(client(sim, "gpt-4o-mini"), middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage("Say hello")]})
     [answer] = ai_messages(result)
     assert served_by(answer) == "openai:gpt-4o"
@@ -128,7 +114,7 @@ def test_long_retry_after_falls_back_instead_of_waiting(sim):
 
 def test_oversize_input_goes_to_the_large_context_model_before_any_request(sim):
     middleware = routing(sim)
-    agent = create_agent(client(sim, "gpt-4o-mini"), middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage(FIFTY_THOUSAND_WORDS)]})
     [answer] = ai_messages(result)
     assert served_by(answer) == "openai:gpt-4.1-mini"
@@ -146,7 +132,7 @@ def test_oversize_input_goes_to_the_large_context_model_before_any_request(sim):
 def test_every_model_call_of_the_agent_is_priced(sim):
     tracker = CostTracker()
     middleware = routing(sim, tracker=tracker)
-    agent = create_agent(client(sim, "gpt-4o-mini"), tools=[search], middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), tools=[search], middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage("Find the LangChain changelog")]})
     # Model call 1 asks for the tool, model call 2 answers after its result.
     assert len(ai_messages(result)) == 2
@@ -167,7 +153,7 @@ def test_every_model_call_of_the_agent_is_priced(sim):
 def test_tools_still_work_after_a_fallback(sim):
     sim.set_faults("gpt-4o-mini", FaultPlan.always("429", retry_after=600))
     middleware = routing(sim, max_wait=5)
-    agent = create_agent(client(sim, "gpt-4o-mini"), tools=[search], middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), tools=[search], middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage("Find the LangChain changelog")]})
     asked, answered = ai_messages(result)
     assert [call["name"] for call in asked.tool_calls] == ["search"]
@@ -183,9 +169,7 @@ def test_tools_still_work_after_a_fallback(sim):
 def test_structured_output_from_the_fallback(sim):
     sim.set_faults("gpt-4o-mini", FaultPlan.always("429", retry_after=600))
     middleware = routing(sim, max_wait=5)
-    agent = create_agent(
-        client(sim, "gpt-4o-mini"), response_format=Answer, middleware=[middleware]
-    )
+    agent = create_agent(chat(sim, "gpt-4o-mini"), response_format=Answer, middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage("How sure are you?")]})
     assert isinstance(result["structured_response"], Answer)
     [answer] = ai_messages(result)
@@ -199,7 +183,7 @@ def test_structured_output_from_the_fallback(sim):
 def test_structured_output_and_tools_together(sim):
     middleware = routing(sim)
     agent = create_agent(
-        client(sim, "gpt-4o-mini"),
+        chat(sim, "gpt-4o-mini"),
         tools=[search],
         response_format=Answer,
         middleware=[middleware],
@@ -214,7 +198,7 @@ def test_structured_output_and_tools_together(sim):
 async def test_async_agent_falls_back_and_calls_tools(sim):
     sim.set_faults("gpt-4o-mini", FaultPlan.always("429", retry_after=600))
     middleware = routing(sim, max_wait=5)
-    agent = create_agent(client(sim, "gpt-4o-mini"), tools=[search], middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), tools=[search], middleware=[middleware])
     result = await agent.ainvoke({"messages": [HumanMessage("Find the LangChain changelog")]})
     messages = ai_messages(result)
     assert [served_by(m) for m in messages] == ["openai:gpt-4o", "openai:gpt-4o"]
@@ -227,7 +211,7 @@ async def test_async_agent_falls_back_and_calls_tools(sim):
 @pytest.mark.asyncio(loop_scope="session")
 async def test_async_oversize_input_goes_to_the_large_context_model(sim):
     middleware = routing(sim)
-    agent = create_agent(client(sim, "gpt-4o-mini"), middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), middleware=[middleware])
     result = await agent.ainvoke({"messages": [HumanMessage(FIFTY_THOUSAND_WORDS)]})
     [answer] = ai_messages(result)
     assert served_by(answer) == "openai:gpt-4.1-mini"
@@ -235,14 +219,14 @@ async def test_async_oversize_input_goes_to_the_large_context_model(sim):
 
 
 def test_next_to_summarization_middleware(sim):
-    summarizer = client(sim, "gpt-4.1-mini")
+    summarizer = chat(sim, "gpt-4.1-mini")
     summarization = SummarizationMiddleware(
         summarizer, trigger=("messages", 3), keep=("messages", 1)
     )
     tracker = CostTracker()
     middleware = routing(sim, tracker=tracker)
     agent = create_agent(
-        client(sim, "gpt-4o-mini"), tools=[search], middleware=[summarization, middleware]
+        chat(sim, "gpt-4o-mini"), tools=[search], middleware=[summarization, middleware]
     )
     history = [
         HumanMessage("First question"),
@@ -270,7 +254,7 @@ def test_every_model_failing_names_each(sim):
     for name in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"):
         sim.set_faults(name, FaultPlan.always("quota"))
     middleware = routing(sim)
-    agent = create_agent(client(sim, "gpt-4o-mini"), middleware=[middleware])
+    agent = create_agent(chat(sim, "gpt-4o-mini"), middleware=[middleware])
     with pytest.raises(AllModelsFailedError) as info:
         agent.invoke({"messages": [HumanMessage("Say hello")]})
     assert [a.model for a in info.value.attempts] == [
@@ -300,8 +284,8 @@ def test_a_bad_request_propagates_without_fallback(sim):
 
 def test_one_middleware_serves_agents_with_different_models(sim):
     middleware = routing(sim, fallbacks=[], large_context=[])
-    small = create_agent(client(sim, "gpt-4o-mini"), middleware=[middleware])
-    large = create_agent(client(sim, "gpt-4.1-mini"), middleware=[middleware])
+    small = create_agent(chat(sim, "gpt-4o-mini"), middleware=[middleware])
+    large = create_agent(chat(sim, "gpt-4.1-mini"), middleware=[middleware])
     small.invoke({"messages": [HumanMessage("hi")]})
     large.invoke({"messages": [HumanMessage("hi")]})
     stats = middleware.stats()

@@ -28,7 +28,7 @@ import pytest
 
 from llm_routing import default_catalog
 from llm_routing.sim import SimModel, SimulatedProvider
-from redis_support import RedisServer, running_server
+from tests.support.redis import RedisServer, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -26,7 +26,7 @@ from benchmarks.reliability.infra import (
     run,
 )
 from benchmarks.reliability.matrix import ENTRIES
-from redis_support import redis_binary
+from tests.support.redis import redis_binary
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

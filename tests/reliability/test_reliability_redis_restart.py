@@ -22,7 +22,7 @@ from decimal import Decimal
 import pytest
 
 from benchmarks.reliability.infra import FAIL_NAMES, WARN_NAMES, WINDOWS_LOST, InfraHarness
-from redis_support import redis_binary
+from tests.support.redis import redis_binary
 
 pytestmark = pytest.mark.redis
 

@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import (
     GenericFakeChatModel,
@@ -28,71 +27,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from llm_routing._decorator import Call, Decorated, Decorator, DecoratorStack
-
-
-class Recorder(Decorator):
-    """Records every hook into a shared log; optionally adds metadata, refuses, maps, retries."""
-
-    def __init__(self, name, log, *, metadata=None, refuse=None, map_to=None, retries=0):
-        self.name = name
-        self.log = log
-        self.extra = metadata or {}
-        self.refuse = refuse
-        self.map_to = map_to
-        self.retries = retries
-        self.calls: list[Call] = []
-
-    def before(self, call):
-        self.log.append((self.name, "before"))
-        self.calls.append(call)
-        if self.refuse is not None and self.refuse(call.input):
-            raise RuntimeError(f"{self.name} refused")
-        call.metadata.update(self.extra)
-
-    def around(self, call, proceed):
-        for _ in range(self.retries):
-            try:
-                return proceed()
-            except ValueError:
-                self.log.append((self.name, "retry"))
-        return proceed()
-
-    def after(self, call, output):
-        self.log.append((self.name, "after", output))
-
-    def on_error(self, call, error):
-        self.log.append((self.name, "on_error", error))
-        return self.map_to(error) if self.map_to else None
-
-    def on_cancel(self, call, partial):
-        self.log.append((self.name, "on_cancel", partial))
-
-
-class Events(BaseCallbackHandler):
-    """Records the runs a tracer would see."""
-
-    def __init__(self):
-        self.starts: list[dict[str, Any]] = []
-        self.ends = 0
-        self.chains: list[str] = []
-
-    def on_chat_model_start(
-        self, serialized, messages, *, run_id, parent_run_id=None, tags=None, metadata=None, **kw
-    ):
-        self.starts.append(
-            {
-                "run_id": run_id,
-                "parent": parent_run_id,
-                "tags": tags or [],
-                "metadata": metadata or {},
-            }
-        )
-
-    def on_llm_end(self, response, **kw):
-        self.ends += 1
-
-    def on_chain_start(self, serialized, inputs, *, run_id, **kw):
-        self.chains.append(str(run_id))
+from tests.support.recorders import Events, Recorder
 
 
 class FailingModel(BaseChatModel):
@@ -397,7 +332,7 @@ def test_before_refusing_skips_the_model_and_its_own_on_error():
     with pytest.raises(RuntimeError, match="g refused"):
         decorated.invoke("hi")
     assert model.seen == 0
-    assert log == [("g", "before")]
+    assert log == [("g", "before", False)]
 
 
 def test_inner_refusal_reaches_outer_on_error():
@@ -669,7 +604,7 @@ def test_configurable_fields_keep_the_decorators_and_show_the_configured_model()
         chosen.invoke("hi")
     [call] = recorder.calls
     assert call.model.model_name == "gpt-4o"  # the hooks see the model the config selects
-    assert ("r", "before") in log and any(entry[1] == "on_error" for entry in log)
+    assert ("r", "before", False) in log and any(entry[1] == "on_error" for entry in log)
 
 
 def test_configurable_alternatives_run_every_alternative_through_the_decorators():

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Any
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
@@ -17,6 +15,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.prompts import ChatPromptTemplate
 
 from llm_routing._decorator import Decorator
+from tests.support.recorders import Events, Recorder, kinds
 
 USAGE = {"input_tokens": 4, "output_tokens": 3, "total_tokens": 7}
 
@@ -53,60 +52,8 @@ class UsageModel(BaseChatModel):
             yield ChatGenerationChunk(message=chunk)
 
 
-class Recorder(Decorator):
-    def __init__(self, name, log, *, metadata=None, map_to=None, retries=0):
-        self.name, self.log, self.extra = name, log, metadata or {}
-        self.map_to, self.retries = map_to, retries
-
-    def before(self, call):
-        self.log.append((self.name, "before", call.streaming))
-        call.metadata.update(self.extra)
-
-    def around(self, call, proceed):
-        for _ in range(self.retries):
-            try:
-                return proceed()
-            except ValueError:
-                self.log.append((self.name, "retry", None))
-        return proceed()
-
-    async def aaround(self, call, proceed):
-        for _ in range(self.retries):
-            try:
-                return await proceed()
-            except ValueError:
-                self.log.append((self.name, "retry", None))
-        return await proceed()
-
-    def after(self, call, output):
-        self.log.append((self.name, "after", output))
-
-    def on_error(self, call, error):
-        self.log.append((self.name, "on_error", error))
-        return self.map_to(error) if self.map_to else None
-
-    def on_cancel(self, call, partial):
-        self.log.append((self.name, "on_cancel", partial))
-
-
-class Events(BaseCallbackHandler):
-    def __init__(self):
-        self.starts: list[dict[str, Any]] = []
-        self.ends = 0
-
-    def on_chat_model_start(self, serialized, messages, *, run_id, tags=None, metadata=None, **kw):
-        self.starts.append({"tags": tags or [], "metadata": metadata or {}})
-
-    def on_llm_end(self, response, **kw):
-        self.ends += 1
-
-
 class MappedError(Exception):
     pass
-
-
-def kinds(log):
-    return [entry[:2] for entry in log]
 
 
 def words(chunks):

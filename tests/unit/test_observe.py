@@ -7,7 +7,6 @@ fakes or the handler's callbacks driven directly with the results a chat model p
 from __future__ import annotations
 
 import base64
-import json
 import os
 import subprocess
 import sys
@@ -24,10 +23,7 @@ from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableLambda
-from langfuse import Langfuse
 from langfuse.langchain import CallbackHandler
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llm_routing._decorator import Call, Decorator
 from llm_routing.catalog import ModelSpec, Price, default_catalog
@@ -50,63 +46,17 @@ from llm_routing.observe import (
     shutdown,
 )
 from llm_routing.observe.refusals import _refused_before_run
+from tests.support.otel import LangfuseMemory, langfuse_memory
 
 GPT = default_catalog().get("openai:gpt-4o-mini")
 USAGE = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
 SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
 
 
-class Memory:
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.public_key = f"pk-unit-{uuid.uuid4().hex}"
-        self.client = Langfuse(
-            public_key=self.public_key,
-            secret_key="sk-unit",
-            base_url="http://127.0.0.1:9",
-            tracer_provider=self.provider,
-            span_exporter=self.exporter,
-        )
-
-    def spans(self) -> list[ReadableSpan]:
-        assert flush(self.client, timeout_s=10)
-        return list(self.exporter.get_finished_spans())
-
-    def generations(self) -> list[dict[str, Any]]:
-        return [
-            fields(s)
-            for s in self.spans()
-            if s.attributes.get("langfuse.observation.type") == "generation"
-        ]
-
-
-def decoded(value: Any) -> Any:
-    """A metadata value: JSON in langfuse>=5, the raw value (strings unquoted) before."""
-    try:
-        return json.loads(value) if isinstance(value, str) else value
-    except json.JSONDecodeError:
-        return value
-
-
-def fields(span: ReadableSpan) -> dict[str, Any]:
-    out: dict[str, Any] = {"metadata": {}, "trace_id": span.context.trace_id, "span": span}
-    for key, value in span.attributes.items():
-        if key.startswith("langfuse.observation.metadata."):
-            out["metadata"][key.removeprefix("langfuse.observation.metadata.")] = decoded(value)
-        elif key in ("langfuse.observation.cost_details", "langfuse.observation.usage_details"):
-            out[key.rsplit(".", 1)[1]] = json.loads(value)
-        elif key.startswith("langfuse.observation."):
-            out[key.removeprefix("langfuse.observation.")] = value
-    return out
-
-
 @pytest.fixture
-def memory() -> Iterator[Memory]:
-    recorder = Memory()
-    yield recorder
-    shutdown(recorder.client, timeout_s=10)
-    recorder.provider.shutdown()
+def memory() -> Iterator[LangfuseMemory]:
+    with langfuse_memory("pk-unit", secret_key="sk-unit") as recorder:
+        yield recorder
 
 
 def run_model(

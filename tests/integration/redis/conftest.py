@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from redis_support import RedisServer, redis_binary, running_server
+from tests.support.redis import RedisServer, redis_binary, running_server
 
 if importlib.util.find_spec("redis") is None:
     # Without the client library these modules cannot even be imported: leave them out (the
