@@ -107,8 +107,10 @@ class Router(Runnable[Any, Any]):
                 ) from None
         return Router(derived, self.names, settings=self.settings, _stats=self._stats)
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Router:
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Router:
         """Bind ``tools`` on every model; the new router shares this one's stats."""
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
         return self._apply("bind_tools", "tool calling", tools, **kwargs)
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> Router:
