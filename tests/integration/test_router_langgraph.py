@@ -14,22 +14,18 @@ from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from llm_routing.router import Router, build_router
 from llm_routing.sim import SimulatedProvider
-
-
-def client(sim: SimulatedProvider, name: str, **kw: Any) -> ChatOpenAI:
-    return ChatOpenAI(model=name, base_url=sim.base_url, api_key="sim", max_retries=0, **kw)
+from tests.support.sim import chat, served
 
 
 def router_for(sim: SimulatedProvider, **kw: Any) -> Router:
     """gpt-4o-mini first, then a second simulated model (window from its profile)."""
     return build_router(
-        client(sim, "gpt-4o-mini", **kw),
-        [client(sim, "faulty", profile={"max_input_tokens": 128_000}, **kw)],
+        chat(sim, "gpt-4o-mini", **kw),
+        [chat(sim, "faulty", profile={"max_input_tokens": 128_000}, **kw)],
     )
 
 
@@ -42,10 +38,6 @@ def one_node_graph(router: Router) -> Any:
     graph.add_edge(START, "llm")
     graph.add_edge("llm", END)
     return graph.compile()
-
-
-def served(sim: SimulatedProvider, model: str) -> int:
-    return sim.stats()["models"][model]["requests_served"]
 
 
 # --- LangGraph node, stream_mode="messages" -------------------------------------------------
@@ -122,8 +114,8 @@ def test_create_agent_falls_back_between_steps_when_the_primary_runs_out_of_quot
     # step (the tool call) comes from it, the second from the fallback.
     calls: list[str] = []
     router = build_router(
-        client(sim, "prepaid", profile={"max_input_tokens": 128_000}),
-        [client(sim, "gpt-4o-mini")],
+        chat(sim, "prepaid", profile={"max_input_tokens": 128_000}),
+        [chat(sim, "gpt-4o-mini")],
     )
     agent = create_agent(model=router, tools=[weather_tool(calls)])
     messages = agent.invoke({"messages": [("user", "What is the weather in Paris?")]})["messages"]

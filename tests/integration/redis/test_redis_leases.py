@@ -15,11 +15,11 @@ import uuid
 
 import pytest
 import redis_workers
-from langchain_openai import ChatOpenAI
 
 from llm_routing.schedule import RateScheduler
 from llm_routing.schedule.redis import RedisBackend
 from llm_routing.sim import SimModel, SimulatedProvider
+from tests.support.sim import chat
 
 KEY = "openai:gpt-4o-mini"
 SLOTS = 3
@@ -57,9 +57,7 @@ def test_a_sigkilled_worker_frees_its_concurrency_slots_within_the_lease(redis_s
                 clock=backend.server_clock,
                 max_wait=30 * LEASE,
             )
-            model = scheduler | ChatOpenAI(
-                model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0
-            )
+            model = scheduler | chat(sim, "gpt-4o-mini")
             # Waits on the concurrency limit until the dead worker's leases run out.
             answer = model.invoke("hello after the crash")
             freed_after = backend.now() - killed_at

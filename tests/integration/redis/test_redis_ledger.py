@@ -16,6 +16,7 @@ from llm_routing.cost import Budget, CostRecord, CostTracker, MemoryLedger, Refu
 from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.cost.redis_ledger import RedisLedger, RedisLedgerUnavailableError
 from llm_routing.sim import SimModel, SimulatedProvider
+from tests.support.sim import chat
 
 WHEN = datetime(2025, 6, 1, 13, 30, tzinfo=UTC)
 
@@ -191,12 +192,8 @@ def test_hold_timeout_s_is_the_former_name_of_hold_lease(redis_server):
 
 
 def test_a_tracker_on_the_redis_ledger_records_calls(sim, ledger):
-    from langchain_openai import ChatOpenAI
-
     tracker = CostTracker(budget_usd=1.0, backend=ledger)
-    llm = tracker | ChatOpenAI(
-        model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0, max_tokens=20
-    )
+    llm = tracker | chat(sim, "gpt-4o-mini", max_tokens=20)
     llm.invoke("hello")
     summary = tracker.summary()
     assert summary["calls"] == 1

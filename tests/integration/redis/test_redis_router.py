@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from langchain_openai import ChatOpenAI
-
 from llm_routing.cost.redis_ledger import RedisLedger
 from llm_routing.router import build_router
 from llm_routing.schedule.redis import RedisBackend
 from llm_routing.sim import SimModel, SimulatedProvider
+from tests.support.sim import chat
 
 
 def test_build_router_with_a_redis_url_shares_windows_and_budget_on_redis(redis_server):
     with SimulatedProvider([SimModel(name="gpt-4o-mini")]) as sim:
-        model = ChatOpenAI(model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0)
+        model = chat(sim, "gpt-4o-mini")
         router = build_router(model, backend=redis_server.url, budget_usd=1.0)
         scheduler = router.settings["scheduler"]
         tracker = router.settings["tracker"]
