@@ -28,6 +28,7 @@ from llm_routing.guard import ContextGuard
 from llm_routing.router import Router, create_auto_picker_llm
 from llm_routing.router import build_router as full_build_router
 from llm_routing.schedule import RateScheduler
+from tests.support.recorders import Recorder, kinds
 
 
 def build_router(*args, **kwargs):
@@ -441,21 +442,13 @@ def test_settings_are_stored_on_the_router():
 
 
 def test_scheduler_and_tracker_slots_wrap_every_model_in_order():
-    log: list[str] = []
-
-    class Tag(Decorator):
-        def __init__(self, name):
-            self.name = name
-
-        def before(self, call):
-            log.append(self.name)
-
-    scheduler, tracker = Tag("scheduler"), Tag("tracker")
+    log: list[tuple[str, str, object]] = []
+    scheduler, tracker = Recorder("scheduler", log), Recorder("tracker", log)
     router = build_router(named("a"), [named("b")], scheduler=scheduler, tracker=tracker)
     assert all(isinstance(m.decorators[0], ContextGuard) for m in router.models)
     assert all(m.decorators[1:] == (scheduler, tracker) for m in router.models)
     router.invoke("hi")
-    assert log == ["scheduler", "tracker"]
+    assert [name for name, hook, _ in log if hook == "before"] == ["scheduler", "tracker"]
 
 
 def test_a_refusing_scheduler_makes_the_router_fall_back():
@@ -500,19 +493,11 @@ def test_create_auto_picker_llm_rejects_an_empty_model():
         create_auto_picker_llm(primary_model="")
 
 
-class _CancelLog(Decorator):
-    def __init__(self) -> None:
-        self.cancelled = 0
-
-    def on_cancel(self, call, partial) -> None:
-        self.cancelled += 1
-
-
 async def test_astream_stopped_early_closes_the_models_stream_at_once():
-    log = _CancelLog()
-    router = build_router(named("a", reply="one two three four"), guard=log)
+    log: list[tuple[str, str, object]] = []
+    router = build_router(named("a", reply="one two three four"), guard=Recorder("g", log))
     stream = router.astream("hi")
     async for _chunk in stream:
         break
     await stream.aclose()
-    assert log.cancelled == 1
+    assert kinds(log).count(("g", "on_cancel")) == 1
