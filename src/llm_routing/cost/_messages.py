@@ -1,7 +1,8 @@
 """What the tracker tells users: a refused call, a budget crossing ``warn_at``, an unknown price.
 
-Owns the wording only (the tracker decides when), so each message can say what happened in
-numbers and what to change, without the lifecycle code around it.
+Owns the wording and the warning and error classes users filter on (the tracker decides when),
+so each message can say what happened in numbers and what to change, without the lifecycle
+code around it. ``cost.tracker`` re-exports the classes, their public home.
 """
 
 from __future__ import annotations
@@ -12,9 +13,33 @@ from decimal import Decimal
 from llm_routing.cost.budget import Bucket, BucketChange, period_end
 from llm_routing.cost.ledger import Refusal
 from llm_routing.cost.report import usd
-from llm_routing.errors import BudgetExceededError
+from llm_routing.errors import BudgetExceededError, LLMRoutingError
 
-__all__ = ["crossing_message", "refusal_error", "unpriced_hint"]
+__all__ = [
+    "BudgetWarning",
+    "UnknownPriceError",
+    "UnknownPriceWarning",
+    "crossing_message",
+    "refusal_error",
+    "unpriced_hint",
+]
+
+
+class BudgetWarning(UserWarning):
+    """A budget's spend crossed ``warn_at`` of its limit (once per budget and period)."""
+
+
+class UnknownPriceWarning(UserWarning):
+    """A model's calls cannot be priced; they are recorded with an unknown cost."""
+
+
+class UnknownPriceError(LLMRoutingError, ValueError):
+    """``strict=True`` and the model has no known price, so the call is refused before it runs."""
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        self.model = model
+        self.message = message
+        super().__init__(message)
 
 
 def refusal_error(

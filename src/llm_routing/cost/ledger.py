@@ -218,6 +218,10 @@ class Ledger(ABC):
     hold_lease: float = DEFAULT_HOLD_LEASE
     """Seconds a hold lives without renewal."""
 
+    blocks: bool = True
+    """Whether its operations may block on I/O (Redis: yes; in memory: no). The tracker's async
+    hooks call a blocking ledger from a worker thread, never on the event loop."""
+
     @property
     def clock(self) -> Clock:
         """The clock waits are measured on (and, in memory, hold expiry)."""

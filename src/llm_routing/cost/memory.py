@@ -60,6 +60,8 @@ class MemoryLedger(Ledger):
     e.g. ``VirtualClock``) times leases and waits.
     """
 
+    blocks = False  # one lock held for arithmetic: the event loop may call it
+
     def __init__(
         self,
         max_records: int | None = DEFAULT_MAX_RECORDS,

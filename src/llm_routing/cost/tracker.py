@@ -1,54 +1,55 @@
 """The cost tracker: a decorator that prices every call and keeps budgets from being overspent.
 
-Owns the per-call lifecycle (reserve the worst case before, settle to the real usage after,
-release on failure), usage estimation when a provider reports none, and warnings. Prices come
-from ``cost.pricing``, money is kept by a ``cost.ledger.Ledger``, budget rules are
-``cost.budget``, reading usage off outputs and counting tokens is ``cost._usage``, the
-wording of refusals and warnings ``cost._messages``, summaries and tables ``cost.report``;
-routing around a spent budget is the router's job.
+Owns the per-call lifecycle: hold the worst case before a call, then settle it to the real
+usage or release it, exactly once, in every hook (sync and async). What a call may cost and
+the record it leaves are ``cost._per_call``; a model's prices, prepared once, ``cost._rates``;
+argument checks ``cost._options``; prices ``cost.pricing``; money a ``cost.ledger.Ledger``;
+budget rules ``cost.budget``; reading usage off outputs ``cost._usage``; the wording of
+refusals and warnings (and their classes) ``cost._messages``; summaries and tables
+``cost.report``. Routing around a spent budget is the router's job.
 
-Over 400 lines, kept whole: the hooks (before/after/on_error/on_cancel, sync and async) and
-the reservation lifecycle they share (hold, then settle or release exactly once) are one state
-machine that reads best in one place, and the constructor checks each argument by name.
+The async hooks never make a blocking backend call on the event loop: a ledger that does I/O
+(``Ledger.blocks``, e.g. Redis) is called from a worker thread, the in-memory one inline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from llm_routing._decorator import Call, Decorator
-from llm_routing._waiting import Waiting, current
+from llm_routing._facts import PerModel
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.cost._backend import ledger_for
-from llm_routing.cost._messages import crossing_message, refusal_error, unpriced_hint
-from llm_routing.cost._usage import (
-    ModelInfo,
-    count_input,
-    estimate_usage,
-    parsed,
-    reserved_output,
-    run_ids,
-    unknown_cost,
-    usage_from_error,
-    usage_of,
+from llm_routing.cost._messages import (
+    BudgetWarning,
+    UnknownPriceError,
+    UnknownPriceWarning,
+    crossing_message,
+    refusal_error,
+    unpriced_hint,
 )
-from llm_routing.cost.budget import (
-    Bucket,
-    BucketChange,
-    Budget,
-    buckets_for,
-    crossings,
-    parse_budgets,
+from llm_routing.cost._options import check_options
+from llm_routing.cost._per_call import (
+    CallState,
+    count_wait,
+    record_of,
+    used_before_cancel,
+    used_before_error,
+    used_by_answer,
+    wait_left,
+    waiting_since,
+    worst_case,
 )
+from llm_routing.cost._rates import RateCard
+from llm_routing.cost._usage import ModelInfo, unknown_cost
+from llm_routing.cost.budget import Bucket, BucketChange, Budget, crossings, parse_budgets
 from llm_routing.cost.ledger import (
     DEFAULT_HOLD_LEASE,
     DEFAULT_MAX_RECORDS,
@@ -57,17 +58,9 @@ from llm_routing.cost.ledger import (
     Refusal,
     Reservation,
 )
-from llm_routing.cost.pricing import (
-    Cost,
-    TokenUsage,
-    estimate_cost,
-    parse_usage,
-    price,
-    requested_service_tier,
-    service_tier_of,
-)
+from llm_routing.cost.pricing import TokenUsage
 from llm_routing.cost.report import Reporting, usd
-from llm_routing.errors import LLMRoutingError, UnknownModelError
+from llm_routing.errors import UnknownModelError
 
 __all__ = [
     "BudgetWarning",
@@ -82,36 +75,10 @@ DEFAULT_MAX_WAIT = 90.0
 """Seconds a call waits for other calls' holds to settle: the scheduler's default max_wait."""
 _SPEC_CACHE_SIZE = 256
 _ZERO = Decimal(0)
+_PARTS = ("input", "cached_input", "cache_write", "output", "reasoning")
 
-
-class BudgetWarning(UserWarning):
-    """A budget's spend crossed ``warn_at`` of its limit (once per budget and period)."""
-
-
-class UnknownPriceWarning(UserWarning):
-    """A model's calls cannot be priced; they are recorded with an unknown cost."""
-
-
-class UnknownPriceError(LLMRoutingError, ValueError):
-    """``strict=True`` and the model has no known price, so the call is refused before it runs."""
-
-    def __init__(self, message: str, *, model: str | None = None) -> None:
-        self.model = model
-        self.message = message
-        super().__init__(message)
-
-
-@dataclass(slots=True)
-class _State:
-    """The tracker's per-call slot (``call.state``)."""
-
-    model: ModelInfo
-    started: datetime
-    t0: float
-    input_tokens: int | None = None
-    output_reserve: int | None = None
-    estimate: Decimal | None = None
-    reservation: Reservation | None = None
+_Booking = tuple[Reservation | None, CostRecord | None]
+"""What a finished call leaves for the ledger: its hold (if any), its record (``None``: release)."""
 
 
 class CostTracker(Reporting, Decorator):
@@ -174,60 +141,16 @@ class CostTracker(Reporting, Decorator):
         hold_lease: float | None = None,
     ) -> None:
         self.budgets: tuple[Budget, ...] = parse_budgets(budget_usd, budgets)
-        if isinstance(warn_at, bool) or not isinstance(warn_at, int | float):
-            raise TypeError(f"CostTracker(warn_at=…) must be a number in (0, 1], got {warn_at!r}")
-        if not (math.isfinite(warn_at) and 0 < warn_at <= 1):
-            raise ValueError(
-                "CostTracker(warn_at=…) must be in (0, 1] (the share of a budget at which to "
-                f"warn, 0.8 warns at 80%), got {warn_at!r}"
-            )
-        if catalog is not None and not isinstance(catalog, Catalog):
-            raise TypeError(
-                f"CostTracker(catalog=…) must be a Catalog or None, got {type(catalog).__name__}"
-            )
-        if not isinstance(strict, bool):
-            raise TypeError(f"CostTracker(strict=…) must be True or False, got {strict!r}")
-        if reserve_output is not None and (
-            isinstance(reserve_output, bool) or not isinstance(reserve_output, int)
-        ):
-            raise TypeError(
-                "CostTracker(reserve_output=…) must be an int number of tokens or None, "
-                f"got {reserve_output!r}"
-            )
-        if reserve_output is not None and reserve_output < 0:
-            raise ValueError(
-                f"CostTracker(reserve_output=…) must be >= 0 tokens or None, got {reserve_output}"
-            )
-        if clock is not None and not callable(clock):
-            raise TypeError(
-                f"CostTracker(clock=…) must be a callable returning epoch seconds, got {clock!r}"
-            )
-        if isinstance(max_wait, bool) or not isinstance(max_wait, int | float):
-            raise TypeError(
-                f"CostTracker(max_wait=…) must be a number of seconds, got {max_wait!r}"
-            )
-        if not (max_wait >= 0 and math.isfinite(max_wait)):
-            raise ValueError(
-                "CostTracker(max_wait=…) must be a finite number of seconds >= 0 (how long a "
-                "call waits for calls in flight to settle; 0 refuses at once), got "
-                f"{max_wait!r}"
-            )
-        if hold_lease is not None:
-            if isinstance(hold_lease, bool) or not isinstance(hold_lease, int | float):
-                raise TypeError(
-                    f"CostTracker(hold_lease=…) must be a number of seconds, got {hold_lease!r}"
-                )
-            if not 0 < hold_lease < math.inf:
-                raise ValueError(
-                    "CostTracker(hold_lease=…) must be a finite number of seconds > 0, got "
-                    f"{hold_lease!r}"
-                )
-            if isinstance(backend, Ledger):
-                raise ValueError(
-                    "CostTracker(hold_lease=…) configures the ledger the tracker builds; you "
-                    "passed a Ledger, so set it there: MemoryLedger(hold_lease=…) or "
-                    "RedisLedger(url, hold_lease=…)"
-                )
+        check_options(
+            warn_at=warn_at,
+            catalog=catalog,
+            strict=strict,
+            reserve_output=reserve_output,
+            clock=clock,
+            max_wait=max_wait,
+            hold_lease=hold_lease,
+            backend=backend,
+        )
         self.warn_at = float(warn_at)
         self.strict = strict
         self.reserve_output = reserve_output
@@ -237,7 +160,9 @@ class CostTracker(Reporting, Decorator):
         self.ledger: Ledger = ledger_for(
             backend, max_records, DEFAULT_HOLD_LEASE if hold_lease is None else float(hold_lease)
         )
-        self._models: dict[int, ModelInfo] = {}
+        self._models: PerModel[tuple[ModelInfo, RateCard | None]] = PerModel(
+            self._look_up, _SPEC_CACHE_SIZE
+        )
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -255,21 +180,13 @@ class CostTracker(Reporting, Decorator):
 
     # --- per model -------------------------------------------------------------------------
 
-    def _resolve(self, model: Any) -> ModelInfo:
-        key = id(model)
-        entry = self._models.get(key)
-        if entry is not None and entry.model is model:
-            return entry
+    def _look_up(self, model: Any) -> tuple[ModelInfo, RateCard | None]:
+        """What the tracker needs of a model, once per model object (`PerModel`)."""
         try:
             spec: ModelSpec | None = self.catalog.for_model(model)
         except (UnknownModelError, TypeError):
             spec = None
-        entry = ModelInfo(model, spec)
-        with self._lock:
-            if len(self._models) >= _SPEC_CACHE_SIZE:
-                self._models.clear()
-            self._models[key] = entry
-        return entry
+        return ModelInfo(model, spec), (RateCard(spec) if spec is not None else None)
 
     def _warn_once(self, key: str, message: str) -> None:
         with self._lock:
@@ -295,7 +212,7 @@ class CostTracker(Reporting, Decorator):
             f"cost (summary()['unpriced_calls']){budget_note}. To price them, {hint}.",
         )
 
-    # --- hooks -----------------------------------------------------------------------------
+    # --- before: hold the worst case -------------------------------------------------------
 
     def before(self, call: Call) -> None:
         """Hold the call's worst-case cost against every budget, or refuse it.
@@ -304,83 +221,32 @@ class CostTracker(Reporting, Decorator):
         """
         state, buckets = self._prepare(call)
         if buckets:
+            waiting, started = waiting_since(self.ledger)
             amount = state.estimate if state.estimate is not None else _ZERO
-            waiting, started = self._waiting_since()
-            outcome = self.ledger.reserve_within(amount, buckets, self._wait_left(call))
-            self._count_wait(waiting, started)
-            self._admit(call, state, outcome)
+            outcome = self.ledger.reserve_within(amount, buckets, wait_left(call, self.max_wait))
+            count_wait(self.ledger, waiting, started)
+            self._admit(state, outcome)
         call.state = state
 
     async def abefore(self, call: Call) -> None:
         """Async `before`: a wait for holds to settle sleeps on the event loop."""
         state, buckets = self._prepare(call)
         if buckets:
+            waiting, started = waiting_since(self.ledger)
             amount = state.estimate if state.estimate is not None else _ZERO
-            waiting, started = self._waiting_since()
-            outcome = await self.ledger.areserve_within(amount, buckets, self._wait_left(call))
-            self._count_wait(waiting, started)
-            self._admit(call, state, outcome)
+            left = wait_left(call, self.max_wait)
+            outcome = await self.ledger.areserve_within(amount, buckets, left)
+            count_wait(self.ledger, waiting, started)
+            self._admit(state, outcome)
         call.state = state
 
-    def _prepare(self, call: Call) -> tuple[_State, list[Bucket]]:
-        """The call's worst case and the buckets it counts against (nothing held yet)."""
-        info = self._resolve(call.model)
+    def _prepare(self, call: Call) -> tuple[CallState, list[Bucket]]:
+        info, card = self._models.get(call.model)
         if not info.priced:
             self._unpriced(info)
-        now = self._clock()
-        state = _State(info, datetime.fromtimestamp(now, UTC), time.monotonic())
-        buckets = buckets_for(self.budgets, state.started, call.config.get("tags") or ())
-        upstream = call.upstream.get("llm_routing.input_tokens")
-        if isinstance(upstream, int) and not isinstance(upstream, bool) and upstream >= 0:
-            state.input_tokens = upstream
-        if info.priced and info.spec is not None and (buckets or state.input_tokens is not None):
-            if state.input_tokens is None:
-                state.input_tokens = count_input(call, info)
-            state.output_reserve = reserved_output(call, info, self.reserve_output)
-            # Held at the rates of the tier the call asks for: priority bills about 2x standard.
-            kwargs = call.invocation_kwargs
-            tier = (
-                info.service_tier  # the model's own, read once
-                if kwargs.get("service_tier") is None
-                else requested_service_tier(call.model, kwargs)
-            )
-            state.estimate = estimate_cost(
-                info.spec, state.input_tokens, state.output_reserve, tier
-            )
-            if state.estimate is not None:
-                call.metadata["llm_routing.estimated_cost_usd"] = float(state.estimate)
-        return state, buckets
+        return worst_case(call, info, card, self.budgets, self._clock(), self.reserve_output)
 
-    def _wait_left(self, call: Call) -> float:
-        """What is left of ``max_wait`` once the scheduler's wait for this call is counted.
-
-        One ``max_wait`` bounds the call's waits end to end: a call that queued 80 s for rate
-        capacity waits at most 10 s more for budget holds, not another 90.
-        """
-        waiting = current()
-        if waiting is not None:
-            # Inside a router call: every attempt's waits so far, this one's scheduler's too.
-            return waiting.left(self.max_wait)
-        waited = call.upstream.get("llm_routing.wait_s")
-        if isinstance(waited, int | float) and not isinstance(waited, bool) and waited > 0:
-            return max(0.0, self.max_wait - float(waited))
-        return self.max_wait
-
-    def _waiting_since(self) -> tuple[Waiting | None, float]:
-        """The router call's `Waiting` and the ledger's time, when this runs inside one."""
-        waiting = current()
-        return waiting, (self.ledger.clock.now() if waiting is not None else 0.0)
-
-    def _count_wait(self, waiting: Waiting | None, started: float) -> None:
-        """Count the wait for holds to settle against the router call, if any.
-
-        A fallback (or the scheduler's retry) after it then waits only what is left. The
-        ledger's clock is read only inside a router call: a plain call pays nothing for it.
-        """
-        if waiting is not None:
-            waiting.add(self.ledger.clock.now() - started)
-
-    def _admit(self, call: Call, state: _State, outcome: Reservation | Refusal) -> None:
+    def _admit(self, state: CallState, outcome: Reservation | Refusal) -> None:
         if isinstance(outcome, Refusal):
             raise refusal_error(
                 outcome,
@@ -391,25 +257,19 @@ class CostTracker(Reporting, Decorator):
             )
         state.reservation = outcome
 
+    # --- after: settle or release, exactly once --------------------------------------------
+
     def after(self, call: Call, output: Any) -> None:
         """Price the real usage (or an estimate when none was reported) and settle the hold."""
-        state = call.state
-        if not isinstance(state, _State):
-            return
-        usage = usage_of(output)
-        tokens: TokenUsage | None = None
-        if usage is not None:
-            try:
-                # Billed at the tier the response says served it (flex, priority, scale…).
-                tokens = parse_usage(usage, service_tier_of(output))
-            except (TypeError, ValueError) as exc:
-                logger.warning("malformed usage_metadata from %s: %s", state.model.key, exc)
-        estimated = tokens is None
-        if tokens is None:
-            tokens = estimate_usage(call, state.model, state.input_tokens, output)
-        cost = self._settle(call, state, tokens, estimated=estimated, status="ok")
-        if cost.total is not None:
-            call.metadata["llm_routing.cost_usd"] = float(cost.total)
+        booking = self._answered(call, output)
+        if booking is not None:
+            self._book(booking)
+
+    async def aafter(self, call: Call, output: Any) -> None:
+        """Async `after`: a ledger that does I/O is called from a worker thread."""
+        booking = self._answered(call, output)
+        if booking is not None:
+            await self._abook(booking)
 
     def on_error(self, call: Call, error: Exception) -> Exception | None:
         """Charge what the provider processed before failing; release the hold if nothing.
@@ -420,90 +280,103 @@ class CostTracker(Reporting, Decorator):
         the input as counted before the call, the output counted from the chunks received.
         That is a lower bound: the provider may have generated, and billed, more than arrived.
         """
-        state = call.state
-        if not isinstance(state, _State):
-            return None
-        tokens = parsed(usage_from_error(error))
-        estimated = False
-        if tokens is None and call.partial is not None:
-            tokens = parsed(usage_of(call.partial))
-            if tokens is None:
-                tokens, estimated = (
-                    estimate_usage(call, state.model, state.input_tokens, call.partial),
-                    True,
-                )
-        if tokens is None:
-            self._release(call, state)
-        else:
-            self._settle(call, state, tokens, estimated=estimated, status="error")
+        booking = self._failed(call, error)
+        if booking is not None:
+            self._book(booking)
+        return None
+
+    async def aon_error(self, call: Call, error: Exception) -> Exception | None:
+        """Async `on_error`."""
+        booking = self._failed(call, error)
+        if booking is not None:
+            await self._abook(booking)
         return None
 
     def on_cancel(self, call: Call, partial: Any) -> None:
         """A stream closed early: charge what was generated (estimated); else release."""
+        booking = self._cancelled(call, partial)
+        if booking is not None:
+            self._book(booking)
+
+    async def aon_cancel(self, call: Call, partial: Any) -> None:
+        """Async `on_cancel`."""
+        booking = self._cancelled(call, partial)
+        if booking is not None:
+            await self._abook(booking)
+
+    def _answered(self, call: Call, output: Any) -> _Booking | None:
         state = call.state
-        if not isinstance(state, _State):
-            return
-        if partial is None:
-            self._release(call, state)
-            return
-        usage = usage_of(partial)
-        try:
-            tokens = parse_usage(usage) if usage is not None else None
-        except (TypeError, ValueError):
-            tokens = None
-        estimated = tokens is None
+        if not isinstance(state, CallState):
+            return None
+        tokens, estimated = used_by_answer(call, state, output)
+        booking = self._settled(call, state, tokens, estimated=estimated, status="ok")
+        total = booking[1].cost.total if booking[1] is not None else None
+        if total is not None:
+            call.metadata["llm_routing.cost_usd"] = float(total)
+        return booking
+
+    def _failed(self, call: Call, error: Exception) -> _Booking | None:
+        state = call.state
+        if not isinstance(state, CallState):
+            return None
+        tokens, estimated = used_before_error(call, state, error)
         if tokens is None:
-            tokens = estimate_usage(call, state.model, state.input_tokens, partial)
-        self._settle(call, state, tokens, estimated=estimated, status="cancelled")
+            return self._released(call, state)
+        return self._settled(call, state, tokens, estimated=estimated, status="error")
 
-    # --- settling --------------------------------------------------------------------------
+    def _cancelled(self, call: Call, partial: Any) -> _Booking | None:
+        state = call.state
+        if not isinstance(state, CallState):
+            return None
+        if partial is None:
+            return self._released(call, state)
+        tokens, estimated = used_before_cancel(call, state, partial)
+        return self._settled(call, state, tokens, estimated=estimated, status="cancelled")
 
-    def _release(self, call: Call, state: _State) -> None:
-        if state.reservation is not None:
-            self.ledger.release(state.reservation)
-            state.reservation = None
+    def _released(self, call: Call, state: CallState) -> _Booking | None:
+        reservation, state.reservation = state.reservation, None
         call.state = None
+        return None if reservation is None else (reservation, None)
 
-    def _settle(
-        self, call: Call, state: _State, tokens: TokenUsage, *, estimated: bool, status: str
-    ) -> Cost:
+    def _settled(
+        self, call: Call, state: CallState, tokens: TokenUsage, *, estimated: bool, status: str
+    ) -> _Booking:
         info = state.model
-        cost = price(tokens, info.spec) if info.spec is not None else unknown_cost(tokens)
+        cost = state.card.price(tokens) if state.card is not None else unknown_cost(tokens)
         if cost.total is None and info.priced:
-            missing = ", ".join(
-                name
-                for name in ("input", "cached_input", "cache_write", "output", "reasoning")
-                if getattr(cost, name) is None
-            )
+            missing = ", ".join(name for name in _PARTS if getattr(cost, name) is None)
             self._warn_once(
                 f"{info.key}#{missing}",
                 f"llm_routing: {info.key} used tokens whose price is unknown ({missing}); that "
                 "call is recorded with an unknown cost. Add the missing price to its spec.",
             )
-        run_id, parent = run_ids(call.config)
-        config = call.config
-        record = CostRecord(
-            time=state.started,
-            provider=info.provider,
-            model=info.name,
-            tokens=tokens,
-            cost=cost,
-            estimated=estimated,
-            status=status,
-            run_id=run_id,
-            parent_run_id=parent,
-            tags=tuple(config.get("tags") or ()),
-            metadata=dict(config.get("metadata") or {}),
-            duration_s=time.monotonic() - state.t0,
-        )
+        record = record_of(call, state, tokens, cost, estimated=estimated, status=status)
         reservation, state.reservation = state.reservation, None
         call.state = None
+        return reservation, record
+
+    # --- the ledger: inline, or off the event loop when it does I/O -------------------------
+
+    def _commit(
+        self, reservation: Reservation | None, record: CostRecord | None
+    ) -> list[BucketChange]:
+        if record is None:
+            if reservation is not None:
+                self.ledger.release(reservation)
+            return []
         if reservation is not None:
-            changes = self.ledger.settle(reservation, record)
+            return self.ledger.settle(reservation, record)
+        return self.ledger.add(record)
+
+    def _book(self, booking: _Booking) -> None:
+        self._warn_crossings(self._commit(*booking))
+
+    async def _abook(self, booking: _Booking) -> None:
+        if self.ledger.blocks:
+            changes = await asyncio.to_thread(self._commit, *booking)
         else:
-            changes = self.ledger.add(record)
+            changes = self._commit(*booking)
         self._warn_crossings(changes)
-        return cost
 
     def _warn_crossings(self, changes: list[BucketChange]) -> None:
         if not changes:  # no budget applies (most calls of a tracker without budgets)

@@ -1,0 +1,143 @@
+"""A model's prices prepared once, so pricing a call costs a few multiplications.
+
+``cost.pricing`` is the reference: `price` and `estimate_cost` re-read the spec, check their
+arguments and scale each rate from per-million to per-token on every call. The tracker prices
+every call twice (the worst case it holds before, the real usage after) with the same few
+tables, so `RateCard` keeps each table's per-token rates, computed once, and gives exactly the
+same ``Decimal`` values (same digits, same exponent: records keep their text) as the reference;
+``tests/unit/test_cost_rates.py`` holds them equal.
+
+Why the results are identical: ``per_million * tokens`` scaled by ``1e-6`` and
+``(per_million scaled by 1e-6) * tokens`` have the same coefficient and exponent, and both are
+computed in the same 60-digit context, where no catalogue price rounds.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from llm_routing.catalog.spec import ModelSpec, Price
+from llm_routing.cost.pricing import (
+    _CONTEXT,
+    _MILLION_EXP,
+    _ZERO,
+    ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER,
+    Cost,
+    TokenUsage,
+)
+
+__all__ = ["RateCard", "Rates"]
+
+_MULTIPLY = _CONTEXT.multiply
+_ADD = _CONTEXT.add
+
+
+def _per_token(per_million: Decimal | None) -> Decimal | None:
+    return None if per_million is None else per_million.scaleb(_MILLION_EXP, _CONTEXT)
+
+
+def _dearest(*prices: Decimal | None) -> Decimal | None:
+    known = [p for p in prices if p is not None]
+    return max(known) if known else None
+
+
+class Rates:
+    """One price table's rates per token: what `price_tokens` and `estimate_cost` multiply by."""
+
+    __slots__ = (
+        "cache_write",
+        "cache_write_1h",
+        "cached_input",
+        "input",
+        "most_input",
+        "most_output",
+        "output",
+        "reasoning",
+    )
+
+    def __init__(self, table: Price, provider: str) -> None:
+        self.input = _per_token(table.input)
+        self.cached_input = _per_token(table.cached_input)
+        self.cache_write = _per_token(table.cache_write)
+        write_1h = table.cache_write
+        if provider == "anthropic" and table.input is not None:
+            write_1h = _CONTEXT.multiply(table.input, ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER)
+        self.cache_write_1h = _per_token(write_1h)
+        self.output = _per_token(table.output)
+        self.reasoning = _per_token(table.reasoning_or_output)
+        known = table.input is not None and table.output is not None
+        # estimate_cost: input at the dearer of input and cache writes, output at the dearer
+        # of output and reasoning; unknown (None) when input or output has no price.
+        self.most_input = _per_token(_dearest(table.input, table.cache_write)) if known else None
+        self.most_output = _per_token(_dearest(table.output, table.reasoning)) if known else None
+
+    def cost(self, tokens: TokenUsage) -> Cost:
+        """``price_tokens(tokens, table, provider=…)``, the same values and exponents."""
+        n = tokens.input
+        inputs = _ZERO if n == 0 else (None if self.input is None else _MULTIPLY(self.input, n))
+        n = tokens.output
+        output = _ZERO if n == 0 else (None if self.output is None else _MULTIPLY(self.output, n))
+        if not (tokens.cached_input or tokens.cache_write or tokens.cache_write_1h) and not (
+            tokens.reasoning
+        ):  # the plain answer: input and output only; summed in price_tokens' order
+            plain = None
+            if inputs is not None and output is not None:
+                plain = _ADD(_ADD(_ADD(_ADD(_ADD(_ZERO, inputs), _ZERO), _ZERO), output), _ZERO)
+            return Cost(inputs, _ZERO, _ZERO, output, _ZERO, plain)
+        cached = self._part(tokens.cached_input, self.cached_input)
+        writes_5m = self._part(tokens.cache_write, self.cache_write)
+        writes_1h = self._part(tokens.cache_write_1h, self.cache_write_1h)
+        writes = None if writes_5m is None or writes_1h is None else _ADD(writes_5m, writes_1h)
+        reasoning = self._part(tokens.reasoning, self.reasoning)
+        parts = (inputs, cached, writes, output, reasoning)
+        total: Decimal | None = _ZERO
+        for value in parts:
+            total = None if total is None or value is None else _ADD(total, value)
+        return Cost(*parts, total=total)
+
+    @staticmethod
+    def _part(tokens: int, rate: Decimal | None) -> Decimal | None:
+        if tokens == 0:
+            return _ZERO
+        return None if rate is None else _MULTIPLY(rate, tokens)
+
+    def most(self, prompt: int, completion: int) -> Decimal | None:
+        """``estimate_cost``'s worst case for this table (``None``: input or output unpriced)."""
+        if self.most_input is None or self.most_output is None:
+            return None
+        inputs = _ZERO if prompt == 0 else _MULTIPLY(self.most_input, prompt)
+        outputs = _ZERO if completion == 0 else _MULTIPLY(self.most_output, completion)
+        return _ADD(inputs, outputs)
+
+
+class RateCard:
+    """A spec's tables as `Rates`, prepared on first use (a tier, a long-context table)."""
+
+    __slots__ = ("_rates", "spec")
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        # Keyed by the table's id: the spec holds every table, so no id is reused meanwhile.
+        self._rates: dict[int, Rates] = {}
+
+    def rates(self, tier: str | None, prompt_tokens: int) -> Rates | None:
+        """The rates of a call in ``tier`` with this prompt (``None``: no table, unknown)."""
+        table = self.spec.price_for(tier, prompt_tokens)
+        if table is None:
+            return None
+        rates = self._rates.get(id(table))
+        if rates is None:
+            rates = self._rates[id(table)] = Rates(table, self.spec.provider)
+        return rates
+
+    def price(self, tokens: TokenUsage) -> Cost:
+        """``price(tokens, spec)``: billed at the tier the tokens say served them."""
+        rates = self.rates(tokens.service_tier, tokens.prompt_tokens)
+        if rates is None:
+            return Cost.unknown() if tokens.total_tokens else Cost.zero()
+        return rates.cost(tokens)
+
+    def estimate(self, prompt: int, completion: int, tier: str | None) -> Decimal | None:
+        """``estimate_cost(spec, prompt, completion, tier)`` for counts already checked."""
+        rates = self.rates(tier, prompt)
+        return None if rates is None else rates.most(prompt, completion)
