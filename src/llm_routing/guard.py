@@ -8,10 +8,8 @@ Counting belongs to ``tokens``, window sizes to ``catalog``, choosing the next m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable
 
@@ -24,6 +22,7 @@ from llm_routing._facts import (
     default_output_ceiling,
     output_ceiling,
 )
+from llm_routing._large_input import check_sendable_in_slices, is_large
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.errors import (
     ContextLengthExceededError,
@@ -37,16 +36,27 @@ from llm_routing.tokens.counting import count_tokens_fitting
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
-# Above either size, an async call counts in a worker thread. Below both, counting costs well
-# under a millisecond on the event loop, less than the ~0.1 ms a thread hand-off costs.
-_OFF_LOOP_MESSAGES = 256
-_OFF_LOOP_CHARS = 32_768
-# Messages checked for lone surrogates per slice when paced (well under a millisecond).
-_SENDABLE_SLICE = 64
-
 
 def _fmt(n: int) -> str:
     return f"{n:,}"
+
+
+class _Fit:
+    """What a model is checked against, resolved once per model object (see ``_check``).
+
+    The spec, the limit (``window × safety``) and the output reserved when the call sets no
+    ``max_tokens`` depend on the model and the guard's settings only; with the settings they
+    were made for, so a guard whose ``safety`` or ``reserve_output`` is changed re-resolves.
+    """
+
+    __slots__ = ("limit", "reserve_output", "reserved", "safety", "spec")
+
+    def __init__(self, guard: ContextGuard, model: Any, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.safety = guard.safety
+        self.reserve_output = guard.reserve_output
+        self.limit = guard.limit_for(spec)
+        self.reserved = output_ceiling(spec, {}, model, guard.reserve_output)
 
 
 class ContextGuard(Decorator):
@@ -114,7 +124,9 @@ class ContextGuard(Decorator):
         self.safety = float(safety)
         self.reserve_output = reserve_output
         self._catalog = catalog
-        self._specs: PerModel[ModelSpec] = PerModel(self._lookup)
+        self._models: PerModel[_Fit] = PerModel(
+            lambda model: _Fit(self, model, self._lookup(model))
+        )
 
     @property
     def catalog(self) -> Catalog:
@@ -131,7 +143,14 @@ class ContextGuard(Decorator):
 
         An unknown model raises `UnknownModelError` (a ``ValueError``) saying how to register it.
         """
-        return self._specs.get(model)
+        return self._models.get(model).spec
+
+    def _fit(self, model: Any) -> _Fit:
+        fit = self._models.get(model)
+        if fit.safety != self.safety or fit.reserve_output != self.reserve_output:
+            fit = _Fit(self, model, fit.spec)
+            self._models.put(model, fit)
+        return fit
 
     def _lookup(self, model: Any) -> ModelSpec:
         try:
@@ -159,12 +178,17 @@ class ContextGuard(Decorator):
         self._check(call, length_only=False)
 
     def _check(self, call: Call, *, length_only: bool) -> None:
-        spec = self._specs.get(call.model)
+        fit = self._fit(call.model)
+        spec = fit.spec
+        limit = fit.limit
         kwargs = call.invocation_kwargs
-        check_sendable(kwargs, "kwargs")  # bound tools, stop sequences: sent as JSON too
-        tools = kwargs.get("tools") or None
-        reserved = output_ceiling(spec, kwargs, call.model, self.reserve_output)
-        limit = self.limit_for(spec)
+        if kwargs:
+            check_sendable(kwargs, "kwargs")  # bound tools, stop sequences: sent as JSON too
+            tools = kwargs.get("tools") or None
+            reserved = output_ceiling(spec, kwargs, call.model, self.reserve_output)
+        else:  # the common case: nothing in the call changes what was resolved per model
+            tools = None
+            reserved = fit.reserved
         room = limit - reserved
         if not length_only and tools is None and room > 0 and PACING.get() is None:
             # The common case first: a short plain input whose sizes prove it fits is counted
@@ -189,7 +213,7 @@ class ContextGuard(Decorator):
         if pace is not None and isinstance(call.input, list | tuple) and call.input:
             # Paced (counting in a worker thread for an event loop): the same checks as
             # as_messages, a slice at a time so the loop's thread gets the GIL in between.
-            _check_sendable_in_slices(call.input, pace)
+            check_sendable_in_slices(call.input, pace)
             messages: Any = call.input
         else:
             messages = as_messages(call.input)
@@ -215,7 +239,7 @@ class ContextGuard(Decorator):
         every other coroutine for that long. Small inputs stay on the loop, where they cost
         less than the thread hand-off would.
         """
-        if _is_large(call.input):
+        if is_large(call.input):
             # A list too long to fit whatever it says is refused here, in constant time: no
             # thread hand-off for the commonest huge input.
             self._check(call, length_only=True)
@@ -251,7 +275,7 @@ class ContextGuard(Decorator):
         ):
             return None
         try:
-            spec: ModelSpec | None = self._specs.get(call.model)
+            spec: ModelSpec | None = self.spec_for(call.model)
         except (TypeError, ValueError):
             spec = None
         key = spec.key if spec is not None else type(call.model).__name__
@@ -343,60 +367,3 @@ def _fitting(input: Any, spec: ModelSpec, room: int) -> int | None:
     if isinstance(input, list | tuple) and input:
         return count_tokens_fitting(input, spec, room)
     return None
-
-
-def _is_large(input: Any) -> bool:
-    """Whether counting ``input`` may take long enough to stall an event loop (cheap to tell)."""
-    if isinstance(input, str):
-        return len(input) > _OFF_LOOP_CHARS
-    if isinstance(input, PromptValue):
-        input = input.to_messages()  # what a prompt template hands the model; cheap
-    if not isinstance(input, list | tuple):
-        return False
-    if len(input) > _OFF_LOOP_MESSAGES:
-        return True
-    chars = 0
-    for message in input:
-        content: Any
-        if isinstance(message, BaseMessage):
-            content = message.content
-        elif isinstance(message, tuple | list) and len(message) == 2:
-            content = message[1]
-        elif isinstance(message, Mapping):
-            content = message.get("content")
-        else:
-            content = message
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(map(_block_chars, content))
-        if chars > _OFF_LOOP_CHARS:
-            return True
-    return False
-
-
-def _block_chars(block: Any) -> int:
-    """Characters of a content block's strings, one level deep (a data URL is read for size)."""
-    if isinstance(block, str):
-        return len(block)
-    if not isinstance(block, Mapping):
-        return 0
-    chars = 0
-    for value in block.values():
-        if isinstance(value, str):
-            chars += len(value)
-        elif isinstance(value, Mapping):
-            chars += sum(len(v) for v in value.values() if isinstance(v, str))
-    return chars
-
-
-def _check_sendable_in_slices(messages: list[Any] | tuple[Any, ...], pace: Any) -> None:
-    """``check_sendable(messages)``, a slice at a time with ``pace()`` in between."""
-    for start in range(0, len(messages), _SENDABLE_SLICE):
-        try:
-            check_sendable(messages[start : start + _SENDABLE_SLICE])
-        except ValueError:
-            # Found one: the whole input gives the error its true message index.
-            check_sendable(messages)
-            raise
-        pace()

@@ -59,7 +59,7 @@ def test_one_pass_path_decides_as_the_full_path(value, tokenizer, window, max_to
     spec = ModelSpec(provider="openai", name="g", context_window=window, tokenizer=tokenizer)
     guard = ContextGuard(safety=1.0)
     model = Model()
-    guard._specs.put(model, spec)
+    guard._models.put(model, guard_module._Fit(guard, model, spec))
     kwargs = {} if max_tokens is None else {"max_tokens": max_tokens}
     fast = _run(guard, model, value, kwargs)
     with mock.patch.object(guard_module, "_fitting", lambda *args: None):

@@ -52,18 +52,16 @@ def plain_items(
     items: list[str | int] = []
     for element in value:
         name: Any = None
-        if isinstance(element, BaseMessage):
-            message_items(element, items)
-            continue
-        if isinstance(element, str):
-            # A bare string in a message list is a human message.
-            role: Any = "user"
-            content: Any = element
-        elif isinstance(element, tuple | list):
+        # Cheapest tests first: a BaseMessage check goes through pydantic's ABC metaclass.
+        if isinstance(element, tuple | list):
             if len(element) != 2:
                 return None
-            role = _ROLE_OF.get(element[0]) if isinstance(element[0], str) else None
-            content = element[1]
+            role: Any = _ROLE_OF.get(element[0]) if isinstance(element[0], str) else None
+            content: Any = element[1]
+        elif isinstance(element, str):
+            # A bare string in a message list is a human message.
+            role = "user"
+            content = element
         elif type(element) is dict:
             keys = element.keys()
             if keys == _NAMED_DICT_KEYS:
@@ -75,6 +73,9 @@ def plain_items(
             role = element["role"]
             role = _ROLE_OF.get(role) if isinstance(role, str) else None
             content = element["content"]
+        elif isinstance(element, BaseMessage):
+            message_items(element, items)
+            continue
         else:
             return None
         if role is None or type(content) is not str:

@@ -41,7 +41,7 @@ from langchain_core.prompt_values import PromptValue
 from llm_routing.tokens import _fast
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding, max_token_bytes
 from llm_routing.tokens.messages import _items, _lazy_items, _plain
-from llm_routing.tokens.tokenizer import _Counter, _counter, tokenizer_for
+from llm_routing.tokens.tokenizer import MEMO_TEXT_CHARS, _Counter, _counter, tokenizer_for
 
 __all__ = [
     "count_tokens",
@@ -163,20 +163,25 @@ def _fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | None:
     plain = _plain(messages, counter)
     if plain is None:
         return None
-    fixed = counter.overheads[2]
-    texts: list[str] = []
+    total = counter.overheads[2]
+    memo = counter.memo
+    unknown: list[str] = []
     for item in plain:
         if isinstance(item, int):
-            fixed += item
+            total += item
+        elif len(item) <= MEMO_TEXT_CHARS and (known := memo.get(item)) is not None:
+            total += known  # exact: remembered counts need no bound
         else:
-            texts.append(item)
-    upper = counter.upper
-    utf8_len = _fast.utf8_len
-    if fixed + sum([upper(text, utf8_len(text)) for text in texts]) > limit_tokens:
-        return None
-    # Each text's exact count is <= its bound, so the whole fits: this is the exact count,
-    # the number count_tokens_within returns for an input that fits.
-    return fixed + sum(map(counter.text, texts))
+            unknown.append(item)
+    if unknown:
+        upper = counter.upper
+        utf8_len = _fast.utf8_len
+        if total + sum([upper(text, utf8_len(text)) for text in unknown]) > limit_tokens:
+            return None
+        # Each text's exact count is <= its bound, so the whole fits.
+        total += sum(map(counter.text, unknown))
+    # The exact count, the number count_tokens_within returns for an input that fits.
+    return total if total <= limit_tokens else None
 
 
 def count_tokens_lower_bound(

@@ -31,9 +31,12 @@ _ACCEPTED_MODEL = (
 _OPENAI_OVERHEAD = (3, 1, 3)
 _OPENAI_UNKNOWN_IMAGE = 1445
 
-# Texts up to this many characters have their count remembered, at most this many of them.
-_SHORT_TEXT = 12
-_SHORT_TEXTS = 4096
+# Texts up to this many characters have their count remembered (roles, names, a system prompt
+# sent with every call, a few-shot example): a dict lookup costs a fraction of a tokeniser
+# call, and on a short prompt the tokeniser is most of what a guarded call adds. The memo of one
+# tokenizer holds at most this many characters, and is cleared whole when it would exceed them.
+MEMO_TEXT_CHARS = 4096
+_MEMO_CHARS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +46,10 @@ class _Counter:
     encoding: tiktoken.Encoding
     longest_token: int
     calibration: Calibration | None
-    # Counts of short texts (roles, names): every message repeats its role, and a dict lookup
-    # is a small fraction of a tokeniser call. A count is a pure function of the text.
-    short: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Counts of texts up to MEMO_TEXT_CHARS; a count is a pure function of the text, so a
+    # remembered one is exact. ``memo_chars`` is the characters it holds (one per entry extra).
+    memo: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    memo_chars: list[int] = field(default_factory=lambda: [0], compare=False, repr=False)
 
     @property
     def overheads(self) -> tuple[int, int, int]:
@@ -61,14 +65,24 @@ class _Counter:
         return image_tokens(cal.image_rule, detail, size, cal.image_unknown_tokens)
 
     def text(self, text: str) -> int:
-        if len(text) > _SHORT_TEXT:
+        if len(text) > MEMO_TEXT_CHARS:
             return self._text(text)
-        n = self.short.get(text)
+        n = self.memo.get(text)
         if n is None:
             n = self._text(text)
-            if len(self.short) < _SHORT_TEXTS:
-                self.short[text] = n
+            self.remember(text, n)
         return n
+
+    def remember(self, text: str, n: int) -> None:
+        """Keep ``n`` as the count of ``text`` (at most MEMO_TEXT_CHARS characters)."""
+        # Not locked: dict operations are atomic, and a lost update of the character total
+        # only moves the next clear a little.
+        used = self.memo_chars[0] + len(text) + 1
+        if used > _MEMO_CHARS:
+            self.memo.clear()
+            used = len(text) + 1
+        self.memo[text] = n
+        self.memo_chars[0] = used
 
     def _text(self, text: str) -> int:
         n = _fast.encode_count(self.encoding, text)
