@@ -399,3 +399,18 @@ def test_larger_context_models_rejects_negative_and_non_int():
         ContextGuard().larger_context_models(-1)
     with pytest.raises(TypeError, match="required_tokens"):
         ContextGuard().larger_context_models("1000")
+
+
+def test_changing_safety_or_reserve_after_a_call_applies_to_the_next_call():
+    # The guard resolves a model's limit and default reserve once; its settings still rule.
+    guard = ContextGuard(safety=1.0, reserve_output=0)
+    model = guard | fake(window=1_000)
+    prompt = "word " * 100
+    assert model.invoke(prompt).content == "ok"
+    guard.safety = 0.01
+    with pytest.raises(ContextLengthExceededError):
+        model.invoke(prompt)
+    guard.safety = 1.0
+    guard.reserve_output = 990
+    with pytest.raises(ContextLengthExceededError, match="990 reserved"):
+        model.invoke(prompt)
