@@ -6,23 +6,15 @@ must be as cheap as a tuple, it is never serialised (decorators hold live state 
 ledgers), and it opens no callback run of its own, so the model's run sits directly under the
 caller's run and LangGraph, Langfuse and ``astream_events`` see the model itself. A stack of
 decorators around one model is one `Decorated` (flattened), so the config is ensured once and a
-stream is aggregated once, however many decorators run. One module because it is one class
-and the few functions that say what it wraps; ``stream_events`` v3 is in ``_events_v3``.
+stream is aggregated once, however many decorators run. The streaming entry points (chunks
+and v3 events, which differ only in the recursion's innermost step) are its base class in
+``_streams``; the recursion and the re-wrapping are here.
 """
 
 from __future__ import annotations
 
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Generator,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from typing import Any, Literal, cast
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
 
 from langchain_core.runnables.base import (
     Runnable,
@@ -31,14 +23,12 @@ from langchain_core.runnables.base import (
 from langchain_core.runnables.config import RunnableConfig, ensure_config, merge_configs
 from langchain_core.runnables.configurable import DynamicRunnable
 from langchain_core.runnables.graph import Graph
-from langchain_core.runnables.schema import StreamEvent
 from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
 from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import TypeBaseModel
 
-from llm_routing._decorator import _NOTHING, _T, Call, Decorator, DecoratorStack, _defaults
-from llm_routing._events_v3 import AsyncEventStream, EventStream, aopen_events, open_events, ready
-from llm_routing._settle import _Opened, athrough, through
+from llm_routing._decorator import _T, Call, Decorator, DecoratorStack, _defaults
+from llm_routing._streams import DecoratedStreams
 from llm_routing._unwrap import _chosen, _innermost, _replace_model_part
 from llm_routing.errors import scrub_credentials
 
@@ -91,7 +81,7 @@ async def _ascrubbed(step: Callable[[RunnableConfig], Awaitable[_T]], config: Ru
         raise
 
 
-class Decorated(Runnable[Input, Output]):
+class Decorated(DecoratedStreams[Input, Output]):
     """A runnable (usually a chat model) with decorators around every entry point.
 
     Behaves like ``bound``: same input and output types, config and callbacks handed down, the
@@ -397,87 +387,4 @@ class Decorated(Runnable[Input, Output]):
     # batch/abatch/batch_as_completed: Runnable's defaults call (a)invoke per input, so each
     # element gets its own hooks and return_exceptions applies per element.
 
-    # --- stream, and stream_events v3 (the same recursion, another innermost step) ---------
-
-    def _streamed(
-        self, step: Callable[[RunnableConfig], Any], input: Any, config: Any, kwargs: Any
-    ) -> Generator[Any, None, None]:
-        opened = self._run(0, step, self._level(input, config, kwargs), True)
-        yield from through(self.decorators, opened)
-
-    async def _astreamed(
-        self, step: Callable[[RunnableConfig], Awaitable[Any]], input: Any, config: Any, kwargs: Any
-    ) -> AsyncGenerator[Any, None]:
-        opened = await self._arun(0, step, self._level(input, config, kwargs), True)
-        chunks = athrough(self.decorators, opened)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            # An async generator closed early does not close what it iterates (unlike
-            # ``yield from``): close it now, so the decorators settle the cancel at once.
-            await chunks.aclose()
-
-    def _open(
-        self, input: Any, kwargs: dict[str, Any]
-    ) -> Callable[[RunnableConfig], _Opened[Iterator[Output]]]:
-        def step(config: RunnableConfig) -> _Opened[Iterator[Output]]:
-            iterator = iter(self.bound.stream(input, config, **kwargs))
-            return _Opened(iterator, next(iterator, _NOTHING), [])
-
-        return step
-
-    def _aopen(
-        self, input: Any, kwargs: dict[str, Any]
-    ) -> Callable[[RunnableConfig], Awaitable[_Opened[AsyncIterator[Output]]]]:
-        async def step(config: RunnableConfig) -> _Opened[AsyncIterator[Output]]:
-            iterator = aiter(self.bound.astream(input, config, **kwargs))
-            return _Opened(iterator, await anext(iterator, _NOTHING), [])
-
-        return step
-
-    def stream(
-        self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
-    ) -> Iterator[Output]:
-        """Run ``before`` ahead of the first chunk, pass chunks through, settle on their sum."""
-        return self._streamed(self._open(input, kwargs), input, config, kwargs)
-
-    def astream(
-        self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
-    ) -> AsyncIterator[Output]:
-        """Async ``stream``: the same lifecycle with the async hooks."""
-        return self._astreamed(self._aopen(input, kwargs), input, config, kwargs)
-
-    def stream_events(
-        self,
-        input: Any,
-        config: RunnableConfig | None = None,
-        *,
-        version: Literal["v1", "v2", "v3"] = "v2",
-        **kwargs: Any,
-    ) -> Iterator[StreamEvent] | Any:
-        """``version="v3"``: a `ChatModelStream` whose events pass through every hook.
-
-        The model's own v3 stream is opened as ``stream`` opens its stream (admission, waits,
-        retry before the first event) and settled on its assembled message (`_events_v3`).
-        Other versions behave as ``Runnable.stream_events``.
-        """
-        if version != "v3":
-            return super().stream_events(input, config, version=version, **kwargs)
-        return EventStream(
-            self._streamed(open_events(self.bound, input, kwargs), input, config, kwargs)
-        )
-
-    def astream_events(  # type: ignore[override]
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[StreamEvent] | Awaitable[Any]:
-        """Like ``stream_events``: v3 through the async hooks, v1/v2 drive ``astream``."""
-        if kwargs.get("version", "v2") == "v3":
-            kwargs.pop("version")
-            step = aopen_events(self.bound, input, kwargs)
-            return ready(AsyncEventStream(self._astreamed(step, input, config, kwargs)))
-        return cast("AsyncIterator[StreamEvent]", super().astream_events(input, config, **kwargs))
-
-    # transform/atransform: Runnable's defaults gather the input and call (a)stream above.
-    # astream_events v1/v2: Runnable's default drives astream above with its event handler in
-    # the config, so the model's own events (on_chat_model_stream…) are the events.
+    # stream/astream/stream_events/astream_events: `_streams.DecoratedStreams`, the base class.
