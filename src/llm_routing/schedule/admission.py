@@ -318,6 +318,11 @@ class Admission(_Outcomes):
         return queue
 
     def _on_capacity(self, key: str) -> None:
+        queue = self._queues.get(key)
+        if queue is None or not queue.waiters:
+            # Nobody to wake (the common case): a waiter joining after this check asks the
+            # backend itself, after the change that called us, so it cannot miss it.
+            return
         with self._lock:
             queue = self._queues.get(key)
             if queue is not None:

@@ -47,7 +47,7 @@ def first_line(error: BaseException) -> str:
 class Resolved:
     """A model's spec, scheduling key and limits, looked up once per model object."""
 
-    __slots__ = ("key", "limits", "model", "model_max_tokens", "spec")
+    __slots__ = ("key", "limits", "model", "model_max_tokens", "spec", "tokens_counted")
 
     def __init__(
         self, model: Any, spec: ModelSpec, key: str, limits: RateLimits, max_tokens: int | None
@@ -57,6 +57,8 @@ class Resolved:
         self.key = key
         self.limits = limits
         self.model_max_tokens = max_tokens
+        # Per provider, not per call: read at every settle.
+        self.tokens_counted = enforcement_for(spec.provider).tokens_counted
 
 
 class Pending:
@@ -204,8 +206,7 @@ def broken(pending: Any, partial: Any, *, cancelled: bool) -> Apply | None:
 def usage(pending: Pending, output: Any, *, reserve: bool = True) -> tuple[int, int]:
     """What ``output`` used, on the scale the provider counts it against the windows."""
     input_tokens, output_tokens = _reported(pending, output, reserve=reserve)
-    counted = enforcement_for(pending.resolved.spec.provider).tokens_counted
-    if pending.explicit_max_tokens and counted == "input+max_output":
+    if pending.explicit_max_tokens and pending.resolved.tokens_counted == "input+max_output":
         # OpenAI counts a request's max_tokens against TPM when it arrives and never gives
         # the unused part back; settling lower would let us send more than it admits.
         output_tokens = max(output_tokens, pending.request.output_tokens)

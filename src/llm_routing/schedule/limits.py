@@ -217,8 +217,11 @@ class Request:
     output_tokens: int
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens"):
-            value = getattr(self, name)
+        # One request per call is built: the common case (two plain ints >= 0) takes one test.
+        inp, out = self.input_tokens, self.output_tokens
+        if type(inp) is int and type(out) is int and inp >= 0 and out >= 0:
+            return
+        for name, value in (("input_tokens", inp), ("output_tokens", out)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"Request.{name} must be an int, got {value!r}")
             if value < 0:

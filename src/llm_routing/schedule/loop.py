@@ -119,8 +119,15 @@ class _AttemptLoop(_Reactions):
             admission.cooldown(ticket.key, effects.cooldown_until)
 
     async def _aapply(self, effects: Apply) -> None:
-        """Async `_apply`, with the backend's async twins."""
+        """Async `_apply`, with the backend's async twins.
+
+        An in-process backend does no I/O, and its twins only wrap the sync methods: they
+        are called directly, as `Admission` does for its own steps.
+        """
         admission, ticket = self.admission, effects.ticket
+        if admission.backend.in_process:
+            self._apply(effects)
+            return
         if effects.tokens is not None:
             await admission.asettle(ticket, *effects.tokens, answered_at=effects.answered_at)
         else:

@@ -74,8 +74,8 @@ class MemoryBackend(Backend):
         return state
 
     def _notify(self, key: str) -> None:
-        with self._lock:
-            listeners = self._listeners.get(key, ())
+        # Read without the lock: a key's listeners are a tuple, replaced whole under it.
+        listeners = self._listeners.get(key, ())
         for callback in listeners:
             callback()
 

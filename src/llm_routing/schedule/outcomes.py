@@ -1,11 +1,11 @@
 """What follows an admission: the ticket's lease, how its call ended, and whom that wakes.
 
 An admitted ticket's in-flight slot is a lease: tied to the ticket's life (``Backend.own``)
-or renewed by a thread until it ends. ``settle``/``release`` end a ticket (its lease too), ``cooldown``/``correct`` pass a 429 or
-the provider's remaining counts to the backend; each has its async twin, which reaches only
-the backend's async methods. Then the queue of the key re-evaluates: its head wakes, and
-waiters a cooldown makes miss their deadline are refused now. A base of
-`admission.Admission`, whose lock, queues and backend it uses.
+or renewed by a thread until it ends. ``settle``/``release`` end a ticket (its lease too),
+``cooldown``/``correct`` pass a 429 or the provider's remaining counts to the backend; each
+has its async twin, which reaches only the backend's async methods. Then the queue of the key
+re-evaluates: its head wakes, and waiters a cooldown makes miss their deadline are refused
+now. A base of `admission.Admission`, whose lock, queues and backend it uses.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class _Outcomes:
         """Keep an admitted ticket's lease alive: tied to the ticket, or renewed by a thread."""
         if self._leases is not None and not self._backend.own(ticket.key, ticket.rid, ticket):
             self._leases.add(ticket.rid, ticket)
+            ticket.renewed = True
         return ticket
 
     def _renew(self, tickets: Sequence[Ticket]) -> None:
@@ -87,7 +88,7 @@ class _Outcomes:
         await self._backend.arelease(ticket.key, ticket.rid, keep_request=keep_request)
 
     def _end_lease(self, ticket: Ticket) -> None:
-        if self._leases is not None:
+        if ticket.renewed and self._leases is not None:  # a ticket the backend owns: nothing
             self._leases.discard(ticket.rid)
 
     def cooldown(self, key: str, until: float) -> None:

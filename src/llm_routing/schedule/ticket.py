@@ -30,6 +30,8 @@ class Ticket:
     waited_s: float
     limits: RateLimits = field(default_factory=RateLimits)
     model: str = ""
+    renewed: bool = field(default=False, compare=False, repr=False)
+    """Held by the lease renewer (a backend that cannot tie the lease to the ticket)."""
 
 
 def check_ticket_args(
