@@ -209,6 +209,11 @@ def main() -> None:
         | CostTracker(catalog=catalog)
     )
     full = stack | fixed("bench-a")
+    # The scheduler's own share: guard_scheduler - guard (the guard's count reaches it, so it
+    # counts nothing itself), for invoke and ainvoke.
+    guard_scheduler = (
+        ContextGuard(catalog=catalog) | RateScheduler(catalog=catalog) | fixed("bench-a")
+    )
     guard_router = build_router(
         fixed("bench-a"),
         fallbacks=[fixed("bench-b"), fixed("bench-c")],
@@ -231,11 +236,14 @@ def main() -> None:
     fns: dict[str, Any] = {
         "bare": lambda: bare.invoke(PROMPT),
         "guard": lambda: guarded.invoke(PROMPT),
+        "guard_scheduler": lambda: guard_scheduler.invoke(PROMPT),
         "guard_scheduler_tracker": lambda: full.invoke(PROMPT),
         "langchain_with_fallbacks_3": lambda: langchain.invoke(PROMPT),
         "router_3_models_guard_only": lambda: guard_router.invoke(PROMPT),
         "router_3_models_full_stack": lambda: router.invoke(PROMPT),
         "bare_ainvoke": Awaited(lambda: bare.ainvoke(PROMPT)),
+        "guard_ainvoke": Awaited(lambda: guarded.ainvoke(PROMPT)),
+        "guard_scheduler_ainvoke": Awaited(lambda: guard_scheduler.ainvoke(PROMPT)),
         "langchain_with_fallbacks_3_ainvoke": Awaited(lambda: langchain.ainvoke(PROMPT)),
         "router_3_models_full_stack_ainvoke": Awaited(lambda: router.ainvoke(PROMPT)),
     }
