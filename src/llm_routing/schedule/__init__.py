@@ -1,9 +1,11 @@
 """The rate scheduler: per-model RPM/TPM/RPD limits, FIFO waits, retries and the max-wait rule.
 
-``limits`` holds the values (limits, requests, decisions), ``policy`` the pure window
-arithmetic (with ``state`` and ``projection``), ``plan`` the pure max-wait rule; ``memory`` and
-``redis`` keep the state, ``admission`` makes callers wait their turn, ``scheduler`` is the
-decorator users put on models, ``clock`` and ``virtual`` make time injectable.
+``limits`` holds the values (limits, requests, decisions), ``policy`` the pure decisions (with
+``windows``, ``settlement``, ``state`` and ``projection``), ``plan`` the pure max-wait rule;
+``memory`` and ``redis`` keep the state, ``admission`` makes callers wait their turn (what
+follows an admission is ``outcomes``'s), ``scheduler`` is the decorator users put on models
+(its attempt loop ``loop``'s), ``resolve`` and ``overrides`` say which limits apply, ``clock``
+and ``virtual`` make time injectable.
 """
 
 from llm_routing.schedule.admission import Admission, Ticket
