@@ -26,9 +26,10 @@ from typing import Any, TypeAlias
 from llm_routing.cost.ledger import CostRecord
 from llm_routing.cost.pricing import Cost, TokenUsage
 
-__all__ = ["Interned", "Row", "pack", "unpack"]
+__all__ = ["EPOCH", "HOUR", "Interned", "Row", "pack", "unpack"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 _MICROSECOND = timedelta(microseconds=1)
 _INTERNED_MAX = 4096  # distinct shared values per ledger; past it values are kept unshared
 
@@ -57,10 +58,15 @@ class Interned:
             return value
 
 
+def _text(part: Decimal | None) -> str:
+    return "" if part is None else str(part)
+
+
 def _cost_text(cost: Cost) -> str:
-    parts = (cost.input, cost.cached_input, cost.cache_write, cost.output, cost.reasoning)
-    text = "|".join(["" if part is None else str(part) for part in parts])
-    return f"{text}|{'' if cost.total is None else cost.total}"
+    return (
+        f"{_text(cost.input)}|{_text(cost.cached_input)}|{_text(cost.cache_write)}|"
+        f"{_text(cost.output)}|{_text(cost.reasoning)}|{_text(cost.total)}"
+    )
 
 
 def _metadata(metadata: Mapping[str, Any], interned: Interned) -> Any:

@@ -1,7 +1,10 @@
 """Running totals of a group of calls (a model, a tag, a period, or all), as summaries show them.
 
 A call counts in six or more groups of a `MemoryLedger` (all, its model, each tag, its hour,
-day and month), so its token counts are read once (`count_call`) and added to each.
+day and month). Counting it in each as it settles would cost six updates per call, so the
+ledger counts it once, in its cell (`Cells`: the calls of one model, status, hour and tag set),
+and folds the cells into the groups when a summary is read (`Group.merge`). Sums are exact
+(``Decimal`` in a 60-digit context), so folding later gives the same totals, to the digit.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from typing import Any
 
 from llm_routing.cost.ledger import _CONTEXT, _ZERO, CostRecord
 
-__all__ = ["Group", "count_call"]
+__all__ = ["Cells", "Group", "count_call"]
+
+_HOUR_US = 3_600_000_000
+_CELLS_KEPT = 1024  # distinct cells before they are folded (bounds memory, not correctness)
 
 
 class Group:
@@ -39,6 +45,18 @@ class Group:
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
         self.reasoning_tokens = 0
+
+    def merge(self, other: Group) -> None:
+        """Add ``other``'s calls to this group (folding a cell)."""
+        self.calls += other.calls
+        self.unpriced_calls += other.unpriced_calls
+        self.estimated_calls += other.estimated_calls
+        self.cost = _CONTEXT.add(self.cost, other.cost)
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.reasoning_tokens += other.reasoning_tokens
 
     def as_dict(self) -> dict[str, Any]:
         # A group whose every call is unpriced has an unknown cost, not $0.
@@ -75,3 +93,37 @@ def count_call(groups: Iterable[Group], record: CostRecord) -> None:
         group.cached_input_tokens += t.cached_input
         group.cache_write_tokens += writes
         group.reasoning_tokens += t.reasoning
+
+
+Cell = tuple[tuple[str, str, bool, str], int, tuple[str, ...]]
+"""((provider, model, estimated, status), UTC hours since the epoch, tags)."""
+
+
+class Cells:
+    """The calls counted since the last fold, one `Group` per model, status, hour and tag set."""
+
+    __slots__ = ("_cells",)
+
+    def __init__(self) -> None:
+        self._cells: dict[Cell, Group] = {}
+
+    def count(
+        self,
+        who: tuple[str, str, bool, str],
+        micros: int,
+        tags: tuple[str, ...],
+        record: CostRecord,
+    ) -> bool:
+        """Count ``record`` in its cell; True when the cells should be folded (too many)."""
+        key = (who, micros // _HOUR_US, tags)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = Group()
+        count_call((cell,), record)
+        return len(self._cells) > _CELLS_KEPT
+
+    def take(self) -> list[tuple[Cell, Group]]:
+        """Every cell, emptied: the caller folds them into its groups."""
+        cells = list(self._cells.items())
+        self._cells.clear()
+        return cells

@@ -15,11 +15,12 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from llm_routing.cost._compact import Interned, Row, pack, unpack
-from llm_routing.cost._totals import Group, count_call
+from llm_routing.cost._compact import EPOCH, HOUR, Interned, Row, pack, unpack
+from llm_routing.cost._totals import Cells, Group, count_call
 from llm_routing.cost._waiting import Waiters, Wake, check_lease, hold_key, lease_renewer
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
 from llm_routing.cost.ledger import (
@@ -108,10 +109,14 @@ class MemoryLedger(Ledger):
         self._by_tag: dict[str, Group] = {}
         self._by_period: dict[str, dict[str, Group]] = {"hour": {}, "day": {}, "month": {}}
         self._by_status: dict[str, int] = {}
+        self._cells = Cells()
         self._refused = 0
 
     def __repr__(self) -> str:
-        return f"MemoryLedger(calls={self._total.calls}, max_records={self.max_records})"
+        with self._lock:
+            self._fold()
+            calls = self._total.calls
+        return f"MemoryLedger(calls={calls}, max_records={self.max_records})"
 
     @property
     def clock(self) -> Clock:
@@ -264,17 +269,44 @@ class MemoryLedger(Ledger):
             after = _CONTEXT.add(before, amount)
             self._spent[bucket.key] = after
             changes.append(BucketChange(bucket, before, after))
+        row = pack(record, self._interned)
         if self.max_records != 0:
-            self._records.append(pack(record, self._interned))
-        groups = [self._total, self._group(self._by_model, record.key)]
-        groups += [self._group(self._by_tag, tag) for tag in dict.fromkeys(record.tags)]
-        groups += [
-            self._group(self._by_period[period], key)
-            for period, key in period_keys(record.time).items()
-        ]
-        count_call(groups, record)
-        self._by_status[record.status] = self._by_status.get(record.status, 0) + 1
+            self._records.append(row)
+        micros, who, extra = row[0], row[1], row[5]
+        if isinstance(micros, int):  # a UTC time: counted in its cell, folded when read
+            if self._cells.count(who, micros, extra[2] if extra is not None else (), record):
+                self._fold()
+        else:
+            self._count(record.key, record.tags, record.time, record.status, [record])
         return changes
+
+    def _fold(self) -> None:
+        """Add the cells' calls to the summary's groups (lock held)."""
+        for ((provider, model, _, status), hour, tags), cell in self._cells.take():
+            self._count(f"{provider}:{model}", tags, EPOCH + hour * HOUR, status, cell)
+
+    def _count(
+        self,
+        key: str,
+        tags: Iterable[str],
+        when: datetime,
+        status: str,
+        calls: Group | list[CostRecord],
+    ) -> None:
+        """Count ``calls`` (one cell, or one record) in every group they belong to (lock held)."""
+        groups = [self._total, self._group(self._by_model, key)]
+        groups += [self._group(self._by_tag, tag) for tag in dict.fromkeys(tags)]
+        groups += [
+            self._group(self._by_period[period], period_key)
+            for period, period_key in period_keys(when).items()
+        ]
+        if isinstance(calls, Group):
+            for group in groups:
+                group.merge(calls)
+            self._by_status[status] = self._by_status.get(status, 0) + calls.calls
+        else:
+            count_call(groups, calls[0])
+            self._by_status[status] = self._by_status.get(status, 0) + 1
 
     @staticmethod
     def _group(groups: dict[str, Group], key: str) -> Group:
@@ -302,6 +334,7 @@ class MemoryLedger(Ledger):
         """
         with self._lock:
             dropped = self._expire()
+            self._fold()
             total = self._total.as_dict()
             reserved = _ZERO
             for hold in self._open.values():
