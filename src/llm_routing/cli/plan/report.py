@@ -13,7 +13,6 @@ scheduler's wait, so the two are printed together with the provider's own time.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -369,55 +368,12 @@ class SimulationReport:
         for line in self.summary():
             console.print(line, markup=False)
 
-    # --- plot -----------------------------------------------------------------------------
-
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Write a PNG: requests answered per model over time, and the cumulative cost.
 
         Needs matplotlib (``pip install 'llm-routing[notebook]'``); raises ``ImportError``
-        saying so otherwise.
+        saying so otherwise. The drawing is ``cli.plan.plot``.
         """
-        try:
-            import matplotlib
+        from llm_routing.cli.plan.plot import plot_report
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as exc:
-            raise ImportError(
-                "plotting needs matplotlib, which is not installed: "
-                "pip install matplotlib (or pip install 'llm-routing[notebook]')"
-            ) from exc
-        end = max(self.duration_s, self.simulated_s)
-        width = _bin_width(end)
-        bins = max(1, math.ceil(end / width))
-        scale, unit = (60.0, "min") if end > 600 else (1.0, "s")
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-        edges = [i * width / scale for i in range(bins)]
-        for name, m in self.models.items():
-            counts = [0] * bins
-            for t in m.served_at:
-                counts[min(bins - 1, int(t // width))] += 1
-            per_min = [c * 60 / width for c in counts]
-            (line,) = top.step(edges, per_min, where="post", label=name)
-            if "rpm" in m.limits:  # the model's RPM limit, dotted, in its colour
-                top.axhline(m.limits["rpm"], linestyle=":", linewidth=0.8, color=line.get_color())
-        top.set_ylabel("requests answered per minute")
-        top.set_title(self.title(), fontsize=9)
-        top.legend(loc="upper right", fontsize=8)
-        xs = [0.0] + [t / scale for t, _ in self.cost_timeline]
-        ys = [0.0] + [c for _, c in self.cost_timeline]
-        bottom.plot(xs, ys, color="black")
-        bottom.set_ylabel("cumulative cost (USD)")
-        bottom.set_xlabel(f"simulated time ({unit})")
-        fig.tight_layout()
-        target = Path(path)
-        fig.savefig(target, dpi=100)
-        plt.close(fig)
-        return target
-
-
-def _bin_width(seconds: float) -> float:
-    for width in (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 3600.0):
-        if seconds / width <= 120:
-            return width
-    return 3600.0 * math.ceil(seconds / 3600 / 120)
+        return plot_report(self, path)

@@ -2,7 +2,9 @@
 
 The router is the package's own (``from_config``'s guard, fallbacks and large-context models,
 a ``RateScheduler`` and a ``CostTracker`` on a ``VirtualClock``); only the providers are
-simulated. Reading the config is ``section``, the workload ``workload``, the figures ``report``.
+simulated, by the simulator itself (one ``sim.state.SimState`` answering through
+``sim.inprocess.SimChatModel``, in virtual time). Reading the config is ``section``, the
+workload ``workload``, the figures ``report``.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from typing import Any
 
 from llm_routing.catalog import Catalog, ModelSpec, default_catalog
 from llm_routing.cli._table import fmt_seconds
-from llm_routing.cli.plan._provider import CURRENT, Provider, SimulatedChatModel
-from llm_routing.cli.plan.report import ModelResult, SimulationReport, percentile
+from llm_routing.cli.plan.report import SimulationReport, percentile
 from llm_routing.cli.plan.section import Plan, read_plan, relabel
+from llm_routing.cli.plan.served import fill_models
 from llm_routing.cli.plan.workload import Arrival
 from llm_routing.cost import CostTracker
 from llm_routing.errors import AllModelsFailedError, classify
 from llm_routing.router.from_config import from_config
 from llm_routing.schedule import RateScheduler, VirtualClock
+from llm_routing.sim import Latency, SimModel
 from llm_routing.sim import tokens as sim_tokens
+from llm_routing.sim.inprocess import ANSWER_TOKENS, SimCall, SimChatModel
+from llm_routing.sim.state import SimState
 
 __all__ = ["simulate"]
 
@@ -41,7 +46,17 @@ _NEUTRAL = {
 }
 _EPOCH = 1_767_225_600.0  # 2026-01-01 00:00 UTC: virtual time 0, for the tracker's periods
 _REASONS = ("rate_limit", "context", "quota", "budget", "transient", "other")
-_WINDOW_S = 60.0  # the per-minute limits' sliding window
+_ANSWER_SHARE = 0.25  # an answer without output_tokens: between this share of max_tokens and all
+_LIMITS = ("rpm", "tpm", "rpd", "itpm", "otpm")
+#: How the simulated providers enforce their limits: what counts as each provider documents
+#: (``SimModel.from_spec``), but over the exact sliding log rather than the documented
+#: per-second share (``"quantized"``) and without charging refused requests, as the planner's
+#: own providers did before it drove the simulator. With the documented enforcement, Anthropic's
+#: OTPM per-second share, charged with the real output at completion, refuses calls the
+#: scheduler admitted (3 token 429s, cause ``per_second``, in 574 answers at 5 req/s on mini +
+#: haiku, 120 s): until the scheduler paces that, the planner would report 429s the scheduler
+#: is meant to prevent.
+_ENFORCEMENT = {"enforcement": "sliding", "failed_requests_count": False}
 
 
 def simulate(
@@ -54,9 +69,10 @@ def simulate(
 
     The router is built by ``from_config`` (its guard, fallbacks and large-context models as
     in production) with a `RateScheduler` and a `CostTracker` on a `VirtualClock`, over
-    in-process providers shaped like the configured models: the catalogue's context window,
+    the simulator's models shaped like the configured ones: the catalogue's context window,
     output cap, prices and the tier's limits (or the config's ``[simulate]`` overrides),
-    enforced with exact sliding windows, answering after a latency model. Requests with
+    counted the way each provider documents (``SimModel.from_spec``) in exact sliding windows,
+    answering in process after a latency model. Requests with
     ``t >= duration_s`` are not sent (``duration_s`` defaults to just past the last one).
     The run then waits for every request to be answered or given up. Ten simulated minutes
     of thousands of requests take seconds.
@@ -117,7 +133,8 @@ def simulate(
                 catalog=price_catalog,
                 clock=lambda: _EPOCH + clock.now(),
             )
-            providers, models = _providers(plan, scheduler, price_catalog, clock, seed)
+            served: list[SimCall] = []
+            state, models = _providers(plan, scheduler, price_catalog, clock, seed, served)
             router = from_config(
                 plan.data,
                 **_chain(plan.data, models),
@@ -131,13 +148,16 @@ def simulate(
         report.notes.extend(plan.notes)
         report.budget_usd = plan.budget_usd
         started = time.perf_counter()
-        outcomes = asyncio.run(_drive(router, sent, clock))
+        outcomes = asyncio.run(_drive(router, sent, clock, seed))
         report.wall_s = time.perf_counter() - started
     for warning in caught:
         text = str(warning.message)
         if text not in report.notes:
             report.notes.append(text)
-    _fill(report, outcomes, router, scheduler, tracker, providers, clock)
+    stats, sched = router.stats(), scheduler.stats()
+    _fill(report, outcomes, stats, sched, tracker.summary(), clock.now())
+    by = (stats["by_model"], sched["by_model"])
+    fill_models(report, router.names, by, state, served, price_catalog, latencies(outcomes))
     return report
 
 
@@ -155,25 +175,46 @@ def _chain(data: Mapping[str, Any], models: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _placeholder(spec: ModelSpec) -> SimulatedChatModel:
-    return SimulatedChatModel(spec, None)
+def _sim_models(specs: Sequence[ModelSpec], limits: Any, latency: Any) -> list[SimModel]:
+    """The simulator's twin of each distinct model, with the limits ``limits(key)`` gives."""
+    models: dict[str, SimModel] = {}
+    for spec in specs:
+        if spec.key not in models:
+            shape = limits(spec.key)
+            models[spec.key] = SimModel.from_spec(
+                spec, tier=None, follow_docs=True, latency=latency, **_ENFORCEMENT, **shape
+            )
+    return list(models.values())
+
+
+def _placeholder(spec: ModelSpec) -> SimChatModel:
+    """A model for checking the config: the right name and provider, never called."""
+    state = SimState(_sim_models([spec], lambda key: {}, Latency()))
+    return SimChatModel(state=state, model_name=spec.name, provider=spec.provider)
 
 
 def _providers(
-    plan: Plan, scheduler: Any, prices: Catalog, clock: Any, seed: int
-) -> tuple[dict[str, Provider], list[SimulatedChatModel]]:
-    providers: dict[str, Provider] = {}
-    models: list[SimulatedChatModel] = []
-    for name in plan.names:
-        spec = prices.get(plan.specs[name].key)
-        provider = providers.get(spec.key)
-        if provider is None:
-            limits = scheduler.limits_for(spec.key)
-            shape = {k: getattr(limits, k) for k in ("rpm", "tpm", "rpd", "itpm", "otpm")}
-            provider = Provider(spec, shape, plan.latency, seed, clock)
-            providers[spec.key] = provider
-        models.append(SimulatedChatModel(spec, provider))
-    return providers, models
+    plan: Plan, scheduler: Any, prices: Catalog, clock: Any, seed: int, served: list[SimCall]
+) -> tuple[SimState, list[SimChatModel]]:
+    """One simulator for every model of the router, and a chat model per router entry."""
+    specs = [prices.get(plan.specs[name].key) for name in plan.names]
+
+    def limits(key: str) -> dict[str, int | None]:
+        found = scheduler.limits_for(key)
+        return {k: getattr(found, k) for k in _LIMITS}
+
+    state = SimState(_sim_models(specs, limits, plan.latency), seed=seed, clock=clock.now)
+    models = [
+        SimChatModel(
+            state=state,
+            model_name=spec.name,
+            provider=spec.provider,
+            clock=clock,
+            on_served=served.append,
+        )
+        for spec in specs
+    ]
+    return state, models
 
 
 @dataclass(slots=True)
@@ -186,13 +227,14 @@ class _Outcome:
     passed_over: tuple[str, ...] = ()  # the kind of each model's failure, in order
 
 
-async def _drive(router: Any, arrivals: Sequence[Arrival], clock: Any) -> list[_Outcome]:
+async def _drive(router: Any, arrivals: Sequence[Arrival], clock: Any, seed: int) -> list[_Outcome]:
     rng = random.Random(0)
+    lengths = random.Random(f"{seed}:answers")
     prompts: dict[int, str] = {}
     outcomes: list[_Outcome] = []
 
-    async def one(arrival: Arrival) -> None:
-        CURRENT.set(arrival)
+    async def one(arrival: Arrival, answer_tokens: int) -> None:
+        ANSWER_TOKENS.set(answer_tokens)  # this task's context only
         text = prompts.get(arrival.prompt_tokens)
         if text is None:
             text = prompts[arrival.prompt_tokens] = sim_tokens.reply_text(
@@ -220,26 +262,35 @@ async def _drive(router: Any, arrivals: Sequence[Arrival], clock: Any) -> list[_
         delay = arrival.t - clock.now()
         if delay > 0:
             await clock.asleep(delay)
-        tasks.append(asyncio.create_task(one(arrival)))
+        answer = arrival.output_tokens
+        if answer is None:  # drawn here, in arrival order, so a seed gives one workload
+            cap = arrival.max_tokens
+            answer = lengths.randint(min(max(1, math.ceil(cap * _ANSWER_SHARE)), cap), cap)
+        tasks.append(asyncio.create_task(one(arrival, answer)))
     await asyncio.gather(*tasks)
     return outcomes
+
+
+def latencies(outcomes: Sequence[_Outcome]) -> dict[str | None, list[float]]:
+    """Arrival-to-answer seconds of the answered requests, by the router entry that answered."""
+    found: dict[str | None, list[float]] = {}
+    for o in outcomes:
+        if o.failure is None:
+            found.setdefault(o.model, []).append(o.finished - o.arrival.t)
+    return found
 
 
 def _fill(
     report: SimulationReport,
     outcomes: Sequence[_Outcome],
-    router: Any,
-    scheduler: Any,
-    tracker: Any,
-    providers: Mapping[str, Provider],
-    clock: Any,
+    stats: Mapping[str, Any],
+    sched: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    now: float,
 ) -> None:
-    stats = router.stats()
-    sched = scheduler.stats()
-    summary = tracker.summary()
+    """The run's totals: requests, failures, latency, fallbacks, waits and cost."""
     report.requests = len(outcomes)
-    report.simulated_s = clock.now()
-    latencies: dict[str | None, list[float]] = {}
+    report.simulated_s = now
     errors: list[str] = []
     for o in outcomes:
         if o.failure is not None:
@@ -248,8 +299,7 @@ def _fill(
                 errors.append(o.error)
             continue
         report.answered += 1
-        latencies.setdefault(o.model, []).append(o.finished - o.arrival.t)
-    every = [x for values in latencies.values() for x in values]
+    every = [x for values in latencies(outcomes).values() for x in values]
     report.latency_p50_s = percentile(every, 0.5)
     report.latency_p95_s = percentile(every, 0.95)
     report.fallbacks = {reason: int(stats.get(f"{reason}_fallbacks", 0)) for reason in _REASONS}
@@ -265,65 +315,3 @@ def _fill(
         report.notes.append(
             f"{len(errors):,} requests failed with an error; the first: {errors[0]}"
         )
-    for name in router.names:
-        key = name.split("#", 1)[0]
-        provider = providers[key]
-        entry = stats["by_model"].get(name, {})
-        result = report.models.get(key)
-        if result is None:
-            result = ModelResult(name=key, limits=dict(provider.limits))
-            served = provider.served
-            result.served = len(served)
-            result.input_tokens = sum(s.input_tokens for s in served)
-            result.output_tokens = sum(s.output_tokens for s in served)
-            result.provider_429s = dict(provider.rate_limited)
-            result.context_overflows = provider.context_overflows
-            result.bad_requests = provider.bad_requests
-            result.cost_usd = entry.get("cost", 0.0)
-            values = latencies.get(name, [])
-            result.latency_p50_s = percentile(values, 0.5)
-            result.latency_p95_s = percentile(values, 0.95)
-            by_model = sched["by_model"].get(key, {})
-            admitted = by_model.get("admitted", 0)
-            result.mean_wait_s = by_model.get("wait_total_s", 0.0) / admitted if admitted else 0.0
-            result.served_at = sorted(s.t for s in served)
-            result.mean_service_s = (
-                sum(s.t - s.admitted for s in served) / len(served) if served else 0.0
-            )
-            result.context_window = provider.spec.context_window
-            result.peak_60s = _busiest(served)
-            report.models[key] = result
-        for kind, n in entry.get("failures", {}).items():
-            result.skipped[kind] = result.skipped.get(kind, 0) + int(n)
-    timeline = sorted(
-        (s.t, float(s.cost)) for p in providers.values() for s in p.served if s.cost is not None
-    )
-    running = 0.0
-    for t, cost in timeline:
-        running += cost
-        report.cost_timeline.append((t, running))
-
-
-def _busiest(served: Sequence[Any]) -> dict[str, int]:
-    """The most each per-minute limit counted in any 60 s, by admission time.
-
-    What a sliding window bounds: requests, input plus counted output (``tpm``), input
-    (``itpm``) and counted output (``otpm``) admitted within 60 s of each other. Comparing an
-    average over the run with the limit says nothing; this is the figure that must stay under it.
-    """
-    calls = sorted(served, key=lambda s: s.admitted)
-    peak = {"rpm": 0, "tpm": 0, "itpm": 0, "otpm": 0}
-    start = 0
-    inputs = outputs = 0
-    for end, call in enumerate(calls):
-        inputs += call.input_tokens
-        outputs += call.counted_output
-        while calls[start].admitted <= call.admitted - _WINDOW_S:
-            inputs -= calls[start].input_tokens
-            outputs -= calls[start].counted_output
-            start += 1
-        peak["rpm"] = max(peak["rpm"], end - start + 1)
-        peak["tpm"] = max(peak["tpm"], inputs + outputs)
-        peak["itpm"] = max(peak["itpm"], inputs)
-        peak["otpm"] = max(peak["otpm"], outputs)
-    return peak
