@@ -20,14 +20,15 @@ import dataclasses
 import decimal
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from llm_routing.cost._holds import Refusal, Reservation, refusal_for  # noqa: F401 (re-exported)
 from llm_routing.cost._waiting import Wake
-from llm_routing.cost.budget import Bucket, BucketChange, first_exceeded
+from llm_routing.cost.budget import Bucket, BucketChange
 from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.schedule.clock import Clock, SystemClock
 
@@ -171,40 +172,6 @@ def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
-class Reservation:
-    """Money held for one call in flight, in the buckets its budgets name.
-
-    The ledger renews the hold while this object is alive and unsettled (weakly referenced:
-    a call that vanished without settling stops renewing, and its hold expires).
-    """
-
-    id: int
-    amount: Decimal
-    buckets: tuple[Bucket, ...]
-    generation: int
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a reservation was refused: the bucket, its spend, what was asked.
-
-    ``held_only`` is true when the settled spend leaves room for ``requested`` in every
-    bucket and only other calls' holds are in the way: waiting for them to settle can help.
-    ``retry_in`` is when the earliest of those holds expires unless renewed (seconds), and
-    ``waited`` how long `Ledger.reserve_within` waited before giving up; neither takes part in
-    equality, since they depend on when the answer was given.
-    """
-
-    bucket: Bucket
-    spent: Decimal
-    reserved: Decimal
-    requested: Decimal
-    held_only: bool = False
-    retry_in: float | None = field(default=None, compare=False)
-    waited: float = field(default=0.0, compare=False)
-
-
 class Ledger(ABC):
     """Where a tracker keeps money: reservations, committed spend per bucket, and records.
 
@@ -313,22 +280,38 @@ class Ledger(ABC):
     async def areserve_within(
         self, amount: Decimal, buckets: Sequence[Bucket], timeout: float
     ) -> Reservation | Refusal:
-        """Async `reserve_within`: waits on the event loop, never blocking it."""
-        outcome = self._attempt(amount, buckets, final=timeout <= 0)
-        if not _waitable(outcome) or timeout <= 0:
+        """Async `reserve_within`: waits on the event loop, never blocking it.
+
+        A ledger that does I/O (``blocks``: Redis) makes each attempt from a worker thread,
+        so the loop only ever sleeps; the in-memory ledger attempts inline.
+        """
+        final = timeout <= 0
+        if self.blocks:
+            outcome = await asyncio.to_thread(self._attempt, amount, buckets, final=final)
+        else:
+            outcome = self._attempt(amount, buckets, final=final)
+        if not _waitable(outcome) or final:
             return outcome
         wake = Wake(asyncio.get_running_loop())
         steps = self._waits(amount, buckets, timeout, wake)
+        running: asyncio.Future[tuple[bool, Any]] | None = None
         try:
             while True:
-                pause = next(steps)
+                if self.blocks:  # shielded: a step already in its thread runs to its end
+                    running = asyncio.ensure_future(asyncio.to_thread(_step, steps))
+                    done, value = await asyncio.shield(running)
+                else:
+                    done, value = _step(steps)
+                if done:
+                    result: Reservation | Refusal = value
+                    return result
                 assert wake.future is not None
-                await self.clock.await_(wake.future, pause)
-        except StopIteration as done:
-            result: Reservation | Refusal = done.value
-            return result
-        finally:
-            steps.close()  # cancelled mid-wait: stop listening
+                await self.clock.await_(wake.future, value)
+        finally:  # cancelled mid-wait: stop listening (once a running step is over)
+            if running is not None and not running.done():
+                running.add_done_callback(lambda _: steps.close())
+            else:
+                steps.close()
 
     def _waits(
         self, amount: Decimal, buckets: Sequence[Bucket], timeout: float, wake: Wake
@@ -357,6 +340,17 @@ class Ledger(ABC):
 _SYSTEM_CLOCK = SystemClock()
 
 
+def _step(steps: Generator[float, None, Reservation | Refusal]) -> tuple[bool, Any]:
+    """One step of the waiting rule: ``(False, pause)``, or ``(True, outcome)`` at its end.
+
+    (A future cannot carry ``StopIteration``, so a step run in a thread answers a pair.)
+    """
+    try:
+        return False, next(steps)
+    except StopIteration as done:
+        return True, done.value
+
+
 def _waitable(outcome: Reservation | Refusal) -> bool:
     return isinstance(outcome, Refusal) and outcome.held_only
 
@@ -365,26 +359,6 @@ def _waited(outcome: Reservation | Refusal, seconds: float) -> Reservation | Ref
     if isinstance(outcome, Refusal):
         return dataclasses.replace(outcome, waited=max(0.0, seconds))
     return outcome
-
-
-def refusal_for(
-    buckets: Sequence[Bucket],
-    spent: Callable[[str], Decimal],
-    reserved: Callable[[str], Decimal],
-    amount: Decimal,
-) -> Refusal | None:
-    """Why ``amount`` cannot be held now, or ``None`` when it fits every bucket.
-
-    The settled spend is checked first over every bucket: a bucket it alone fills is a hard
-    refusal (``held_only`` false) even when another bucket is only held full.
-    """
-    hard = first_exceeded(buckets, spent, amount)
-    if hard is not None:
-        return Refusal(hard, spent(hard.key), reserved(hard.key), amount)
-    soft = first_exceeded(buckets, lambda key: _CONTEXT.add(spent(key), reserved(key)), amount)
-    if soft is not None:
-        return Refusal(soft, spent(soft.key), reserved(soft.key), amount, held_only=True)
-    return None
 
 
 def __getattr__(name: str) -> Any:

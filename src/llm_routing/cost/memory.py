@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from llm_routing.cost._compact import EPOCH, HOUR, Interned, Row, pack, unpack
+from llm_routing.cost._holds import refusal_for
 from llm_routing.cost._totals import Cells, Group, count_call
 from llm_routing.cost._waiting import Waiters, Wake, check_lease, hold_key, lease_renewer
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
@@ -33,7 +34,6 @@ from llm_routing.cost.ledger import (
     Ledger,
     Refusal,
     Reservation,
-    refusal_for,
 )
 from llm_routing.schedule.clock import Clock
 
