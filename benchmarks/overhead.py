@@ -214,6 +214,8 @@ def main() -> None:
     guard_scheduler = (
         ContextGuard(catalog=catalog) | RateScheduler(catalog=catalog) | fixed("bench-a")
     )
+    # The tracker's own share: guard_tracker - guard (it prices from the guard's count).
+    guard_tracker = ContextGuard(catalog=catalog) | CostTracker(catalog=catalog) | fixed("bench-a")
     guard_router = build_router(
         fixed("bench-a"),
         fallbacks=[fixed("bench-b"), fixed("bench-c")],
@@ -238,12 +240,14 @@ def main() -> None:
         "guard": lambda: guarded.invoke(PROMPT),
         "guard_scheduler": lambda: guard_scheduler.invoke(PROMPT),
         "guard_scheduler_tracker": lambda: full.invoke(PROMPT),
+        "guard_tracker": lambda: guard_tracker.invoke(PROMPT),
         "langchain_with_fallbacks_3": lambda: langchain.invoke(PROMPT),
         "router_3_models_guard_only": lambda: guard_router.invoke(PROMPT),
         "router_3_models_full_stack": lambda: router.invoke(PROMPT),
         "bare_ainvoke": Awaited(lambda: bare.ainvoke(PROMPT)),
         "guard_ainvoke": Awaited(lambda: guarded.ainvoke(PROMPT)),
         "guard_scheduler_ainvoke": Awaited(lambda: guard_scheduler.ainvoke(PROMPT)),
+        "guard_tracker_ainvoke": Awaited(lambda: guard_tracker.ainvoke(PROMPT)),
         "langchain_with_fallbacks_3_ainvoke": Awaited(lambda: langchain.ainvoke(PROMPT)),
         "router_3_models_full_stack_ainvoke": Awaited(lambda: router.ainvoke(PROMPT)),
     }

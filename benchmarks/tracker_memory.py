@@ -78,9 +78,12 @@ def cpu() -> dict[str, float]:
     return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
 
-def hooks() -> float:
-    """Best-of-rounds µs for the tracker's ``before`` + ``after`` on a ready call and answer."""
-    tracker = CostTracker(catalog=bench_catalog(), max_records=1_000)
+def hooks(budget_usd: float | None = None, upstream: dict[str, Any] | None = None) -> float:
+    """Best-of-rounds µs for the tracker's ``before`` + ``after`` on a ready call and answer.
+
+    ``upstream``: what an outer decorator told the tracker (the guard's input count).
+    """
+    tracker = CostTracker(catalog=bench_catalog(), max_records=1_000, budget_usd=budget_usd)
     model = fixed("bench-a")
     answer = AIMessage(
         content="Hello.",
@@ -88,7 +91,7 @@ def hooks() -> float:
     )
 
     def one() -> None:
-        call = Call(PROMPT, {"tags": [], "metadata": {}}, {}, model, {}, False)
+        call = Call(PROMPT, {"tags": [], "metadata": {}}, {}, model, {}, False, upstream)
         tracker.before(call)
         tracker.after(call, answer)
 
@@ -107,10 +110,14 @@ def main() -> None:
     tagged = bytes_per_record(CostTracker(catalog=catalog), tags=True)
     times = cpu()
     own = hooks()
+    counted = {"llm_routing.input_tokens": 20}
+    own_counted = hooks(upstream=counted)
+    own_budget = hooks(budget_usd=10**6, upstream=counted)
     print(f"records: {RECORDS:,} through CostTracker | fake chat model (priced, usage reported)")
     print(f"bytes per record      before {BEFORE['bytes_per_record']:7.0f}   now {plain:7.0f}")
     print(f"  with a tag and metadata  before {BEFORE['bytes_tagged']:7.0f}   now {tagged:7.0f}")
     print(f"µs per call in the tracker's hooks  before {BEFORE['us_hooks']:5.1f}   now {own:5.1f}")
+    print(f"  with the guard's input count: {own_counted:5.1f}; and a budget: {own_budget:5.1f}")
     print("µs per invoke (median of interleaved rounds):")
     for name, value in times.items():
         extra = "" if name == "bare" else f"  (+{value - times['bare']:.1f} µs over bare)"

@@ -58,14 +58,20 @@ class Interned:
             return value
 
 
-def _text(part: Decimal | None) -> str:
-    return "" if part is None else str(part)
-
-
 def _cost_text(cost: Cost) -> str:
+    # One f-string, no call per part: this runs for every recorded call. An f-string shows a
+    # Decimal as str() does, and None is written as "".
+    i, c, w, o, r, t = (
+        cost.input,
+        cost.cached_input,
+        cost.cache_write,
+        cost.output,
+        cost.reasoning,
+        cost.total,
+    )
     return (
-        f"{_text(cost.input)}|{_text(cost.cached_input)}|{_text(cost.cache_write)}|"
-        f"{_text(cost.output)}|{_text(cost.reasoning)}|{_text(cost.total)}"
+        f"{'' if i is None else i}|{'' if c is None else c}|{'' if w is None else w}|"
+        f"{'' if o is None else o}|{'' if r is None else r}|{'' if t is None else t}"
     )
 
 

@@ -113,15 +113,25 @@ class Rates:
 class RateCard:
     """A spec's tables as `Rates`, prepared on first use (a tier, a long-context table)."""
 
-    __slots__ = ("_rates", "spec")
+    __slots__ = ("_rates", "_standard", "spec")
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         # Keyed by the table's id: the spec holds every table, so no id is reused meanwhile.
         self._rates: dict[int, Rates] = {}
+        # Most calls: the standard tier of a price without a long-context table, whatever
+        # the prompt's size, so price_for's four lookups are skipped.
+        price = spec.price
+        self._standard = (
+            Rates(price, spec.provider)
+            if price is not None and price.long_context is None
+            else None
+        )
 
     def rates(self, tier: str | None, prompt_tokens: int) -> Rates | None:
         """The rates of a call in ``tier`` with this prompt (``None``: no table, unknown)."""
+        if tier is None and self._standard is not None:
+            return self._standard
         table = self.spec.price_for(tier, prompt_tokens)
         if table is None:
             return None
