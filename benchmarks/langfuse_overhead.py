@@ -43,7 +43,7 @@ PROMPT = [("system", "You are terse."), ("user", "Say hello in one word.")]
 
 
 def closed_port() -> int:
-    from tests.redis_support import free_port
+    from tests.support.ports import free_port
 
     return free_port()
 

@@ -22,6 +22,7 @@ from llm_routing.errors import ContextLengthExceededError
 from llm_routing.router import build_router
 from llm_routing.schedule import RateScheduler, ScaledClock
 from llm_routing.sim import FaultPlan, SimModel, SimulatedProvider
+from tests.support.sim import chat, fresh, serving
 
 SCALE = 60.0  # a minute window passes in one real second
 MODELS = [
@@ -41,30 +42,19 @@ def clock() -> ScaledClock:
 
 @pytest.fixture(scope="module")
 def sim_module(clock: ScaledClock) -> Iterator[SimulatedProvider]:
-    with SimulatedProvider(MODELS, seed=0, clock=clock.now) as sim:
-        yield sim
+    yield from serving(MODELS, clock=clock.now)
 
 
 @pytest.fixture
 def sim(sim_module: SimulatedProvider) -> Iterator[SimulatedProvider]:
-    sim_module.reset()
-    yield sim_module
-    sim_module.reset()
+    yield from fresh(sim_module)
 
 
 def client(sim: SimulatedProvider, name: str) -> ChatOpenAI:
     # Its own async client: langchain-openai otherwise shares one per base_url across loops.
     import httpx
 
-    return ChatOpenAI(
-        model=name,
-        base_url=sim.base_url,
-        api_key="sim",
-        max_retries=0,
-        max_tokens=20,
-        stream_usage=True,
-        http_async_client=httpx.AsyncClient(),
-    )
+    return chat(sim, name, max_tokens=20, stream_usage=True, http_async_client=httpx.AsyncClient())
 
 
 def rpm3(clock: ScaledClock, **kw: Any) -> RateScheduler:
