@@ -1,8 +1,7 @@
 """A private redis-server for tests and benchmarks: free port, temporary directory, no persistence.
 
 The one place that starts redis-server: the tests' fixtures, and the benchmarks (``from
-tests.support.redis import ...`` from the repository root; ``tests/redis_support.py`` is the
-old path, kept as a re-export). Tests that need Redis skip, saying
+tests.support.redis import ...`` from the repository root). Tests that need Redis skip, saying
 how to install it, when the ``redis-server`` binary or the ``redis`` package is missing
 (`redis_binary`); a benchmark asks `find_redis_server` and says why it cannot run.
 ``RedisServer`` can also require a password, be stopped, restarted on the same port and paused
