@@ -19,6 +19,11 @@ The same simulator answers in process, without HTTP and in any clock (a ``Virtua
 simulated minutes in seconds), through ``SimChatModel`` (``sim.inprocess``), a LangChain chat
 model raising what ``ChatOpenAI`` raises for the same answers.
 
+Recorded answers, for tests that check what a model answered (tool arguments, JSON keys),
+are ``SimModel(replies=[Reply(when="magic_function(3)", tool_calls=[{"name": "magic_function",
+"args": {"input": 3}}])])``: the first reply matching the last user message answers instead of
+invented text (``sim.replies``).
+
 ```python
 with SimulatedProvider([SimModel(name="gpt-4o-mini", rpm=3, tpm=10_000)], seed=0) as sim:
     llm = ChatOpenAI(model="gpt-4o-mini", base_url=sim.base_url, api_key="sim", max_retries=0)
@@ -33,6 +38,7 @@ from llm_routing.sim.faults import FAULT_KINDS, FaultPlan
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.limiter import Decision, ProviderLimiter, SlidingWindowLimiter
 from llm_routing.sim.model import SimModel
+from llm_routing.sim.replies import Reply
 from llm_routing.sim.schema_gen import sample_from_schema
 
 if TYPE_CHECKING:
@@ -45,6 +51,7 @@ __all__ = [
     "FaultPlan",
     "Latency",
     "ProviderLimiter",
+    "Reply",
     "SimChatModel",
     "SimModel",
     "SimulatedProvider",

@@ -1,8 +1,9 @@
-"""What a simulated model answers: text, JSON or one tool call, cut at the output cap.
+"""What a simulated model answers: text, JSON or tool calls, cut at the output cap.
 
 Kept apart from ``sim.state`` (which decides whether a request is answered at all) because it
 is the one part of a request's life that depends on the request's content rather than its
-size: tools, ``response_format``, ``stop`` sequences.
+size: tools, ``response_format``, ``stop`` sequences, and the scripted replies
+(``sim.replies``) a model may have for it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from llm_routing.sim import tokens as sim_tokens
 from llm_routing.sim.model import SimModel
+from llm_routing.sim.replies import ScriptedCall, pick_reply
 from llm_routing.sim.schema_gen import sample_from_schema
 from llm_routing.sim.wire import ChatRequest, Completion, ToolCall
 
@@ -36,24 +38,17 @@ def compose(
     if request.max_tokens is not None:
         cap = min(cap, request.max_tokens)
 
-    tool = _chosen_tool(request)
-    if tool is not None:
-        name, parameters, forced = tool
-        arguments = json.dumps(sample_from_schema(parameters, rng=rng))
-        arguments, used, cut = sim_tokens.truncate(arguments, cap, encoding)
-        return Completion(
-            id=f"chatcmpl-sim{number}",
-            created=int(time.time()),
-            model=model.name,
-            content=None,
-            tool_call=ToolCall(f"call_sim{number}", name, arguments),
-            finish_reason="length" if cut else ("stop" if forced else "tool_calls"),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=used,
-            pieces=sim_tokens.split_tokens(arguments, encoding),
-        )
+    reply = pick_reply(model.replies, request.messages, request.tools, request.tool_choice)
+    if reply is not None and reply.tool_calls:
+        return _tool_answer(model, request, prompt_tokens, number, reply.calls, cap, scripted=True)
 
-    text = _content(rng, request, model)
+    tool = None if reply is not None else _chosen_tool(request)
+    if tool is not None:
+        name, parameters = tool
+        call = ScriptedCall(name, json.dumps(sample_from_schema(parameters, rng=rng)))
+        return _tool_answer(model, request, prompt_tokens, number, (call,), cap)
+
+    text = _content(rng, request, model) if reply is None else str(reply.content)
     text, used, cut = sim_tokens.truncate(text, cap, encoding)
     finish = "length" if cut else "stop"
     if request.stop and request.response_format is None:
@@ -67,11 +62,55 @@ def compose(
         created=int(time.time()),
         model=model.name,
         content=text,
-        tool_call=None,
+        tool_calls=(),
         finish_reason=finish,
         prompt_tokens=prompt_tokens,
         completion_tokens=used,
         pieces=sim_tokens.split_tokens(text, encoding),
+        scripted=reply is not None,
+    )
+
+
+def _tool_answer(
+    model: SimModel,
+    request: ChatRequest,
+    prompt_tokens: int,
+    number: int,
+    calls: tuple[ScriptedCall, ...],
+    cap: int,
+    *,
+    scripted: bool = False,
+) -> Completion:
+    """An answer of tool calls, their arguments cut (in order) at ``cap`` output tokens.
+
+    Usage counts the arguments' tokens, what the model generated. ``finish_reason`` is
+    ``"stop"`` when a function was forced by name (as OpenAI answers), else ``"tool_calls"``.
+    """
+    encoding = sim_tokens.output_encoding(model.tokenizer)
+    made: list[ToolCall] = []
+    pieces: list[str] = []
+    total, cut = 0, False
+    for index, call in enumerate(calls):
+        arguments, used, cut = sim_tokens.truncate(call.arguments, cap - total, encoding)
+        total += used
+        split = sim_tokens.split_tokens(arguments, encoding)
+        pieces += split
+        suffix = "" if len(calls) == 1 else f"_{index}"
+        made.append(ToolCall(f"call_sim{number}{suffix}", call.name, arguments, tuple(split)))
+        if cut:
+            break
+    forced = isinstance(request.tool_choice, dict)
+    return Completion(
+        id=f"chatcmpl-sim{number}",
+        created=int(time.time()),
+        model=model.name,
+        content=None,
+        tool_calls=tuple(made),
+        finish_reason="length" if cut else ("stop" if forced else "tool_calls"),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=total,
+        pieces=pieces,
+        scripted=scripted,
     )
 
 
@@ -86,7 +125,7 @@ def _content(rng: random.Random, request: ChatRequest, model: SimModel) -> str:
     return sim_tokens.reply_text(rng, length)
 
 
-def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any], bool] | None:
+def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any]] | None:
     """The tool the simulated model calls: the forced one, else the first; or none."""
     if not request.tools or request.tool_choice == "none":
         return None
@@ -94,9 +133,9 @@ def _chosen_tool(request: ChatRequest) -> tuple[str, dict[str, Any], bool] | Non
     choice = request.tool_choice
     if isinstance(choice, dict):
         name = choice["function"]["name"]
-        return name, by_name[name].get("parameters") or {}, True
+        return name, by_name[name].get("parameters") or {}
     last_role = request.messages[-1].get("role")
     if choice != "required" and last_role == "tool":
         return None  # "auto" after a tool result: answer in text, as an agent loop expects
     first = request.tools[0]["function"]
-    return first["name"], first.get("parameters") or {}, False
+    return first["name"], first.get("parameters") or {}

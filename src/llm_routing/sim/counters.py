@@ -59,6 +59,7 @@ def empty_counters() -> dict[str, Any]:
         "tokens_admitted": 0,
         "prompt_tokens": 0,
         "completion_tokens": 0,
+        "scripted_replies": 0,
     }
 
 
@@ -116,6 +117,7 @@ def snapshot(
             "tokens_admitted",
             "prompt_tokens",
             "completion_tokens",
+            "scripted_replies",
         ):
             totals[key] += counters[key]
         for kind, count in counters["rate_limited"].items():

@@ -9,7 +9,7 @@ works without it). How limits are enforced follows the providers' documentation
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +24,7 @@ from llm_routing.catalog.enforcement import (
 from llm_routing.sim.faults import FaultPlan
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.limiter import ProviderLimiter
+from llm_routing.sim.replies import Reply
 
 if TYPE_CHECKING:
     from llm_routing.catalog.spec import ModelSpec, Price
@@ -136,6 +137,10 @@ class SimModel:
     ``tokenizer`` names the encoding used to count prompts (as ``ModelSpec.tokenizer``).
     ``aliases`` are other names a request may use for this model (``openai:gpt-4o-mini``).
     ``price`` is carried for reports; the server never bills.
+
+    ``replies`` are recorded answers (``sim.replies.Reply``): the first whose pattern matches
+    the last user message, and that the request allows, is the answer instead of invented
+    text or tool arguments; it is admitted, counted and streamed like any other answer.
     """
 
     name: str
@@ -163,6 +168,7 @@ class SimModel:
     limit_group: str | None = None
     requests_header: Literal["rpm", "rpd"] = "rpm"
     quota_error: QuotaError = "insufficient_quota"
+    replies: Sequence[Reply] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -186,6 +192,13 @@ class SimModel:
                 f"got {self.faults!r}"
             )
         object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "replies", tuple(self.replies))
+        for reply in self.replies:
+            if not isinstance(reply, Reply):
+                raise TypeError(
+                    f"SimModel.replies must be Reply values (Reply(when=..., content=...)), "
+                    f"got {reply!r}"
+                )
         _check_choice("enforcement", self.enforcement, MODES)
         if not isinstance(self.failed_requests_count, bool):
             raise TypeError(

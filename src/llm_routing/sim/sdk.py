@@ -132,7 +132,7 @@ def tool_choice_value(choice: str | dict[str, Any]) -> str | dict[str, Any]:
 
 
 def chat_result(completion: Completion, headers: list[tuple[str, str]] | None) -> ChatResult:
-    """The answer as ``ChatOpenAI`` builds it: content or tool call, usage, metadata."""
+    """The answer as ``ChatOpenAI`` builds it: content or tool calls, usage, metadata."""
     usage = {
         "input_tokens": completion.prompt_tokens,
         "output_tokens": completion.completion_tokens,
@@ -149,8 +149,7 @@ def chat_result(completion: Completion, headers: list[tuple[str, str]] | None) -
         metadata["headers"] = dict(headers)
     tool_calls: list[Any] = []
     invalid: list[Any] = []
-    call = completion.tool_call
-    if call is not None:
+    for call in completion.tool_calls:
         try:
             tool_calls.append(
                 {"name": call.name, "args": json.loads(call.arguments), "id": call.id}

@@ -236,6 +236,8 @@ class SimState:
             rt.counters["requests_served"] += 1
             rt.counters["prompt_tokens"] += completion.prompt_tokens
             rt.counters["completion_tokens"] += completion.completion_tokens
+            if completion.scripted:
+                rt.counters["scripted_replies"] += 1
             self._event(rt, "served", completion.prompt_tokens + completion.completion_tokens)
 
     # -- decisions -----------------------------------------------------------------------

@@ -166,11 +166,18 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The one tool call a simulated answer makes."""
+    """One tool call of a simulated answer; ``pieces`` are its arguments' streamed deltas."""
 
     id: str
     name: str
     arguments: str
+    pieces: tuple[str, ...] = ()
+
+    def deltas(self) -> tuple[str, ...]:
+        """The argument deltas to stream: ``pieces``, else the arguments whole."""
+        if self.pieces:
+            return self.pieces
+        return (self.arguments,) if self.arguments else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +188,18 @@ class Completion:
     created: int
     model: str
     content: str | None
-    tool_call: ToolCall | None
+    tool_calls: tuple[ToolCall, ...]
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
     pieces: list[str]
+    #: Whether a scripted reply (``SimModel.replies``) answered, rather than invented text.
+    scripted: bool = False
+
+    @property
+    def tool_call(self) -> ToolCall | None:
+        """The first tool call, or ``None`` (the simulator's invented answers make one)."""
+        return self.tool_calls[0] if self.tool_calls else None
 
     def usage(self) -> dict[str, Any]:
         """Usage in the OpenAI shape."""
@@ -231,14 +245,14 @@ def _message(completion: Completion) -> dict[str, Any]:
         "refusal": None,
         "annotations": [],
     }
-    call = completion.tool_call
-    if call is not None:
+    if completion.tool_calls:
         message["tool_calls"] = [
             {
                 "id": call.id,
                 "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments},
             }
+            for call in completion.tool_calls
         ]
     return message
 
@@ -281,31 +295,31 @@ def stream_frames(completion: Completion, *, include_usage: bool) -> list[bytes]
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
 
-    call = completion.tool_call
-    if call is None:
+    if not completion.tool_calls:
         frames = [frame({"role": "assistant", "content": "", "refusal": None})]
         frames += [frame({"content": piece}) for piece in completion.pieces]
     else:
-        frames = [
-            frame(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": ""},
-                        }
-                    ],
-                }
-            )
-        ]
-        frames += [
-            frame({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-            for piece in completion.pieces
-        ]
+        # As OpenAI streams tool calls: each call opens with its id, name and empty arguments
+        # (the first also carries the role), then its arguments arrive in pieces, by index.
+        frames = []
+        for index, call in enumerate(completion.tool_calls):
+            opening: dict[str, Any] = {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                ]
+            }
+            if index == 0:
+                opening = {"role": "assistant", "content": None, **opening}
+            frames.append(frame(opening))
+            frames += [
+                frame({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                for piece in call.deltas()
+            ]
     frames.append(frame({}, completion.finish_reason))
     if include_usage:
         usage = {**base, "choices": [], "usage": completion.usage()}
