@@ -13,14 +13,16 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable
 from tenacity import Retrying, wait_exponential_jitter
 
+from llm_routing import _facts
 from llm_routing._decorator import Call, Decorator
-from llm_routing._model import as_messages, call_max_tokens, model_max_tokens
+from llm_routing._facts import PerModel, as_messages, explicit_max_tokens, output_estimate
 from llm_routing.catalog import Catalog
 from llm_routing.schedule._steps import adrive, drive
 from llm_routing.schedule.admission import Admission
@@ -43,15 +45,15 @@ from llm_routing.tokens import count_tokens
 __all__ = ["DEFAULT_RESERVE_OUTPUT", "RateScheduler"]
 
 _T = TypeVar("_T")
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
-DEFAULT_RESERVE_OUTPUT = 1024
+DEFAULT_RESERVE_OUTPUT = _facts.DEFAULT_OUTPUT_ESTIMATE
 """Output tokens a request reserves against TPM when neither the call nor the model sets
-``max_tokens`` (capped at the model's output limit). Settling with the real usage gives the
-difference back, so this only decides how many calls can be in flight at once near the limit;
-OpenAI itself counts ``max_tokens`` against TPM when it is sent.
+``max_tokens`` (`_facts.output_estimate`: capped at the model's output limit and at a quarter
+of its window). Settling with the real usage gives the difference back, so this only decides
+how many calls can be in flight at once near the limit; OpenAI itself counts ``max_tokens``
+against TPM when it is sent. An alias of `_facts.DEFAULT_OUTPUT_ESTIMATE`, kept importable.
 """
-
-_SPEC_CACHE_SIZE = 256
 
 
 class RateScheduler(_AttemptLoop, Decorator):
@@ -163,7 +165,8 @@ class RateScheduler(_AttemptLoop, Decorator):
         )
         self._retrying = Retrying()
         self._quota_until: dict[str, tuple[float, str]] = {}
-        self._specs: dict[int, Resolved] = {}
+        # Spec, key and limits per model object: one dict lookup per call, bounded.
+        self._specs: PerModel[Resolved] = PerModel(self._resolved)
         self._lock = threading.Lock()
         self._stats = SchedulerStats()
 
@@ -183,10 +186,10 @@ class RateScheduler(_AttemptLoop, Decorator):
         return self._resolve(model).limits
 
     def _resolve(self, model: Any) -> Resolved:
-        key = id(model)
-        entry = self._specs.get(key)
-        if entry is not None and entry.model is model:
-            return entry
+        return self._specs.get(model)
+
+    def _resolved(self, model: Any) -> Resolved:
+        """Look ``model`` up (once per model object: `_specs` keeps the answer)."""
         catalog = self._limits.catalog
         try:
             spec = catalog.for_model(model)
@@ -200,14 +203,9 @@ class RateScheduler(_AttemptLoop, Decorator):
             fingerprint = api_key_fingerprint(model)
             if fingerprint is not None:
                 schedule_key = f"{schedule_key}@{fingerprint}"
-        entry = Resolved(
-            model, spec, schedule_key, self._limits.for_spec(spec), model_max_tokens(model)
+        return Resolved(
+            model, spec, schedule_key, self._limits.for_spec(spec), explicit_max_tokens({}, model)
         )
-        with self._lock:
-            if len(self._specs) >= _SPEC_CACHE_SIZE:
-                self._specs.clear()
-            self._specs[key] = entry
-        return entry
 
     def _pending(self, call: Call, resolved: Resolved) -> Pending:
         kwargs = call.invocation_kwargs
@@ -221,14 +219,15 @@ class RateScheduler(_AttemptLoop, Decorator):
         return pending
 
     def _reserved(self, resolved: Resolved, kwargs: Mapping[str, Any]) -> tuple[int, bool]:
-        found = call_max_tokens(kwargs)
+        """The output a call's admission charges, and whether the call sends it as ``max_tokens``.
+
+        `_facts.output_estimate`'s rule, so the three decorators agree; a sent ``max_tokens``
+        is flagged because settlement then never charges less (see ``attempt.usage``).
+        """
+        found = explicit_max_tokens(kwargs, resolved.model)
         if found is not None:
             return found, True
-        if resolved.model_max_tokens is not None:
-            return resolved.model_max_tokens, True
-        default = self.reserve_output if self.reserve_output is not None else DEFAULT_RESERVE_OUTPUT
-        cap = resolved.spec.max_output_tokens
-        return (default if cap is None else min(default, cap)), False
+        return output_estimate(resolved.spec, _NO_KWARGS, None, self.reserve_output), False
 
     # --- hooks -----------------------------------------------------------------------------
 
