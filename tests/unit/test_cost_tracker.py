@@ -317,6 +317,38 @@ def test_default_output_reserve_is_capped_by_the_model_output_limit():
     assert seen == [pytest.approx(float(hold_for("hi", 1_000)))]
 
 
+def test_default_output_reserve_is_capped_at_a_quarter_of_the_window():
+    # The hold uses _facts.output_ceiling, the guard's rule: a small-window model is held
+    # min(4096, max_output_tokens, context_window // 4), not a reserve meant for large ones.
+    small = ModelSpec(provider="fake", name="small-model", context_window=2_000, price=PRICE)
+    t = CostTracker(catalog=Catalog([small]), budget_usd=1)
+    seen = []
+
+    class Spy(Decorator):
+        def before(self, call):
+            seen.append(call.upstream["llm_routing.estimated_cost_usd"])
+
+    (t | Spy() | Fake(model="small-model", usage=usage(), max_tokens=None)).invoke("hi")
+    prompt = count_tokens([("user", "hi")], small)
+    assert seen == [pytest.approx(float(estimate_cost(small, prompt, 500)))]
+
+
+def test_reserve_output_replaces_the_default_but_not_max_tokens():
+    seen = []
+
+    class Spy(Decorator):
+        def before(self, call):
+            seen.append(call.upstream["llm_routing.estimated_cost_usd"])
+
+    t = tracker(budget_usd=1, reserve_output=300)
+    (t | Spy() | Fake(usage=usage(), max_tokens=None)).invoke("hi")
+    (t | Spy() | Fake(usage=usage(), max_tokens=None)).invoke("hi", max_tokens=9)
+    assert seen == [
+        pytest.approx(float(hold_for("hi", 300))),
+        pytest.approx(float(hold_for("hi", 9))),
+    ]
+
+
 def test_call_max_tokens_sets_the_reserve():
     t = tracker(budget_usd=1)
     seen = []

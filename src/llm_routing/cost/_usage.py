@@ -17,10 +17,15 @@ from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessage, BaseMessage
 
 from llm_routing._decorator import Call
-from llm_routing._model import as_messages, call_max_tokens, model_max_tokens, positive_int
+from llm_routing._facts import (
+    DEFAULT_OUTPUT_RESERVE,
+    as_messages,
+    explicit_max_tokens,
+    output_ceiling,
+    positive_int,
+)
 from llm_routing.catalog import ModelSpec, normalize_provider
 from llm_routing.cost.pricing import Cost, TokenUsage, parse_usage, requested_service_tier
-from llm_routing.guard import DEFAULT_OUTPUT_RESERVE
 from llm_routing.tokens import count_tokens
 
 __all__ = [
@@ -67,7 +72,7 @@ def _identify(model: Any) -> tuple[str, str]:
 class ModelInfo:
     """What the tracker knows about one model object, looked up once."""
 
-    __slots__ = ("max_tokens", "model", "name", "priced", "provider", "service_tier", "spec")
+    __slots__ = ("model", "name", "priced", "provider", "service_tier", "spec")
 
     def __init__(self, model: Any, spec: ModelSpec | None) -> None:
         self.model = model  # held so the id() key cannot be reused while cached
@@ -82,9 +87,9 @@ class ModelInfo:
             and spec.price.input is not None
             and spec.price.output is not None
         )
-        self.max_tokens = model_max_tokens(model)
-        # The tier the model object asks for on every call, read once like its max_tokens (a
-        # pydantic model without the field answers getattr by raising, slowly).
+        # The tier the model object asks for on every call, read once (a pydantic model
+        # without the field answers getattr by raising, slowly). Its max_tokens is read once
+        # too, by `_facts.explicit_max_tokens`' own per-model cache.
         self.service_tier = requested_service_tier(model)
 
     @property
@@ -196,20 +201,33 @@ def count_input(call: Call, info: ModelInfo) -> int:
     return count_tokens(as_messages(call.input), info.tokenizer, tools=tools)
 
 
-def reserved_output(call: Call, info: ModelInfo, reserve_output: int | None) -> int:
-    """Output tokens a call holds: the guard's, the call's or model's max_tokens, else a default."""
-    upstream = positive_int(call.upstream.get("llm_routing.reserved_output_tokens"))
+def reserved_output(
+    call: Call,
+    info: ModelInfo,
+    reserve_output: int | None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> int:
+    """Output tokens a call holds: the guard's reserve when it ran, else `_facts.output_ceiling`.
+
+    The hold is a worst case, so it is the ceiling the window check uses too (the call's or
+    the model's ``max_tokens``, else ``reserve_output``, else ``min(DEFAULT_OUTPUT_RESERVE,
+    spec.max_output_tokens, context_window // 4)``), decided in one place for every decorator.
+    ``kwargs``: the call's invocation kwargs when the caller has them already.
+    """
+    upstream = call.upstream.get("llm_routing.reserved_output_tokens")
     if upstream is not None:
-        return upstream
-    found = call_max_tokens(call.invocation_kwargs)
-    if found is not None:
-        return found
-    if info.max_tokens is not None:
-        return info.max_tokens
-    if reserve_output is not None:
-        return reserve_output
-    cap = info.spec.max_output_tokens if info.spec is not None else None
-    return DEFAULT_OUTPUT_RESERVE if cap is None else min(cap, DEFAULT_OUTPUT_RESERVE)
+        found = positive_int(upstream)
+        if found is not None:
+            return found
+    if kwargs is None:
+        kwargs = call.invocation_kwargs
+    if info.spec is not None:
+        return output_ceiling(info.spec, kwargs, call.model, reserve_output)
+    # No spec (no window, no output limit): only the explicit cap or the setting can say.
+    explicit = explicit_max_tokens(kwargs, call.model)
+    if explicit is not None:
+        return explicit
+    return reserve_output if reserve_output is not None else DEFAULT_OUTPUT_RESERVE
 
 
 def estimate_usage(

@@ -84,20 +84,20 @@ _Booking = tuple[Reservation | None, CostRecord | None]
 class CostTracker(Reporting, Decorator):
     """Price every call from its real usage and refuse calls a budget cannot cover.
 
-    Before a call it holds the worst case against every budget that applies (input tokens,
-    from the guard's count when it ran, plus the reserved output: the guard's, else the call's
-    or model's ``max_tokens``, else ``reserve_output``, by default
-    ``min(DEFAULT_OUTPUT_RESERVE, spec.max_output_tokens)``, all at this model's dearest
-    rates). If the settled spend leaves no room for that, it raises `BudgetExceededError` at
-    once; if only the holds of other calls in flight are in the way, it waits for them to
-    settle, up to ``max_wait`` seconds (90, the scheduler's default; less what the call
-    already waited: the scheduler's wait, and inside a router every earlier attempt's), and
-    raises only then. After the call it
-    replaces the hold by the price of the reported ``usage_metadata`` (invoke, and the summed
-    chunks of a stream); a provider that reports no usage gets its tokens counted locally and
-    the record marked ``estimated``. A call that fails before the provider answered costs
-    nothing; a stream that breaks after its first chunk is charged (status ``"error"``) its
-    input and the output received, estimated unless the provider's usage had arrived. So
+    Before a call it holds the worst case against every budget that applies (input tokens, from
+    the guard's count when it ran, plus the reserved output: the guard's, else
+    `llm_routing._facts.output_ceiling`, the one output rule every decorator shares: the call's
+    or model's ``max_tokens``, else ``reserve_output``, by default ``min(DEFAULT_OUTPUT_RESERVE,
+    spec.max_output_tokens, context_window // 4)``; all at this model's dearest rates). If the
+    settled spend leaves no room for that, it raises `BudgetExceededError` at once; if only the
+    holds of other calls in flight are in the way, it waits for them to settle, up to
+    ``max_wait`` seconds (90, the scheduler's default; less what the call already waited: the
+    scheduler's wait, and inside a router every earlier attempt's), and raises only then. After
+    the call it replaces the hold by the price of the reported ``usage_metadata`` (invoke, and
+    the summed chunks of a stream); a provider that reports no usage gets its tokens counted
+    locally and the record marked ``estimated``. A call that fails before the provider answered
+    costs nothing; a stream that breaks after its first chunk is charged (status ``"error"``)
+    its input and the output received, estimated unless the provider's usage had arrived. So
     however many callers run at once, spend passes a budget only by the error of the estimate
     (an answer longer than the reserve when no ``max_tokens`` is set, or an estimated
     tokenizer's miscount).
