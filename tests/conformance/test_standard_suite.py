@@ -4,15 +4,15 @@
 integration (invoke, stream, ``stream_events(version="v3")``, batch, tools, structured output,
 usage). Here it runs against a router over ``guard | scheduler | tracker | ChatOpenAI`` models,
 and against one such decorated model, talking over real HTTP to the simulated provider, so
-the router and the decorators are held to the same contract as the models they wrap.
+the router and the decorators are held to the same contract as the models they wrap. Where a
+test checks what the model answered, the simulator answers from recorded replies
+(``SUITE_REPLIES``), so the whole suite runs: nothing is marked as expected to fail.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
@@ -27,51 +27,52 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from llm_routing import ContextGuard, CostTracker, RateScheduler
 from llm_routing._decorated import Decorated
 from llm_routing.router import Router, build_router
-from llm_routing.sim import SimModel, SimulatedProvider
+from llm_routing.sim import Reply, SimModel, SimulatedProvider
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "gpt-4o"
 
-# The simulator answers with made-up text and made-up tool arguments: it cannot read a prompt,
-# so the tests that check a tool call's arguments against what the prompt asked fail on it.
-SIM_LACKS = {
-    "test_tool_calling": "the simulator invents tool arguments (asked for 3, sends any int)",
-    "test_tool_calling_async": "the simulator invents tool arguments (asked for 3, sends any int)",
-    "test_unicode_tool_call_integration": "the simulator invents tool arguments (no unicode)",
-    "test_json_mode": "the simulator's JSON mode sends {'answer': …}, not the prompt's schema",
-}
-
-
-def _marked(func: Callable[..., Any], marks: list[pytest.MarkDecorator]) -> Callable[..., Any]:
-    """``func`` under ``marks``, the suite's own function (and its parametrize marks) intact."""
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def test(*args: Any, **kwargs: Any) -> Any:
-            return await func(*args, **kwargs)
-
-    else:
-
-        @functools.wraps(func)
-        def test(*args: Any, **kwargs: Any) -> Any:
-            return func(*args, **kwargs)
-
-    for mark in marks:
-        test = mark(test)
-    return test
-
-
-def adapted(cls: type[ChatModelIntegrationTests]) -> type[ChatModelIntegrationTests]:
-    """The simulator's gaps as strict xfails (the suite allows an override only so marked)."""
-    for name, reason in SIM_LACKS.items():
-        func = getattr(ChatModelIntegrationTests, name)
-        setattr(cls, name, _marked(func, [pytest.mark.xfail(strict=True, reason=reason)]))
-    return cls
+# The simulator cannot read a prompt: it invents text and tool arguments. The suite's tests that
+# check *what* was answered get recorded replies, as LangChain's own integration tests replay
+# VCR cassettes: the answers their prompts ask for (langchain_tests' integration_tests/
+# chat_models.py), given when the last user message contains the quoted words.
+SUITE_REPLIES = [
+    # test_tool_calling(_async): "What is the value of magic_function(3)? Use the tool."
+    Reply(when="magic_function(3)", tool_calls=[{"name": "magic_function", "args": {"input": 3}}]),
+    # test_unicode_tool_call_integration: a customer named in Chinese, then in Japanese.
+    Reply(
+        when="customer named '你好啊集团'",
+        tool_calls=[
+            {
+                "name": "unicode_customer",
+                "args": {"customer_name": "你好啊集团", "description": "中国科技公司"},
+            }
+        ],
+    ),
+    Reply(
+        when="customer named 'こんにちは株式会社'",
+        tool_calls=[
+            {
+                "name": "unicode_customer",
+                "args": {"customer_name": "こんにちは株式会社", "description": "日本の会社"},
+            }
+        ],
+    ),
+    # test_json_mode: "Return the result as a JSON with 'setup' and 'punchline' keys."
+    Reply(
+        when="JSON with 'setup' and 'punchline' keys",
+        content={
+            "setup": "Why did the cat sit on the computer?",
+            "punchline": "To keep an eye on the mouse.",
+        },
+    ),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def sim_server() -> Iterator[SimulatedProvider]:
     """One simulator for the module; the model classes below read its address."""
-    with SimulatedProvider([SimModel(name=PRIMARY), SimModel(name=FALLBACK)], seed=0) as sim:
+    models = [SimModel(name=name, replies=SUITE_REPLIES) for name in (PRIMARY, FALLBACK)]
+    with SimulatedProvider(models, seed=0) as sim:
         _Sim.base_url = sim.base_url
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # v3 is beta in langchain-core
@@ -135,14 +136,12 @@ class _OnTheSimulator(ChatModelIntegrationTests):
         return True
 
 
-@adapted
 class TestRouterStandard(_OnTheSimulator):
     @property
     def chat_model_class(self) -> type[Any]:
         return SimRouter
 
 
-@adapted
 class TestDecoratedStandard(_OnTheSimulator):
     @property
     def chat_model_class(self) -> type[Any]:
