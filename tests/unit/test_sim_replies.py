@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 
 import pytest
 from langchain_core.exceptions import ModelRateLimitError
@@ -74,7 +73,7 @@ def test_a_reply_keeps_arguments_and_json_content_as_the_wire_text():
         ({"when": "x"}, ValueError),  # neither content nor tool calls
         ({"when": "x", "content": "a", "tool_calls": [{"name": "f"}]}, ValueError),
         ({"when": "x", "content": "a", "match": "glob"}, ValueError),
-        ({"when": "(", "content": "a", "match": "regex"}, re.error),
+        ({"when": "(", "content": "a", "match": "regex"}, ValueError),
         ({"when": "x", "tool_calls": [{"args": {}}]}, TypeError),
         ({"when": "x", "tool_calls": [{"name": "f", "args": [1]}]}, TypeError),
     ],
@@ -279,3 +278,50 @@ def test_an_agent_loop_over_a_recorded_call_ends_with_the_recorded_text():
     call = first.tool_calls[0]
     second = llm.invoke([HumanMessage("magic"), first, ToolMessage("5", tool_call_id=call["id"])])
     assert second.content == "magic_function(3) is 5." and not second.tool_calls
+
+
+# -- outside Python: sim serve --replies FILE -----------------------------------------------
+
+
+def test_serve_reads_replies_for_every_model_and_per_model(tmp_path):
+    from llm_routing.sim.serve import _models, _serve_parser
+
+    everyone = tmp_path / "all.json"
+    everyone.write_text(json.dumps([{"when": "hi", "content": "hello"}]), "utf-8")
+    per_model = tmp_path / "per.json"
+    per_model.write_text(
+        json.dumps(
+            {"sim-mini": [{"when": "f", "tool_calls": [{"name": "f", "args": {"a": "é"}}]}]}
+        ),
+        "utf-8",
+    )
+
+    def served(*argv: str) -> dict[str, SimModel]:
+        return {m.name: m for m in _models(_serve_parser().parse_args(list(argv)))}
+
+    assert {m.replies for m in served("--replies", str(everyone)).values()} == {
+        (Reply(when="hi", content="hello"),)
+    }
+    models = served("--replies", str(per_model))
+    assert models["sim-mini"].replies[0].calls == (ScriptedCall("f", '{"a": "é"}'),)
+    assert models["sim-standard"].replies == ()
+    assert {m.replies for m in served().values()} == {()}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"no-such-model": [{"when": "x", "content": "y"}]},
+        [{"when": "x"}],
+        [{"when": "x", "content": "y", "extra": 1}],
+        {"sim-mini": {"when": "x", "content": "y"}},
+        "just text",
+    ],
+)
+def test_serve_refuses_a_bad_replies_file_with_exit_code_2(tmp_path, capsys, document):
+    from llm_routing.sim.serve import serve_main
+
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps(document), "utf-8")
+    assert serve_main(["--port", "0", "--replies", str(path)]) == 2
+    assert "llm-routing sim serve:" in capsys.readouterr().err

@@ -18,9 +18,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Reply", "ScriptedCall", "last_user_text", "pick_reply"]
+__all__ = ["Reply", "ScriptedCall", "last_user_text", "load_replies", "pick_reply"]
 
 MatchMode = Literal["substring", "regex"]
 
@@ -99,7 +100,11 @@ class Reply:
         if not calls and self.content is None:
             raise ValueError("a Reply needs content= or tool_calls=")
         if self.match == "regex":
-            object.__setattr__(self, "_pattern", re.compile(self.when))
+            try:
+                pattern = re.compile(self.when)
+            except re.error as exc:
+                raise ValueError(f"Reply.when is not a valid regex ({exc}): {self.when!r}") from exc
+            object.__setattr__(self, "_pattern", pattern)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
@@ -171,3 +176,24 @@ def pick_reply(
         if reply.matches(text) and reply.allowed(names, tool_choice, after_tool):
             return reply
     return None
+
+
+def load_replies(source: str | Path | Any) -> dict[str | None, tuple[Reply, ...]]:
+    """Replies from their JSON form (a file path, or the decoded document), per model.
+
+    A list of reply objects (``{"when": ..., "content": ...}`` or ``"tool_calls"``) is for
+    every model: its key is ``None``. An object maps model names (or aliases) to such lists.
+    This is how ``sim serve --replies FILE`` configures a server outside Python.
+    """
+    data = json.loads(Path(source).read_text("utf-8")) if isinstance(source, str | Path) else source
+    if isinstance(data, list):
+        return {None: _replies_of(data, "the replies")}
+    if isinstance(data, Mapping):
+        return {str(name): _replies_of(items, f"replies[{name!r}]") for name, items in data.items()}
+    raise ValueError("replies must be a JSON list of replies, or an object of model -> list")
+
+
+def _replies_of(items: Any, where: str) -> tuple[Reply, ...]:
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise ValueError(f"{where} must be a list of reply objects, got {items!r}")
+    return tuple(Reply.from_dict(item) for item in items)

@@ -18,6 +18,7 @@ from types import FrameType
 from llm_routing.sim.faults import FaultPlan
 from llm_routing.sim.latency import Latency
 from llm_routing.sim.model import SimModel
+from llm_routing.sim.replies import load_replies
 from llm_routing.sim.server import SimulatedProvider, default_models
 
 __all__ = ["main", "serve_main"]
@@ -62,6 +63,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         metavar="MODEL=SPEC",
         help="inject faults, e.g. gpt-4o-mini=503:0.1,timeout:0.02 or sim-mini=500@3 (repeatable)",
     )
+    parser.add_argument(
+        "--replies",
+        default=None,
+        metavar="FILE",
+        help="recorded answers (JSON): a list of {when, content | tool_calls, match} for every "
+        "model, or an object of model -> list; the first reply whose 'when' is in the last "
+        "user message answers it (see llm_routing.sim.replies)",
+    )
     return parser
 
 
@@ -94,10 +103,16 @@ def _models(args: argparse.Namespace) -> list[SimModel]:
     unknown = sorted(set(plans) - known)
     if unknown:
         raise ValueError(f"--faults names unknown model(s) {unknown}; serving {sorted(known)}")
+    scripted = load_replies(args.replies) if args.replies is not None else {}
+    unknown = sorted(str(n) for n in set(scripted) - known - {None})
+    if unknown:
+        raise ValueError(f"--replies names unknown model(s) {unknown}; serving {sorted(known)}")
     out = []
     for m in models:
         plan = next((p for n, p in plans.items() if n == m.name or n in m.aliases), m.faults)
-        out.append(replace(m, latency=latency, faults=plan))
+        replies = (*m.replies, *scripted.get(None, ()))
+        replies += next((r for n, r in scripted.items() if n in (m.name, *m.aliases)), ())
+        out.append(replace(m, latency=latency, faults=plan, replies=replies))
     return out
 
 
