@@ -2,7 +2,7 @@
 
 Matched against the last user message, answered through the same admission, counting and
 framing as an invented answer; tested here in process (``compose``, ``SimChatModel``, the SSE
-frames). Over HTTP with ``ChatOpenAI``: tests/integration/test_sim_replies.py.
+frames). Over HTTP with ``ChatOpenAI``: tests/integration/test_sim_replies_http.py.
 """
 
 from __future__ import annotations
