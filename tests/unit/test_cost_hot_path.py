@@ -101,3 +101,45 @@ def test_the_hold_uses_the_model_tier_read_once_unless_the_call_names_one():
     assert _held(chat, {"service_tier": "flex"}) == flex
     assert _held(chat, {"service_tier": "auto"}) == standard  # auto: no tier yet
     assert _held(ChatOpenAI(model="gpt-5-mini", api_key="k"), {}) == standard
+
+
+# --------------------------------------------------------------------------- built by slots
+
+
+def test_slot_built_values_equal_the_dataclass_constructors():
+    from llm_routing.cost.pricing import Cost, _cost, _token_usage
+
+    usage = _token_usage(1, 2, 3, 4, 5, 6, "flex")
+    assert usage == TokenUsage(1, 2, 3, 4, 5, 6, "flex")
+    assert repr(usage) == repr(TokenUsage(1, 2, 3, 4, 5, 6, "flex"))
+    parts = (Decimal("0.1"), Decimal(0), None, Decimal("2E-7"), Decimal(0), None)
+    assert _cost(*parts) == Cost(*parts)
+    with pytest.raises(AttributeError):  # still frozen
+        usage.input = 9  # type: ignore[misc]
+
+
+def test_slot_built_record_equals_the_constructor_and_reads_a_utc_datetime():
+    import dataclasses
+    import pickle
+    from datetime import UTC, datetime
+
+    from llm_routing.cost.ledger import CostRecord, _Epoch, _record, raw_time
+    from llm_routing.cost.pricing import Cost
+
+    now = 1_750_000_000.123456
+    cost = Cost(Decimal("0.1"), Decimal(0), Decimal(0), Decimal("0.2"), Decimal(0), Decimal("0.3"))
+    values = ("p", "m", TokenUsage(1, 0, 0, 0, 2), cost, False, "ok", "r", None, ("t",), {"k": "v"})
+    fast = _record(_Epoch(now), *values, 0.5)
+    assert type(raw_time(fast)) is _Epoch  # nothing has read it yet
+    expected = CostRecord(datetime.fromtimestamp(now, UTC), *values, duration_s=0.5)
+    assert fast == expected and repr(fast) == repr(expected)
+    assert fast.time == datetime.fromtimestamp(now, UTC) and fast.time.tzinfo is UTC
+    assert type(raw_time(fast)) is datetime  # made once, then kept
+    assert pickle.loads(pickle.dumps(_record(_Epoch(now), *values, 0.5))) == expected
+    assert dataclasses.replace(_record(_Epoch(now), *values, 0.5), status="error") == (
+        dataclasses.replace(expected, status="error")
+    )
+    # A time given to the constructor is kept as it is.
+    assert CostRecord(now, *values).time == now  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.time = expected.time  # type: ignore[misc]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from llm_routing.cost import Cost, CostRecord, MemoryLedger, TokenUsage
 
 WHEN = datetime(2025, 6, 1, 13, 45, 7, 123456, tzinfo=UTC)
@@ -78,3 +81,16 @@ def test_max_records_zero_keeps_totals_only():
     ledger.add(record())
     assert ledger.records() == []
     assert ledger.summary()["calls"] == 1
+
+
+_EDGES = [0.0, 5e-7, -5e-7, 1.5e-6, 1.9999995, -1.9999995, 1e9 + 0.9999996, -0.9999999, 1.5]
+
+
+@given(st.floats(min_value=-2e9, max_value=4e9, allow_nan=False) | st.sampled_from(_EDGES))
+def test_epoch_micros_is_what_fromtimestamp_rounds_to(seconds):
+    from datetime import UTC, datetime, timedelta
+
+    from llm_routing.cost._compact import EPOCH, epoch_micros
+
+    when = datetime.fromtimestamp(seconds, UTC)
+    assert epoch_micros(seconds) == (when - EPOCH) // timedelta(microseconds=1)

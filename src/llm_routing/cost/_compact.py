@@ -18,13 +18,14 @@ packed row keeps the same facts, exactly, in about a third of that:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from llm_routing.cost.ledger import CostRecord
-from llm_routing.cost.pricing import Cost, TokenUsage
+from llm_routing.cost.ledger import CostRecord, _Epoch, raw_time
+from llm_routing.cost.pricing import _ZERO, Cost, TokenUsage
 
 __all__ = ["EPOCH", "HOUR", "Interned", "Row", "pack", "unpack"]
 
@@ -59,9 +60,10 @@ class Interned:
 
 
 def _cost_text(cost: Cost) -> str:
-    # One f-string, no call per part: this runs for every recorded call. An f-string shows a
-    # Decimal as str() does, and None is written as "".
-    i, c, w, o, r, t = (
+    # This runs for every recorded call. str() of a Decimal is its exact text (value and
+    # exponent); an f-string would go through Decimal.__format__, three times slower. The
+    # parts without tokens are the shared zero, written without a call.
+    parts = (
         cost.input,
         cost.cached_input,
         cost.cache_write,
@@ -69,10 +71,7 @@ def _cost_text(cost: Cost) -> str:
         cost.reasoning,
         cost.total,
     )
-    return (
-        f"{'' if i is None else i}|{'' if c is None else c}|{'' if w is None else w}|"
-        f"{'' if o is None else o}|{'' if r is None else r}|{'' if t is None else t}"
-    )
+    return "|".join(["0" if p is _ZERO else "" if p is None else str(p) for p in parts])
 
 
 def _metadata(metadata: Mapping[str, Any], interned: Interned) -> Any:
@@ -86,10 +85,33 @@ def _metadata(metadata: Mapping[str, Any], interned: Interned) -> Any:
     return metadata
 
 
+def epoch_micros(seconds: float) -> int:
+    """``(datetime.fromtimestamp(seconds, UTC) - EPOCH) // 1 µs``, without making the datetime.
+
+    The same arithmetic as CPython's ``fromtimestamp``: the fraction of the second is scaled
+    to microseconds and rounded half to even, then carried into the seconds when it rounds
+    to a whole second (or below zero). tests/unit/test_cost_records.py holds them equal.
+    """
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1.0
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1.0
+    return int(whole) * 1_000_000 + micros
+
+
 def pack(record: CostRecord, interned: Interned) -> Row:
     """``record`` as a compact row (see the module docstring)."""
-    when = record.time
-    time: int | datetime = (when - _EPOCH) // _MICROSECOND if when.tzinfo is UTC else when
+    when = raw_time(record)
+    time: int | datetime
+    if type(when) is _Epoch:  # the tracker's records: never made into a datetime
+        time = epoch_micros(when)
+    else:
+        assert isinstance(when, datetime)
+        time = (when - _EPOCH) // _MICROSECOND if when.tzinfo is UTC else when
     who = interned.get((record.provider, record.model, record.estimated, record.status))
     extra = None
     if (

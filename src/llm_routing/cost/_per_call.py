@@ -31,7 +31,7 @@ from llm_routing.cost._usage import (
     usage_of,
 )
 from llm_routing.cost.budget import Bucket, Budget, buckets_for
-from llm_routing.cost.ledger import CostRecord, Ledger, Reservation
+from llm_routing.cost.ledger import CostRecord, Ledger, Reservation, _Epoch, _record
 from llm_routing.cost.pricing import (
     Cost,
     TokenUsage,
@@ -54,30 +54,47 @@ __all__ = [
 
 logger = logging.getLogger("llm_routing.cost")
 
+_monotonic = time.monotonic
+
 
 class CallState:
-    """The tracker's per-call slot (``call.state``): who, when, what it holds."""
+    """The tracker's per-call slot (``call.state``): who, when, what it holds.
+
+    ``now`` is the call's start as the tracker's clock gave it (seconds since the epoch); the
+    UTC ``datetime`` (`started`) is made only when something reads it: a budget's periods, a
+    refusal's message, or whoever reads the record's ``time``.
+    """
 
     __slots__ = (
+        "_started",
         "card",
         "estimate",
         "input_tokens",
         "model",
+        "now",
         "output_reserve",
         "reservation",
-        "started",
         "t0",
     )
 
-    def __init__(self, model: ModelInfo, card: RateCard | None, started: datetime) -> None:
+    def __init__(self, model: ModelInfo, card: RateCard | None, now: float) -> None:
         self.model = model
         self.card = card  # the model's prices, prepared once (None: unpriced)
-        self.started = started
-        self.t0 = time.monotonic()
+        self.now = now
+        self._started: datetime | None = None
+        self.t0 = _monotonic()
         self.input_tokens: int | None = None
         self.output_reserve: int | None = None
         self.estimate: Decimal | None = None
         self.reservation: Reservation | None = None
+
+    @property
+    def started(self) -> datetime:
+        """When the call started, in UTC."""
+        started = self._started
+        if started is None:
+            started = self._started = datetime.fromtimestamp(self.now, UTC)
+        return started
 
 
 def worst_case(
@@ -94,21 +111,23 @@ def worst_case(
     free (it is then shown as ``llm_routing.estimated_cost_usd``); a plain priced call
     without budgets skips it.
     """
-    state = CallState(info, card, datetime.fromtimestamp(now, UTC))
+    state = CallState(info, card, now)
     buckets = buckets_for(budgets, state.started, call.config.get("tags") or ()) if budgets else []
     upstream = call.upstream.get("llm_routing.input_tokens")
-    if isinstance(upstream, int) and not isinstance(upstream, bool) and upstream >= 0:
+    if (
+        type(upstream) is int or (isinstance(upstream, int) and not isinstance(upstream, bool))
+    ) and upstream >= 0:
         state.input_tokens = upstream
     if card is None or not info.priced or not (buckets or state.input_tokens is not None):
         return state, buckets
     if state.input_tokens is None:
         state.input_tokens = count_input(call, info)
-    state.output_reserve = reserved_output(call, info, reserve_output)
+    kwargs = call.invocation_kwargs  # a merged dict, built once here
+    state.output_reserve = reserved_output(call, info, reserve_output, kwargs)
     # Held at the rates of the tier the call asks for: priority bills about 2x standard.
-    kwargs = call.invocation_kwargs
     tier = (
         info.service_tier  # the model's own, read once
-        if kwargs.get("service_tier") is None
+        if not kwargs or kwargs.get("service_tier") is None
         else requested_service_tier(call.model, kwargs)
     )
     state.estimate = card.estimate(state.input_tokens, state.output_reserve, tier)
@@ -161,25 +180,30 @@ def used_before_cancel(call: Call, state: CallState, partial: Any) -> tuple[Toke
 def record_of(
     call: Call, state: CallState, tokens: TokenUsage, cost: Cost, *, estimated: bool, status: str
 ) -> CostRecord:
-    """The record a call leaves: its tokens, its cost, and what its config says about it."""
+    """The record a call leaves: its tokens, its cost, and what its config says about it.
+
+    Its time is the call's start as the clock gave it, made a ``datetime`` only when read
+    (`cost.ledger._Time`), unless a budget needed the ``datetime`` already.
+    """
     info = state.model
     config = call.config
     run_id, parent = run_ids(config)
     tags = config.get("tags")
     metadata = config.get("metadata")
-    return CostRecord(
-        time=state.started,
-        provider=info.provider,
-        model=info.name,
-        tokens=tokens,
-        cost=cost,
-        estimated=estimated,
-        status=status,
-        run_id=run_id,
-        parent_run_id=parent,
-        tags=tuple(tags) if tags else (),
-        metadata=dict(metadata) if metadata else {},
-        duration_s=time.monotonic() - state.t0,
+    started = state._started
+    return _record(
+        _Epoch(state.now) if started is None else started,
+        info.provider,
+        info.name,
+        tokens,
+        cost,
+        estimated,
+        status,
+        run_id,
+        parent,
+        tuple(tags) if tags else (),
+        dict(metadata) if metadata else {},
+        _monotonic() - state.t0,
     )
 
 

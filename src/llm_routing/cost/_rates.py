@@ -24,6 +24,7 @@ from llm_routing.cost.pricing import (
     ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER,
     Cost,
     TokenUsage,
+    _cost,
 )
 
 __all__ = ["RateCard", "Rates"]
@@ -80,10 +81,12 @@ class Rates:
         if not (tokens.cached_input or tokens.cache_write or tokens.cache_write_1h) and not (
             tokens.reasoning
         ):  # the plain answer: input and output only; summed in price_tokens' order
+            # price_tokens sums 0 + each part in turn: exact additions of non-negative values,
+            # so the value is inputs + output and the exponent the least of theirs and 0's.
             plain = None
             if inputs is not None and output is not None:
-                plain = _ADD(_ADD(_ADD(_ADD(_ADD(_ZERO, inputs), _ZERO), _ZERO), output), _ZERO)
-            return Cost(inputs, _ZERO, _ZERO, output, _ZERO, plain)
+                plain = _ADD(_ADD(inputs, output), _ZERO)
+            return _cost(inputs, _ZERO, _ZERO, output, _ZERO, plain)
         cached = self._part(tokens.cached_input, self.cached_input)
         writes_5m = self._part(tokens.cache_write, self.cache_write)
         writes_1h = self._part(tokens.cache_write_1h, self.cache_write_1h)
@@ -93,7 +96,7 @@ class Rates:
         total: Decimal | None = _ZERO
         for value in parts:
             total = None if total is None or value is None else _ADD(total, value)
-        return Cost(*parts, total=total)
+        return _cost(inputs, cached, writes, output, reasoning, total)
 
     @staticmethod
     def _part(tokens: int, rate: Decimal | None) -> Decimal | None:

@@ -104,7 +104,10 @@ class ModelInfo:
 def usage_of(output: Any) -> Mapping[str, Any] | None:
     """The provider's usage on a message, or ``None`` when it reported none (or only zeros)."""
     usage = getattr(output, "usage_metadata", None)
-    if not isinstance(usage, Mapping) or not usage:
+    if type(usage) is dict:  # LangChain's usage_metadata: no ABC check
+        if not usage:
+            return None
+    elif not isinstance(usage, Mapping) or not usage:
         return None
     if not (usage.get("input_tokens") or usage.get("output_tokens")):
         return None
@@ -173,7 +176,7 @@ def run_ids(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     callbacks = config.get("callbacks")
     parent = (
         getattr(callbacks, "parent_run_id", None)
-        if isinstance(callbacks, BaseCallbackManager)
+        if callbacks is not None and isinstance(callbacks, BaseCallbackManager)
         else None
     )
     return (
@@ -215,6 +218,8 @@ def reserved_output(
     ``kwargs``: the call's invocation kwargs when the caller has them already.
     """
     upstream = call.upstream.get("llm_routing.reserved_output_tokens")
+    if type(upstream) is int and upstream > 0:  # the guard's, as it always sets it
+        return upstream
     if upstream is not None:
         found = positive_int(upstream)
         if found is not None:

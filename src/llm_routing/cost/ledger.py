@@ -21,8 +21,8 @@ import decimal
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +166,92 @@ class CostRecord:
             "tags": list(self.tags),
             "metadata": dict(self.metadata),
         }
+
+
+class _Epoch(float):
+    """A record's time as seconds since the epoch (UTC) until it is first read (`_Time`)."""
+
+    __slots__ = ()
+
+
+# The time slot itself, under `_Time` below; and the slots' setters for `_record`.
+_TIME_SLOT: Any = CostRecord.__dict__["time"]
+_RECORD_SLOTS: tuple[Any, ...] = tuple(
+    CostRecord.__dict__[f.name].__set__ for f in fields(CostRecord)
+)
+
+
+class _Time:
+    """`CostRecord.time`: the ``time`` slot, always read as a ``datetime``.
+
+    The tracker records every call, and most records are packed by the ledger and read
+    rarely or never, so it stores the call's start as it got it (an `_Epoch` float) and the
+    UTC ``datetime`` is made the first time ``time`` is read, then kept in the slot. Equality,
+    ``repr``, ``replace`` and pickling all read ``time``, so they see the ``datetime``; a
+    ``time=`` given to the constructor is kept as it is, as before.
+    """
+
+    def __get__(self, record: CostRecord | None, owner: type | None = None) -> Any:
+        if record is None:
+            return self
+        value = _TIME_SLOT.__get__(record, owner)
+        if type(value) is _Epoch:
+            value = datetime.fromtimestamp(value, UTC)
+            _TIME_SLOT.__set__(record, value)
+        return value
+
+    def __set__(self, record: CostRecord, value: Any) -> None:
+        _TIME_SLOT.__set__(record, value)  # the frozen class's __setattr__ still refuses users
+
+
+setattr(CostRecord, "time", _Time())  # noqa: B010 (mypy keeps reading the field as datetime)
+
+
+def raw_time(record: CostRecord) -> datetime | float:
+    """The time slot as stored: an `_Epoch` float while nobody has read ``record.time``."""
+    value: datetime | float = _TIME_SLOT.__get__(record, CostRecord)
+    return value
+
+
+def _record(
+    started: datetime | _Epoch,
+    provider: str,
+    model: str,
+    tokens: TokenUsage,
+    cost: Cost,
+    estimated: bool,
+    status: str,
+    run_id: str | None,
+    parent_run_id: str | None,
+    tags: tuple[str, ...],
+    metadata: Mapping[str, Any],
+    duration_s: float | None,
+) -> CostRecord:
+    """``CostRecord(...)`` with every field given, built through its slots (see `_Time`).
+
+    A frozen dataclass's constructor sets each of its 12 fields by name through
+    ``object.__setattr__`` (about 2 µs); the tracker builds one record per call. ``started``:
+    a ``datetime``, or an `_Epoch` (seconds since the epoch), read back as the UTC ``datetime``.
+    """
+    record = _NEW(CostRecord)
+    (s_time, s_provider, s_model, s_tokens, s_cost, s_est, s_status, s_run, s_parent, s_tags,
+     s_meta, s_duration) = _RECORD_SLOTS  # fmt: skip
+    s_time(record, started)
+    s_provider(record, provider)
+    s_model(record, model)
+    s_tokens(record, tokens)
+    s_cost(record, cost)
+    s_est(record, estimated)
+    s_status(record, status)
+    s_run(record, run_id)
+    s_parent(record, parent_run_id)
+    s_tags(record, tags)
+    s_meta(record, metadata)
+    s_duration(record, duration_s)
+    return record
+
+
+_NEW = object.__new__
 
 
 def _float(value: Decimal | None) -> float | None:

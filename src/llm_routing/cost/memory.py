@@ -273,7 +273,7 @@ class MemoryLedger(Ledger):
         if self.max_records != 0:
             self._records.append(row)
         micros, who, extra = row[0], row[1], row[5]
-        if isinstance(micros, int):  # a UTC time: counted in its cell, folded when read
+        if type(micros) is int:  # a UTC time: counted in its cell, folded when read
             if self._cells.count(who, micros, extra[2] if extra is not None else (), record):
                 self._fold()
         else:

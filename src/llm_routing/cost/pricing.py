@@ -158,6 +158,57 @@ class Cost:
         return details
 
 
+# Building a frozen dataclass runs ``object.__setattr__`` by name once per field (about 150 ns
+# each); the tracker builds a TokenUsage and a Cost for every call. These build the same
+# objects (same class, equal, every slot set) through the slots' own descriptors, less than
+# half the time. tests/unit/test_cost_hot_path.py holds them equal to the constructors.
+_NEW = object.__new__
+_TOKEN_SLOTS = tuple(TokenUsage.__dict__[f.name].__set__ for f in fields(TokenUsage))
+_COST_SLOTS = tuple(Cost.__dict__[f.name].__set__ for f in fields(Cost))
+
+
+def _token_usage(
+    input: int,
+    cached_input: int,
+    cache_write: int,
+    cache_write_1h: int,
+    output: int,
+    reasoning: int,
+    service_tier: str | None,
+) -> TokenUsage:
+    """``TokenUsage(...)`` for counts already checked, every field given (see above)."""
+    usage = _NEW(TokenUsage)
+    s_in, s_cached, s_write, s_write_1h, s_out, s_reasoning, s_tier = _TOKEN_SLOTS
+    s_in(usage, input)
+    s_cached(usage, cached_input)
+    s_write(usage, cache_write)
+    s_write_1h(usage, cache_write_1h)
+    s_out(usage, output)
+    s_reasoning(usage, reasoning)
+    s_tier(usage, service_tier)
+    return usage
+
+
+def _cost(
+    input: Decimal | None,
+    cached_input: Decimal | None,
+    cache_write: Decimal | None,
+    output: Decimal | None,
+    reasoning: Decimal | None,
+    total: Decimal | None,
+) -> Cost:
+    """``Cost(...)`` with every part given (see above)."""
+    cost = _NEW(Cost)
+    s_in, s_cached, s_write, s_out, s_reasoning, s_total = _COST_SLOTS
+    s_in(cost, input)
+    s_cached(cost, cached_input)
+    s_write(cost, cache_write)
+    s_out(cost, output)
+    s_reasoning(cost, reasoning)
+    s_total(cost, total)
+    return cost
+
+
 def _add(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     if a is None or b is None:
         return None
@@ -166,8 +217,12 @@ def _add(a: Decimal | None, b: Decimal | None) -> Decimal | None:
 
 # --------------------------------------------------------------------------- usage
 
+_NO_DETAILS: Mapping[str, Any] = {}  # read only
+
 
 def _count(value: Any, where: str) -> int:
+    if type(value) is int and value >= 0:  # nearly every count: no isinstance, no bool check
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
@@ -180,8 +235,8 @@ def _count(value: Any, where: str) -> int:
 def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = usage.get(key)
     if value is None:
-        return {}
-    if not isinstance(value, Mapping):
+        return _NO_DETAILS
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise TypeError(f"usage {key} must be a mapping such as {{'cache_read': 0}}, got {value!r}")
     return value
 
@@ -226,7 +281,7 @@ def parse_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> To
     ``service_tier`` (what the response said, see `service_tier_of`) wins over the keys: it
     also names tiers langchain-openai does not mark in the usage (``scale``, ``batch``).
     """
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):  # a plain dict: no ABC check
         raise TypeError(
             "usage must be a mapping shaped like AIMessage.usage_metadata "
             f"({{'input_tokens': …, 'output_tokens': …}}), got {type(usage).__name__}"
@@ -238,7 +293,7 @@ def parse_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> To
     if not inputs and not outputs:
         # No details (most providers' plain answers): every detail below would be 0. Read on
         # every priced call, so it skips the seven lookups that would say so.
-        return TokenUsage(input=prompt, output=completion, service_tier=service_tier)
+        return _token_usage(prompt, 0, 0, 0, completion, 0, service_tier)
     cache_read = _detail(inputs, "cache_read", "input_token_details")
     write_5m = _detail(inputs, "ephemeral_5m_input_tokens", "input_token_details", tiers=False)
     write_1h = _detail(inputs, "ephemeral_1h_input_tokens", "input_token_details", tiers=False)
@@ -250,15 +305,7 @@ def parse_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> To
     cached = cache_read + write_5m + write_1h
     regular_in = prompt - cached if cached <= prompt else prompt
     regular_out = completion - reasoning if reasoning <= completion else completion
-    return TokenUsage(
-        input=regular_in,
-        cached_input=cache_read,
-        cache_write=write_5m,
-        cache_write_1h=write_1h,
-        output=regular_out,
-        reasoning=reasoning,
-        service_tier=tier,
-    )
+    return _token_usage(regular_in, cache_read, write_5m, write_1h, regular_out, reasoning, tier)
 
 
 def service_tier_of(output: Any) -> str | None:
@@ -270,7 +317,10 @@ def service_tier_of(output: Any) -> str | None:
     nothing, which `price` reads as the standard tier, as providers bill it.
     """
     metadata = getattr(output, "response_metadata", None)
-    if not isinstance(metadata, Mapping):
+    if type(metadata) is dict:
+        if not metadata:  # most answers of most providers: nothing to read
+            return None
+    elif not isinstance(metadata, Mapping):
         return None
     tier = metadata.get("service_tier")
     if tier is None:
