@@ -196,7 +196,9 @@ class Admission(_Outcomes):
         backend = self._backend
         if not backend.in_process:
             return None
-        queue = self._queue(key)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queue(key)
         rid = self._prefix + str(next(self._ids))
         joined_at = backend.now()
         asked = False
@@ -209,7 +211,12 @@ class Admission(_Outcomes):
             if not decision.admit:
                 return None
             at = decision.at
-            return self._hold(Ticket(key, rid, request, at, at, at - joined_at, limits, model))
+            ticket = Ticket(key, rid, request, at, at, at - joined_at, limits, model)
+            leases = self._leases
+            if leases is not None and not backend.own(key, rid, ticket):  # `_hold`, inline
+                leases.add(rid, ticket)
+                ticket.renewed = True
+            return ticket
         except BaseException:
             if asked:  # interrupted once the backend may have reserved: give it back
                 backend.release(key, rid)

@@ -11,12 +11,14 @@ attributes it reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Literal
 
 from llm_routing._decorator import Call
 from llm_routing.errors import QuotaExceededError, RateLimitExhaustedError
+from llm_routing.schedule._steps import adrive, drive
 from llm_routing.schedule.admission import Ticket
 from llm_routing.schedule.attempt import Acquire, Apply, Backoff, Pending, Proceed, Step
 from llm_routing.schedule.clock import Clock
@@ -41,16 +43,69 @@ class _AttemptLoop(_Reactions):
         resolved = pending.resolved
         return self.admission.at_once(resolved.key, resolved.limits, pending.request, resolved.key)
 
-    def _attempts(self, call: Call, first: Ticket | None = None) -> Generator[Step, Any, Any]:
+    def _call(self, call: Call, proceed: Callable[[], Any]) -> Any:
+        """`RateScheduler.around`: admitted at once, the call runs without the step loop.
+
+        Most calls to a scheduler that is not at its limits are admitted at once and answer:
+        for them the generator, its runner and a step object per I/O would be most of the
+        scheduler's cost per call. The fast path does what the loop's first attempt does
+        (`_started`, then `_answered`), and anything else (no room now, a provider error to
+        react to) goes to the loop, which is still the only place that waits or retries.
+        """
+        pending: Pending = call.state
+        ticket = self._at_once(pending)
+        if ticket is None:
+            return drive(self._attempts(call), functools.partial(self._step, proceed))
+        self._started(call, pending, ticket)
+        try:
+            result = proceed()
+        except Exception as exc:
+            # Raised from this handler, as the loop raises from its own: the same context.
+            steps = self._attempts(call, failed=(ticket, exc))
+            return drive(steps, functools.partial(self._step, proceed))
+        except BaseException:
+            # Interrupted while the request was out: on_cancel settles the ticket.
+            self._answered(pending, ticket)
+            raise
+        self._answered(pending, ticket)
+        return result
+
+    async def _acall(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
+        """`RateScheduler.aaround`: the async `_call`, with the loop's async runner."""
+        pending: Pending = call.state
+        ticket = self._at_once(pending)
+        if ticket is None:
+            return await adrive(self._attempts(call), functools.partial(self._astep, proceed))
+        self._started(call, pending, ticket)
+        try:
+            result = await proceed()
+        except Exception as exc:
+            steps = self._attempts(call, failed=(ticket, exc))
+            return await adrive(steps, functools.partial(self._astep, proceed))
+        except BaseException:
+            self._answered(pending, ticket)
+            raise
+        self._answered(pending, ticket)
+        return result
+
+    def _attempts(
+        self,
+        call: Call,
+        first: Ticket | None = None,
+        failed: tuple[Ticket, Exception] | None = None,
+    ) -> Generator[Step, Any, Any]:
         """Acquire, call, and on a provider error give back, wait and retry, or raise.
 
         Written once for both colours: it yields what needs I/O (`Acquire`, `Proceed`,
         `Apply`, `Backoff`) and ``_step`` / ``_astep`` do it, the latter on the event loop
         with the backend's async twins. ``first`` is the first attempt's ticket when it was
-        admitted at once (`_at_once`).
+        admitted at once (`_at_once`); ``failed`` is a first attempt that was admitted at
+        once, sent and failed (`_call`'s fast path): the loop starts with its reaction.
         """
         pending: Pending = call.state
         key = pending.resolved.key
+        if failed is not None:
+            yield from self._recover(pending, *failed)
         while True:
             if first is not None:
                 ticket, first = first, None
@@ -67,17 +122,11 @@ class _AttemptLoop(_Reactions):
                     self._stats.add(key, "refused_quota")
                     self._refused_after(pending, deadline - left)
                     raise
-            self._admitted(pending, ticket)
-            self._annotate(call, pending)
+            self._started(call, pending, ticket)
             try:
                 result = yield Proceed()
             except Exception as exc:
-                failure = self._failed(pending, ticket, exc)
-                yield failure.effects
-                if failure.error is not None:
-                    raise failure.error  # noqa: B904 (its cause is set by _failed, or it is exc)
-                if failure.delay > 0:
-                    yield Backoff(failure.delay)
+                yield from self._recover(pending, ticket, exc)
                 continue
             except BaseException:
                 # Interrupted while the request was out: on_cancel settles the ticket.
@@ -85,6 +134,21 @@ class _AttemptLoop(_Reactions):
                 raise
             self._answered(pending, ticket)
             return result
+
+    def _recover(
+        self, pending: Pending, ticket: Ticket, exc: Exception
+    ) -> Generator[Step, Any, None]:
+        """A sent attempt failed: tell the backend, then raise, or return to retry.
+
+        Runs while ``exc`` is being handled (the loop's handler, or `_call`'s), so what it
+        raises has ``exc`` as its context, as when this was inline in the loop.
+        """
+        failure = self._failed(pending, ticket, exc)
+        yield failure.effects
+        if failure.error is not None:
+            raise failure.error
+        if failure.delay > 0:
+            yield Backoff(failure.delay)
 
     def _step(self, proceed: Callable[[], Any], step: Step) -> Any:
         """Do one step of `_attempts` in this thread."""
@@ -165,16 +229,20 @@ class _AttemptLoop(_Reactions):
         if pending.waiting is not None:
             pending.wait(max(0.0, self.admission.now() - start))
 
-    def _admitted(self, pending: Pending, ticket: Ticket) -> None:
+    def _started(self, call: Call, pending: Pending, ticket: Ticket) -> None:
+        """An attempt was admitted and is about to be sent: count it and say so downstream."""
         pending.attempts += 1
-        pending.wait(ticket.waited_s)
-        self._stats.waited(pending.resolved.key, ticket.waited_s)
+        waited = ticket.waited_s
+        pending.wait(waited)
+        key = pending.resolved.key
+        self._stats.waited(key, waited)
         if pending.retrying is not None:
-            self._stats.add(pending.resolved.key, pending.retrying)
+            self._stats.add(key, pending.retrying)
             pending.retrying = None
-
-    @staticmethod
-    def _annotate(call: Call, pending: Pending) -> None:
-        call.metadata["llm_routing.wait_s"] = round(pending.waited, 3)
-        call.metadata["llm_routing.attempt"] = pending.attempts
-        call.metadata["llm_routing.reserved_tokens"] = pending.request.tokens
+        total = pending.waited
+        metadata = call.metadata
+        # round() is the costly part and gives 0.0 to any wait under half a millisecond: an
+        # admission at once (the common case) skips it.
+        metadata["llm_routing.wait_s"] = 0.0 if 0.0 <= total < 0.0004 else round(total, 3)
+        metadata["llm_routing.attempt"] = pending.attempts
+        metadata["llm_routing.reserved_tokens"] = pending.request.tokens

@@ -82,19 +82,24 @@ class MemoryBackend(Backend):
     def try_acquire(self, key: str, limits: RateLimits, request: Request, rid: str) -> Decision:
         """Decide and reserve under the lock, reading the clock inside it (monotone per key)."""
         with self._lock:
-            state = self._state(key, limits)
+            state = self._states.get(key)
+            if state is None or limits.day == "calendar":
+                state = self._state(key, limits)
             now = self._clock.now()
-            self._expire(state, now)
-            decision = policy.decide(state, limits, now, request)
+            if now >= state.lease_next:
+                self._expire(state, now)
+            decision = policy._decide(state, limits, now, request, True)
             if decision.admit:
-                policy.admit(state, limits, decision.at, request, rid, lease_s=self.lease_s)
+                policy.admit(
+                    state, limits, decision.at, request, rid, lease_s=self.lease_s, decided=True
+                )
             return decision
 
     def own(self, key: str, rid: str, owner: object) -> bool:
         """Renew ``rid``'s lease for as long as ``owner`` lives (no renewal thread needed)."""
-        if self.lease_s is None:
-            return True
-        with self._lock:
+        if self.lease_s is not None:
+            # No lock: one dict store is atomic, and nothing reads ``rid``'s owner before its
+            # lease can run out (``lease_s`` from now), long after this returns.
             self._owners[rid] = weakref.ref(owner)
         return True
 

@@ -58,7 +58,8 @@ class _Outcomes:
         ``answered_at`` keeps the request counted from when its answer came (see
         `policy.settle`).
         """
-        self._end_lease(ticket)
+        if ticket.renewed:  # `_end_lease`, inline: once per call
+            self._end_lease(ticket)
         key, limits, rid = ticket.key, ticket.limits, ticket.rid
         self._backend.settle(key, limits, rid, input_tokens, output_tokens, answered_at=answered_at)
 

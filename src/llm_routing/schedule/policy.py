@@ -98,9 +98,14 @@ def _earliest_day(state: ModelState, limits: RateLimits, rpd: int, now: float) -
 def _decide(
     state: ModelState, limits: RateLimits, now: float, request: Request, concurrency: bool
 ) -> Decision:
-    too_large = _too_large(limits, request)
-    if too_large is not None:
-        return Decision(False, math.inf, too_large, NEVER_TOO_LARGE, False)
+    # The effective limits once (four properties read once, not twice each): per admission.
+    rpm, tpm, itpm, otpm = limits._effective
+    if (
+        (tpm is not None and request.tokens > tpm)
+        or (itpm is not None and request.input_tokens > itpm)
+        or (otpm is not None and request.output_tokens > otpm)
+    ):
+        return Decision(False, math.inf, _too_large(limits, request), NEVER_TOO_LARGE, False)
     now = observe(state, limits, now)
     window = limits.window_s
     log = state.log
@@ -115,7 +120,6 @@ def _decide(
             at, binding = when, "rpd"
     if state.cooldown_until > at:
         at, binding = state.cooldown_until, "cooldown"
-    rpm = limits.effective_rpm
     if rpm is not None:
         need = state.requests + synthetic_total["req"] + 1 - rpm
         if need > 0:
@@ -124,7 +128,6 @@ def _decide(
             )
             if when > at:
                 at, binding = when, "rpm"
-    tpm = limits.effective_tpm
     if tpm is not None:
         need = state.tokens + synthetic_total["tok"] + request.tokens - tpm
         if need > 0:
@@ -133,7 +136,6 @@ def _decide(
             )
             if when > at:
                 at, binding = when, "tpm"
-    itpm = limits.effective_itpm
     if itpm is not None:
         need = state.input_tokens + synthetic_total["inp"] + request.input_tokens - itpm
         if need > 0:
@@ -142,7 +144,6 @@ def _decide(
             )
             if when > at:
                 at, binding = when, "itpm"
-    otpm = limits.effective_otpm
     if otpm is not None:
         need = state.output_tokens + synthetic_total["out"] + request.output_tokens - otpm
         if need > 0:
@@ -154,11 +155,13 @@ def _decide(
     if limits.smoothing:
         if rpm is not None and state.pace_req > at:
             at, binding = state.pace_req, "pace_rpm"
-        if tpm is not None and limits.tpm is not None:
+        # A credit is never negative: a pace already behind ``at`` cannot bind, and its credit
+        # (a division per admission) is only worked out when it might.
+        if tpm is not None and limits.tpm is not None and state.pace_tok > at:
             when = state.pace_tok - _token_credit(limits.tpm, request.tokens, limits.window_s)
             if when > at:
                 at, binding = when, "pace_tpm"
-        if itpm is not None and limits.itpm is not None:
+        if itpm is not None and limits.itpm is not None and state.pace_inp > at:
             credit = _token_credit(limits.itpm, request.input_tokens, limits.window_s)
             when = state.pace_inp - credit
             if when > at:
@@ -192,22 +195,27 @@ def _token_credit(limit: int, cost: int, window_s: float) -> float:
     return PACE_TOKEN_CREDIT * max(0.0, max(1.0, rate) - cost) / rate
 
 
-def _record(state: ModelState, limits: RateLimits, now: float, request: Request) -> _Entry:
-    now = observe(state, limits, now)
-    in_day = limits.rpd is not None and limits.day == "rolling"
+def _record(
+    state: ModelState, limits: RateLimits, now: float, request: Request, decided: bool = False
+) -> _Entry:
+    if not decided:
+        now = observe(state, limits, now)
+    daily = limits.rpd is not None
+    in_day = daily and limits.day == "rolling"
     day_ends = -math.inf
-    if limits.rpd is not None and limits.day == "calendar":
+    if daily and limits.day == "calendar":
         if not now < state.cal_end:
             state.cal_end = day_end(state, limits, now)
             state.cal_requests = 0
         state.cal_requests += 1
         day_ends = state.cal_end
-    entry = _Entry(now, request.input_tokens, request.output_tokens, in_day, day_ends)
+    inp, out = request.input_tokens, request.output_tokens
+    entry = _Entry(now, inp, out, in_day, day_ends)
     state.log.append(entry)
     state.requests += 1
-    state.input_tokens += entry.inp
-    state.output_tokens += entry.out
-    state.tokens += entry.inp + entry.out
+    state.input_tokens += inp
+    state.output_tokens += out
+    state.tokens += inp + out
     if in_day:
         state.day_log.append(entry)
         state.day_requests += 1
@@ -217,7 +225,7 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
         synthetic = state.synthetic_total
         slow = state.pace_slow
         window = limits.window_s * slow
-        rpm = limits.effective_rpm
+        rpm, tpm, itpm, _ = limits._effective
         if rpm is not None and limits.rpm is not None:
             interval = window / max(1, rpm - synthetic["req"])
             # An admission a little late (a wake-up after its time) is paced from when it was
@@ -228,14 +236,12 @@ def _record(state: ModelState, limits: RateLimits, now: float, request: Request)
             late = now - state.pace_req
             start = state.pace_req if 0.0 < late <= catch_up else now
             state.pace_req = start + interval
-        tpm = limits.effective_tpm
         if tpm:
             share = max(1, tpm - synthetic["tok"])
-            state.pace_tok = max(state.pace_tok, now) + (entry.inp + entry.out) * window / share
-        itpm = limits.effective_itpm
+            state.pace_tok = max(state.pace_tok, now) + (inp + out) * window / share
         if itpm:
             share = max(1, itpm - synthetic["inp"])
-            state.pace_inp = max(state.pace_inp, now) + entry.inp * window / share
+            state.pace_inp = max(state.pace_inp, now) + inp * window / share
         state.pace_slow = max(1.0, slow * PACE_RECOVERY)
     return entry
 
@@ -267,20 +273,23 @@ def admit(
     rid: str | None,
     *,
     lease_s: float | None = None,
+    decided: bool = False,
 ) -> None:
     """Record the reservation of an admitted request; call right after ``decide`` said admit.
 
     ``rid=None`` records an anonymous admission that is never settled nor in flight: what a
     projection of the queue ahead uses. ``lease_s`` makes the in-flight slot a lease: freed
     by ``expire`` that long after now unless ``renew`` pushes it out (None: held until
-    settled or released).
+    settled or released). ``decided=True`` says ``now`` is the time ``decide`` just answered
+    for this state, with nothing in between: its pruning is then not repeated (the same
+    instant prunes nothing more), which saves a walk per admission on the hot path.
     """
     if rid is None:
-        _record(state, limits, now, request)
+        _record(state, limits, now, request, decided)
         return
     if rid in state.inflight:
         raise ValueError(f"request id {rid!r} is already in flight; use a fresh id per request")
-    entry = state.inflight[rid] = _record(state, limits, now, request)
+    entry = state.inflight[rid] = _record(state, limits, now, request, decided)
     if lease_s is not None:
         entry.lease = now + lease_s
         state.lease_next = min(state.lease_next, entry.lease)

@@ -10,7 +10,6 @@ provider error kind ``retry``'s, a call's steps and usage ``attempt``'s, the cou
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
@@ -24,7 +23,6 @@ from llm_routing import _facts
 from llm_routing._decorator import Call, Decorator
 from llm_routing._facts import PerModel, as_messages, explicit_max_tokens, output_estimate
 from llm_routing.catalog import Catalog
-from llm_routing.schedule._steps import adrive, drive
 from llm_routing.schedule.admission import Admission
 from llm_routing.schedule.attempt import (
     Pending,
@@ -241,8 +239,7 @@ class RateScheduler(_AttemptLoop, Decorator):
 
     def around(self, call: Call, proceed: Callable[[], _T]) -> _T:
         """Acquire capacity, call, and retry 429s and transient errors within ``max_wait``."""
-        steps = self._attempts(call, self._at_once(call.state))
-        result: _T = drive(steps, functools.partial(self._step, proceed))
+        result: _T = self._call(call, proceed)
         return result
 
     async def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> _T:
@@ -250,8 +247,7 @@ class RateScheduler(_AttemptLoop, Decorator):
 
         Every give-back, correction and cooldown goes through the backend's async twins.
         """
-        steps = self._attempts(call, self._at_once(call.state))
-        result: _T = await adrive(steps, functools.partial(self._astep, proceed))
+        result: _T = await self._acall(call, proceed)
         return result
 
     def after(self, call: Call, output: Any) -> None:

@@ -57,8 +57,14 @@ def settle(
     calls sharing one event loop) arrival can trail admission by seconds. Counting from the
     answer never under-counts what the provider saw.
     """
-    input_tokens = _check_tokens("input_tokens", input_tokens)
-    output_tokens = _check_tokens("output_tokens", output_tokens)
+    if not (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and input_tokens >= 0
+        and output_tokens >= 0
+    ):  # the common case (two plain ints >= 0) in one test, no call
+        input_tokens = _check_tokens("input_tokens", input_tokens)
+        output_tokens = _check_tokens("output_tokens", output_tokens)
     entry = state.inflight.pop(rid, None)
     if entry is None:
         return False

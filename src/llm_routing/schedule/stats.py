@@ -57,12 +57,14 @@ class SchedulerStats:
 
     def waited(self, key: str, seconds: float) -> None:
         """An admission of ``key`` after waiting ``seconds``."""
-        with self._lock:
+        with self._lock:  # once per admission: no call, no dict built unless the key is new
             self.counts["admitted"] += 1
             self.wait_count += 1
             self.wait_total += seconds
             self.waits.append(seconds)
-            entry = self.by_model.setdefault(key, {"admitted": 0, "rate_limit_errors": 0})
+            entry = self.by_model.get(key)
+            if entry is None:
+                entry = self.by_model[key] = {"admitted": 0, "rate_limit_errors": 0}
             entry["admitted"] += 1
             entry["wait_total_s"] = entry.get("wait_total_s", 0.0) + seconds
 
