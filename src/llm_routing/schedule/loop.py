@@ -3,7 +3,9 @@
 Acquire, call, and on a provider error give back, wait and retry, or raise: `_attempts`
 yields the steps that need I/O (`attempt.Acquire`, `Proceed`, `Apply`, `Backoff`) and
 ``_step`` does them in this thread, ``_astep`` on the event loop with the backend's async
-twins, so a fix to the loop lands in both colours. What a failure means is ``retry``'s (a
+twins, so a fix to the loop lands in both colours. A call admitted at once that answers
+(most calls) never enters the loop: `_call` / `_acall` send it directly and hand anything
+else (a wait, a failure to react to) to the loop. What a failure means is ``retry``'s (a
 base of this mixin); the hooks that start the loop are `scheduler.RateScheduler`'s, whose
 attributes it reads.
 """
