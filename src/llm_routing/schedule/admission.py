@@ -182,12 +182,8 @@ class Admission(_Outcomes):
 
         For a caller that then queues with `acquire` on ``None`` (which asks once more); it
         takes the caller's arguments as checked (the scheduler builds them itself).
-        """
-        return self._at_once(key, limits, request, model)
 
-    def _at_once(self, key: str, limits: RateLimits, request: Request, model: str) -> Ticket | None:
-        """Nobody queued on ``key`` of an in-process backend: ask it at once, joining nothing.
-
+        Nobody queued on ``key`` of an in-process backend: ask it at once, joining nothing.
         The path of most calls to a scheduler that is not at its limits, so it skips the
         waiter and the loop. Asked under the lock, so nobody can join ahead meanwhile (an
         in-process backend does no I/O and calls no listener from ``try_acquire``). None:
@@ -200,7 +196,9 @@ class Admission(_Outcomes):
         if queue is None:
             queue = self._queue(key)
         rid = self._prefix + str(next(self._ids))
-        joined_at = backend.now()
+        # The backend's time: an in-process backend reads the clock this Admission was
+        # checked to share (``__init__``), so it is read here without the backend's call.
+        joined_at = self._clock.now()
         asked = False
         try:
             with self._lock:
@@ -221,6 +219,8 @@ class Admission(_Outcomes):
             if asked:  # interrupted once the backend may have reserved: give it back
                 backend.release(key, rid)
             raise
+
+    _at_once = at_once  # `acquire`'s first ask: the same path, one call less on the scheduler's
 
     def _do(self, op: _Op) -> Decision | None:
         """Run one step's I/O in this thread."""

@@ -47,16 +47,33 @@ def first_line(error: BaseException) -> str:
 class Resolved:
     """A model's spec, scheduling key and limits, looked up once per model object."""
 
-    __slots__ = ("key", "limits", "model", "model_max_tokens", "spec", "tokens_counted")
+    __slots__ = (
+        "key",
+        "limits",
+        "model",
+        "model_max_tokens",
+        "output_estimate",
+        "spec",
+        "tokens_counted",
+    )
 
     def __init__(
-        self, model: Any, spec: ModelSpec, key: str, limits: RateLimits, max_tokens: int | None
+        self,
+        model: Any,
+        spec: ModelSpec,
+        key: str,
+        limits: RateLimits,
+        max_tokens: int | None,
+        output_estimate: int,
     ) -> None:
         self.model = model  # held so the id() key cannot be reused while cached
         self.spec = spec
         self.key = key
         self.limits = limits
         self.model_max_tokens = max_tokens
+        # What a call that sends no max_tokens reserves: a fact of the model (and of the
+        # scheduler's reserve_output), not of the call, so it is worked out once here.
+        self.output_estimate = output_estimate
         # Per provider, not per call: read at every settle.
         self.tokens_counted = enforcement_for(spec.provider).tokens_counted
 

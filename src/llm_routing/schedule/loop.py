@@ -43,7 +43,8 @@ class _AttemptLoop(_Reactions):
         its arguments, the runner's round trip) is skipped. ``None`` queues as usual.
         """
         resolved = pending.resolved
-        return self.admission.at_once(resolved.key, resolved.limits, pending.request, resolved.key)
+        key = resolved.key
+        return self.admission.at_once(key, resolved.limits, pending.request, key)
 
     def _call(self, call: Call, proceed: Callable[[], Any]) -> Any:
         """`RateScheduler.around`: admitted at once, the call runs without the step loop.

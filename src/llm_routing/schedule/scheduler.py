@@ -11,7 +11,7 @@ provider error kind ``retry``'s, a call's steps and usage ``attempt``'s, the cou
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
@@ -21,7 +21,13 @@ from tenacity import Retrying, wait_exponential_jitter
 
 from llm_routing import _facts
 from llm_routing._decorator import Call, Decorator
-from llm_routing._facts import PerModel, as_messages, explicit_max_tokens, output_estimate
+from llm_routing._facts import (
+    PerModel,
+    as_messages,
+    call_max_tokens,
+    explicit_max_tokens,
+    output_estimate,
+)
 from llm_routing.catalog import Catalog
 from llm_routing.schedule.admission import Admission
 from llm_routing.schedule.attempt import (
@@ -29,6 +35,8 @@ from llm_routing.schedule.attempt import (
     Resolved,
     broken,
     finished,
+    response_headers,
+    usage,
 )
 from llm_routing.schedule.backend import Backend
 from llm_routing.schedule.clock import Clock, SystemClock
@@ -201,9 +209,9 @@ class RateScheduler(_AttemptLoop, Decorator):
             fingerprint = api_key_fingerprint(model)
             if fingerprint is not None:
                 schedule_key = f"{schedule_key}@{fingerprint}"
-        return Resolved(
-            model, spec, schedule_key, self._limits.for_spec(spec), explicit_max_tokens({}, model)
-        )
+        limits = self._limits.for_spec(spec)
+        estimate = output_estimate(spec, _NO_KWARGS, None, self.reserve_output)
+        return Resolved(model, spec, schedule_key, limits, explicit_max_tokens({}, model), estimate)
 
     def _pending(self, call: Call, resolved: Resolved) -> Pending:
         kwargs = call.invocation_kwargs
@@ -220,12 +228,17 @@ class RateScheduler(_AttemptLoop, Decorator):
         """The output a call's admission charges, and whether the call sends it as ``max_tokens``.
 
         `_facts.output_estimate`'s rule, so the three decorators agree; a sent ``max_tokens``
-        is flagged because settlement then never charges less (see ``attempt.usage``).
+        is flagged because settlement then never charges less (see ``attempt.usage``). The
+        model's own cap and the default estimate are per-model facts, read from ``resolved``
+        (what `explicit_max_tokens` and `output_estimate` answer for the model, cached); only
+        the call's kwargs are read per call.
         """
-        found = explicit_max_tokens(kwargs, resolved.model)
+        found = call_max_tokens(kwargs) if kwargs else None
+        if found is None:
+            found = resolved.model_max_tokens
         if found is not None:
             return found, True
-        return output_estimate(resolved.spec, _NO_KWARGS, None, self.reserve_output), False
+        return resolved.output_estimate, False
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -242,22 +255,37 @@ class RateScheduler(_AttemptLoop, Decorator):
         result: _T = self._call(call, proceed)
         return result
 
-    async def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> _T:
+    def aaround(self, call: Call, proceed: Callable[[], Awaitable[_T]]) -> Coroutine[Any, Any, _T]:
         """Async `around`: waits on the event loop, never blocking it.
 
         Every give-back, correction and cooldown goes through the backend's async twins.
+        `_acall`'s coroutine is the hook's own (no second coroutine per call to await it).
         """
-        result: _T = await self._acall(call, proceed)
+        result: Coroutine[Any, Any, _T] = self._acall(call, proceed)
         return result
 
     def after(self, call: Call, output: Any) -> None:
         """Settle the reservation with the real usage, and learn from rate-limit headers."""
-        effects = finished(call.state, output)
-        if effects is not None:
-            self._apply(effects)
+        pending: Pending = call.state
+        ticket = pending.ticket
+        if ticket is None:
+            return
+        if response_headers(output) is not None:
+            effects = finished(pending, output)
+            if effects is not None:
+                self._apply(effects)
+            return
+        # No headers (most answers): `finished`'s settlement without its `Apply`, whose only
+        # effect then is this settle.
+        pending.ticket = None
+        input_tokens, output_tokens = usage(pending, output)
+        self.admission.settle(ticket, input_tokens, output_tokens, answered_at=pending.answered_at)
 
     async def aafter(self, call: Call, output: Any) -> None:
-        """Async `after`."""
+        """Async `after`; an in-process backend does no I/O, so it is `after` itself."""
+        if self.admission.backend.in_process:
+            self.after(call, output)
+            return
         effects = finished(call.state, output)
         if effects is not None:
             await self._aapply(effects)
