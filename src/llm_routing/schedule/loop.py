@@ -236,7 +236,9 @@ class _AttemptLoop(_Reactions):
         """An attempt was admitted and is about to be sent: count it and say so downstream."""
         pending.attempts += 1
         waited = ticket.waited_s
-        pending.wait(waited)
+        pending.waited += waited  # `Pending.wait`, inline: once per attempt
+        if pending.waiting is not None:
+            pending.waiting.add(waited)
         key = pending.resolved.key
         self._stats.waited(key, waited)
         if pending.retrying is not None:

@@ -247,7 +247,8 @@ class RateScheduler(_AttemptLoop, Decorator):
         resolved = self._resolve(call.model)
         if self._limits.check_unmatched:  # a limits key no model matched: say so once
             self._limits.warn_unmatched(resolved.spec)
-        self._check_quota(resolved.key)
+        if self._quota_until:  # a spent quota is rare: no call per call for the check
+            self._check_quota(resolved.key)
         call.state = self._pending(call, resolved)
 
     def around(self, call: Call, proceed: Callable[[], _T]) -> _T:
