@@ -39,6 +39,9 @@ from llm_routing.schedule.clock import Clock
 
 __all__ = ["MemoryLedger"]
 
+_PENDING_KEPT = 64
+"""Records charged but not yet packed (`MemoryLedger._flush`): at most this many."""
+
 
 class _Hold:
     """An open hold in memory: what it holds, where, and until when unless renewed."""
@@ -111,9 +114,11 @@ class MemoryLedger(Ledger):
         self._by_status: dict[str, int] = {}
         self._cells = Cells()
         self._refused = 0
+        self._pending: list[CostRecord] = []  # charged, not yet packed nor counted
 
     def __repr__(self) -> str:
         with self._lock:
+            self._flush()
             self._fold()
             calls = self._total.calls
         return f"MemoryLedger(calls={calls}, max_records={self.max_records})"
@@ -269,16 +274,36 @@ class MemoryLedger(Ledger):
             after = _CONTEXT.add(before, amount)
             self._spent[bucket.key] = after
             changes.append(BucketChange(bucket, before, after))
-        row = pack(record, self._interned)
-        if self.max_records != 0:
-            self._records.append(row)
-        micros, who, extra = row[0], row[1], row[5]
-        if type(micros) is int:  # a UTC time: counted in its cell, folded when read
-            if self._cells.count(who, micros, extra[2] if extra is not None else (), record):
-                self._fold()
-        else:
-            self._count(record.key, record.tags, record.time, record.status, [record])
+        pending = self._pending
+        pending.append(record)
+        if len(pending) >= _PENDING_KEPT:
+            self._flush()
         return changes
+
+    def _flush(self) -> None:
+        """Pack the pending records and count them in their cells (lock held).
+
+        A call's money (its buckets' spend) is charged at once; its record is packed and
+        counted here, a batch at a time, and before anything reads records or totals. One loop
+        over a batch runs the same code as one call per record, on a warm cache: in a
+        decorated call, between a model's callbacks, the same work takes twice as long.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        interned, keep, cells = self._interned, self.max_records != 0, self._cells
+        append = self._records.append
+        for record in pending:
+            row = pack(record, interned)
+            if keep:
+                append(row)
+            micros, who, extra = row[0], row[1], row[5]
+            if type(micros) is int:  # a UTC time: counted in its cell, folded when read
+                if cells.count(who, micros, extra[2] if extra is not None else (), record):
+                    self._fold()
+            else:
+                self._count(record.key, record.tags, record.time, record.status, [record])
 
     def _fold(self) -> None:
         """Add the cells' calls to the summary's groups (lock held)."""
@@ -320,6 +345,7 @@ class MemoryLedger(Ledger):
     def records(self) -> list[CostRecord]:
         """The kept records, oldest first (a copy)."""
         with self._lock:
+            self._flush()
             rows = list(self._records)
         return [unpack(row) for row in rows]
 
@@ -334,6 +360,7 @@ class MemoryLedger(Ledger):
         """
         with self._lock:
             dropped = self._expire()
+            self._flush()
             self._fold()
             total = self._total.as_dict()
             reserved = _ZERO
