@@ -178,7 +178,7 @@ def used_before_cancel(call: Call, state: CallState, partial: Any) -> tuple[Toke
 
 
 def record_of(
-    call: Call, state: CallState, tokens: TokenUsage, cost: Cost, *, estimated: bool, status: str
+    call: Call, state: CallState, tokens: TokenUsage, cost: Cost, estimated: bool, status: str
 ) -> CostRecord:
     """The record a call leaves: its tokens, its cost, and what its config says about it.
 
@@ -187,7 +187,12 @@ def record_of(
     """
     info = state.model
     config = call.config
-    run_id, parent = run_ids(config)
+    # Most calls have neither a run id nor callbacks in their config: run_ids only if so.
+    run_id, parent = (
+        run_ids(config)
+        if config.get("run_id") is not None or config.get("callbacks") is not None
+        else (None, None)
+    )
     tags = config.get("tags")
     metadata = config.get("metadata")
     started = state._started

@@ -145,7 +145,10 @@ class RateCard:
 
     def price(self, tokens: TokenUsage) -> Cost:
         """``price(tokens, spec)``: billed at the tier the tokens say served them."""
-        rates = self.rates(tokens.service_tier, tokens.prompt_tokens)
+        tier = tokens.service_tier
+        if tier is None and self._standard is not None:  # most calls: `rates` without a call
+            return self._standard.cost(tokens)
+        rates = self.rates(tier, tokens.prompt_tokens)
         if rates is None:
             return Cost.unknown() if tokens.total_tokens else Cost.zero()
         return rates.cost(tokens)

@@ -309,8 +309,8 @@ class CostTracker(Reporting, Decorator):
         if not isinstance(state, CallState):
             return None
         tokens, estimated = used_by_answer(call, state, output)
-        booking = self._settled(call, state, tokens, estimated=estimated, status="ok")
-        total = booking[1].cost.total if booking[1] is not None else None
+        booking = self._settled(call, state, tokens, estimated, "ok")
+        total = booking[1].cost.total
         if total is not None:
             call.metadata["llm_routing.cost_usd"] = float(total)
         return booking
@@ -322,7 +322,7 @@ class CostTracker(Reporting, Decorator):
         tokens, estimated = used_before_error(call, state, error)
         if tokens is None:
             return self._released(call, state)
-        return self._settled(call, state, tokens, estimated=estimated, status="error")
+        return self._settled(call, state, tokens, estimated, "error")
 
     def _cancelled(self, call: Call, partial: Any) -> _Booking | None:
         state = call.state
@@ -331,7 +331,7 @@ class CostTracker(Reporting, Decorator):
         if partial is None:
             return self._released(call, state)
         tokens, estimated = used_before_cancel(call, state, partial)
-        return self._settled(call, state, tokens, estimated=estimated, status="cancelled")
+        return self._settled(call, state, tokens, estimated, "cancelled")
 
     def _released(self, call: Call, state: CallState) -> _Booking | None:
         reservation, state.reservation = state.reservation, None
@@ -339,8 +339,8 @@ class CostTracker(Reporting, Decorator):
         return None if reservation is None else (reservation, None)
 
     def _settled(
-        self, call: Call, state: CallState, tokens: TokenUsage, *, estimated: bool, status: str
-    ) -> _Booking:
+        self, call: Call, state: CallState, tokens: TokenUsage, estimated: bool, status: str
+    ) -> tuple[Reservation | None, CostRecord]:
         info = state.model
         cost = state.card.price(tokens) if state.card is not None else unknown_cost(tokens)
         if cost.total is None and info.priced:
@@ -350,7 +350,7 @@ class CostTracker(Reporting, Decorator):
                 f"llm_routing: {info.key} used tokens whose price is unknown ({missing}); that "
                 "call is recorded with an unknown cost. Add the missing price to its spec.",
             )
-        record = record_of(call, state, tokens, cost, estimated=estimated, status=status)
+        record = record_of(call, state, tokens, cost, estimated, status)
         reservation, state.reservation = state.reservation, None
         call.state = None
         return reservation, record
