@@ -220,7 +220,7 @@ class RateScheduler(_AttemptLoop, Decorator):
             tools = kwargs.get("tools") or None
             tokens = count_tokens(as_messages(call.input), resolved.spec, tools=tools)
         reserved, explicit = self._reserved(resolved, kwargs)
-        pending = Pending(resolved, Request(input_tokens=tokens, output_tokens=reserved))
+        pending = Pending(resolved, Request(tokens, reserved))
         pending.explicit_max_tokens = explicit
         return pending
 
