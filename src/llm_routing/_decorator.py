@@ -20,7 +20,13 @@ from langchain_core.runnables.utils import Input, Output
 if TYPE_CHECKING:
     from llm_routing._decorated import Decorated
 
-__all__ = ["Call", "Decorated", "Decorator", "DecoratorStack"]  # Decorated: from _decorated
+__all__ = [
+    "Call",
+    "Decorated",
+    "Decorator",
+    "DecoratorStack",
+    "Ensured",
+]  # Decorated: from _decorated
 
 _T = TypeVar("_T")
 
@@ -34,6 +40,16 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
+
+
+class Ensured(dict):  # type: ignore[type-arg]
+    """A config its caller ran through ``ensure_config`` in this same call (a router's turn).
+
+    Only the exact type counts: a copy (``dict.copy``) is a plain dict again, so a config that
+    anyone patched after ensuring it is ensured anew.
+    """
+
+    __slots__ = ()
 
 
 class Call:

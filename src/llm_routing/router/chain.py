@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig, ensure_config
 
+from llm_routing._decorator import Ensured
 from llm_routing._waiting import Waiting, current, swap
 from llm_routing.errors import (
     FALLBACK_ERRORS,
@@ -104,7 +105,9 @@ class Chain:
     def __init__(self, router: Router, config: RunnableConfig | None, *, stream: bool) -> None:
         self._router = router
         self.stream = stream
-        self.config = _with_handler(ensure_config(config), router.settings.get("langfuse"))
+        ensured = _with_handler(ensure_config(config), router.settings.get("langfuse"))
+        # Marked, so the primary's decorated model does not ensure it again.
+        self.config = cast("RunnableConfig", Ensured(ensured))
         self.attempts: list[Attempt] = []
         self._position = 0
         self.waiting: Waiting = current() or Waiting()
