@@ -11,7 +11,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultPlan"]
 
@@ -44,20 +44,7 @@ FaultKind = Literal[
 #: response. ``drop``: start the response, then cut the connection after ``drop_after`` chunks.
 #: ``malformed``: a 200 whose JSON (or the SSE frame after ``drop_after``, ending the stream) is
 #: cut short.
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "429",
-    "quota",
-    "spend_limit",
-    "daily_quota",
-    "500",
-    "502",
-    "503",
-    "529",
-    "timeout",
-    "reset",
-    "drop",
-    "malformed",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 
 def _kind(value: object, where: str) -> FaultKind:
