@@ -196,9 +196,6 @@ class Admission(_Outcomes):
         if queue is None:
             queue = self._queue(key)
         rid = self._prefix + str(next(self._ids))
-        # The backend's time: an in-process backend reads the clock this Admission was
-        # checked to share (``__init__``), so it is read here without the backend's call.
-        joined_at = self._clock.now()
         asked = False
         try:
             with self._lock:
@@ -209,7 +206,9 @@ class Admission(_Outcomes):
             if not decision.admit:
                 return None
             at = decision.at
-            ticket = Ticket(key, rid, request, at, at, at - joined_at, limits, model)
+            # Admitted at its first ask, with nobody ahead: it waited for nothing (what is
+            # between joining and ``at`` is this call's own work), so no clock is read for it.
+            ticket = Ticket(key, rid, request, at, at, 0.0, limits, model)
             leases = self._leases
             if leases is not None and not backend.own(key, rid, ticket):  # `_hold`, inline
                 leases.add(rid, ticket)

@@ -214,10 +214,11 @@ class _AttemptLoop(_Reactions):
         # its edge and counting from admission is exact; a burst reaches it seconds after its
         # admission, and counting from the answer is what keeps its window's edge safe.
         count_from = self.count_from
-        if count_from == "auto":
-            count_from = "admission" if pending.resolved.limits.smoothing else "response"
-        if count_from == "response":
-            pending.answered_at = self.admission.now()
+        if count_from == "admission" or (
+            count_from == "auto" and pending.resolved.limits.smoothing
+        ):
+            return
+        pending.answered_at = self.admission.now()
 
     def _refused(self, key: str, exc: RateLimitExhaustedError) -> None:
         too_large = "larger than the limit" in exc.reason
@@ -234,13 +235,16 @@ class _AttemptLoop(_Reactions):
 
     def _started(self, call: Call, pending: Pending, ticket: Ticket) -> None:
         """An attempt was admitted and is about to be sent: count it and say so downstream."""
-        pending.attempts += 1
+        attempts = pending.attempts = pending.attempts + 1
         waited = ticket.waited_s
-        pending.waited += waited  # `Pending.wait`, inline: once per attempt
-        if pending.waiting is not None:
-            pending.waiting.add(waited)
         key = pending.resolved.key
-        self._stats.waited(key, waited)
+        if waited:
+            pending.waited += waited  # `Pending.wait`, inline: once per attempt
+            if pending.waiting is not None:
+                pending.waiting.add(waited)
+            self._stats.waited(key, waited)
+        else:  # admitted at once (the common case): nothing to add, a counter without a lock
+            self._stats.at_once(key)
         if pending.retrying is not None:
             self._stats.add(key, pending.retrying)
             pending.retrying = None
@@ -249,5 +253,5 @@ class _AttemptLoop(_Reactions):
         # round() is the costly part and gives 0.0 to any wait under half a millisecond: an
         # admission at once (the common case) skips it.
         metadata["llm_routing.wait_s"] = 0.0 if 0.0 <= total < 0.0004 else round(total, 3)
-        metadata["llm_routing.attempt"] = pending.attempts
+        metadata["llm_routing.attempt"] = attempts
         metadata["llm_routing.reserved_tokens"] = pending.request.tokens

@@ -226,23 +226,35 @@ def _record(
         slow = state.pace_slow
         window = limits.window_s * slow
         rpm, tpm, itpm, _ = limits._effective
+        # Comparisons, not ``max()``: the same values (ints and finite floats), without a
+        # call each; the Lua script keeps the ``math.max`` form.
         if rpm is not None and limits.rpm is not None:
-            interval = window / max(1, rpm - synthetic["req"])
+            share = rpm - synthetic["req"]
+            interval = window / (share if share > 1 else 1)
             # An admission a little late (a wake-up after its time) is paced from when it was
             # due, not from when it ran, or every late wake-up would be lost for good: up to
             # the slack our margin leaves within one second of the provider's exact spacing.
             exact = limits.window_s / limits.rpm
-            catch_up = max(0.0, interval - exact) * max(1.0, 1.0 / exact)
-            late = now - state.pace_req
-            start = state.pace_req if 0.0 < late <= catch_up else now
-            state.pace_req = start + interval
+            slack = interval - exact
+            per_second = 1.0 / exact
+            catch_up = (slack if slack > 0.0 else 0.0) * (per_second if per_second > 1.0 else 1.0)
+            pace_req = state.pace_req
+            late = now - pace_req
+            state.pace_req = (pace_req if 0.0 < late <= catch_up else now) + interval
         if tpm:
-            share = max(1, tpm - synthetic["tok"])
-            state.pace_tok = max(state.pace_tok, now) + (inp + out) * window / share
+            share = tpm - synthetic["tok"]
+            pace = state.pace_tok
+            state.pace_tok = (pace if pace > now else now) + (inp + out) * window / (
+                share if share > 1 else 1
+            )
         if itpm:
-            share = max(1, itpm - synthetic["inp"])
-            state.pace_inp = max(state.pace_inp, now) + inp * window / share
-        state.pace_slow = max(1.0, slow * PACE_RECOVERY)
+            share = itpm - synthetic["inp"]
+            pace = state.pace_inp
+            state.pace_inp = (pace if pace > now else now) + inp * window / (
+                share if share > 1 else 1
+            )
+        slow *= PACE_RECOVERY
+        state.pace_slow = slow if slow > 1.0 else 1.0
     return entry
 
 
