@@ -90,9 +90,7 @@ class MemoryBackend(Backend):
                 self._expire(state, now)
             decision = policy._decide(state, limits, now, request, True)
             if decision.admit:
-                policy.admit(
-                    state, limits, decision.at, request, rid, lease_s=self.lease_s, decided=True
-                )
+                policy._admit(state, limits, decision.at, request, rid, self.lease_s, True)
             return decision
 
     def own(self, key: str, rid: str, owner: object) -> bool:

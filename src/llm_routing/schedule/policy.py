@@ -296,6 +296,19 @@ def admit(
     for this state, with nothing in between: its pruning is then not repeated (the same
     instant prunes nothing more), which saves a walk per admission on the hot path.
     """
+    _admit(state, limits, now, request, rid, lease_s, decided)
+
+
+def _admit(
+    state: ModelState,
+    limits: RateLimits,
+    now: float,
+    request: Request,
+    rid: str | None,
+    lease_s: float | None,
+    decided: bool,
+) -> None:
+    """`admit` with positional arguments: what a backend's admission calls, once per call."""
     if rid is None:
         _record(state, limits, now, request, decided)
         return
@@ -303,8 +316,9 @@ def admit(
         raise ValueError(f"request id {rid!r} is already in flight; use a fresh id per request")
     entry = state.inflight[rid] = _record(state, limits, now, request, decided)
     if lease_s is not None:
-        entry.lease = now + lease_s
-        state.lease_next = min(state.lease_next, entry.lease)
+        lease = entry.lease = now + lease_s
+        if lease < state.lease_next:  # ``min``, without its call
+            state.lease_next = lease
     projection = state.projection
     if projection is not None and not projection.admitted(request, rid):
         state.projection = None

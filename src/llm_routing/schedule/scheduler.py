@@ -271,7 +271,11 @@ class RateScheduler(_AttemptLoop, Decorator):
         ticket = pending.ticket
         if ticket is None:
             return
-        if response_headers(output) is not None:
+        metadata = getattr(output, "response_metadata", None)
+        # A plain dict without "headers" (most answers) needs no `response_headers` call.
+        if not (type(metadata) is dict and "headers" not in metadata) and (
+            response_headers(output) is not None
+        ):
             effects = finished(pending, output)
             if effects is not None:
                 self._apply(effects)
