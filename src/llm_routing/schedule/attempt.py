@@ -100,7 +100,9 @@ class Pending:
         "waiting",
     )
 
-    def __init__(self, resolved: Resolved, request: Request) -> None:
+    def __init__(
+        self, resolved: Resolved, request: Request, explicit_max_tokens: bool = False
+    ) -> None:
         self.resolved = resolved
         self.request = request
         self.ticket: Ticket | None = None
@@ -109,7 +111,8 @@ class Pending:
         self.attempts = 0
         self.rate_limit_retries = 0
         self.transient_retries = 0
-        self.explicit_max_tokens = False
+        # The call sends ``max_tokens`` (settlement then never charges less: see ``usage``).
+        self.explicit_max_tokens = explicit_max_tokens
         self.answered_at: float | None = None
         # The stats counter ("retries" or "transient_retries") the next admission counts in:
         # a retry is counted when it is sent, not when decided, since the wait before it may

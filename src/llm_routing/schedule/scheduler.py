@@ -219,10 +219,14 @@ class RateScheduler(_AttemptLoop, Decorator):
         if not isinstance(tokens, int):
             tools = kwargs.get("tools") or None
             tokens = count_tokens(as_messages(call.input), resolved.spec, tools=tools)
-        reserved, explicit = self._reserved(resolved, kwargs)
-        pending = Pending(resolved, Request(tokens, reserved))
-        pending.explicit_max_tokens = explicit
-        return pending
+        # `_reserved`, inline (once per call): the call's max_tokens, else the model's, else
+        # the default estimate (per-model facts, read from ``resolved``).
+        found = call_max_tokens(kwargs) if kwargs else None
+        if found is None:
+            found = resolved.model_max_tokens
+        if found is not None:
+            return Pending(resolved, Request(tokens, found), True)
+        return Pending(resolved, Request(tokens, resolved.output_estimate), False)
 
     def _reserved(self, resolved: Resolved, kwargs: Mapping[str, Any]) -> tuple[int, bool]:
         """The output a call's admission charges, and whether the call sends it as ``max_tokens``.

@@ -73,7 +73,12 @@ def settle(
         entry.late = max(entry.late, answered_at - entry.t)
     d_in = input_tokens - entry.inp
     d_out = output_tokens - entry.out
-    counted = shift(state, entry, 0, d_in, d_out)
+    # `shift` with no request change, inline (once per call): only the window totals move.
+    counted = entry.t > state.cut
+    if counted:
+        state.input_tokens += d_in
+        state.output_tokens += d_out
+        state.tokens += d_in + d_out
     if state.projection is not None:
         state.projection.shift(rid, entry, 0, input_tokens, output_tokens)
     entry.inp = input_tokens
