@@ -56,7 +56,9 @@ class _AttemptLoop(_Reactions):
         react to) goes to the loop, which is still the only place that waits or retries.
         """
         pending: Pending = call.state
-        ticket = self._at_once(pending)
+        resolved = pending.resolved  # `_at_once`, inline: once per call
+        key = resolved.key
+        ticket = self.admission.at_once(key, resolved.limits, pending.request, key)
         if ticket is None:
             return drive(self._attempts(call), functools.partial(self._step, proceed))
         self._started(call, pending, ticket)
@@ -76,7 +78,9 @@ class _AttemptLoop(_Reactions):
     async def _acall(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
         """`RateScheduler.aaround`: the async `_call`, with the loop's async runner."""
         pending: Pending = call.state
-        ticket = self._at_once(pending)
+        resolved = pending.resolved  # `_at_once`, inline: once per call
+        key = resolved.key
+        ticket = self.admission.at_once(key, resolved.limits, pending.request, key)
         if ticket is None:
             return await adrive(self._attempts(call), functools.partial(self._astep, proceed))
         self._started(call, pending, ticket)
