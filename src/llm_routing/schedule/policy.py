@@ -100,8 +100,9 @@ def _decide(
 ) -> Decision:
     # The effective limits once (four properties read once, not twice each): per admission.
     rpm, tpm, itpm, otpm = limits._effective
+    tokens = request.input_tokens + request.output_tokens  # ``request.tokens``, read once
     if (
-        (tpm is not None and request.tokens > tpm)
+        (tpm is not None and tokens > tpm)
         or (itpm is not None and request.input_tokens > itpm)
         or (otpm is not None and request.output_tokens > otpm)
     ):
@@ -129,7 +130,7 @@ def _decide(
             if when > at:
                 at, binding = when, "rpm"
     if tpm is not None:
-        need = state.tokens + synthetic_total["tok"] + request.tokens - tpm
+        need = state.tokens + synthetic_total["tok"] + tokens - tpm
         if need > 0:
             when = earliest(
                 now, need, ((e.t + e.late + window, e.inp + e.out) for e in log), synthetic["tok"]
