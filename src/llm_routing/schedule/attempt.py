@@ -225,7 +225,12 @@ def broken(pending: Any, partial: Any, *, cancelled: bool) -> Apply | None:
 
 def usage(pending: Pending, output: Any, *, reserve: bool = True) -> tuple[int, int]:
     """What ``output`` used, on the scale the provider counts it against the windows."""
-    input_tokens, output_tokens = _reported(pending, output, reserve=reserve)
+    reported = getattr(output, "usage_metadata", None)
+    if type(reported) is dict and "input_tokens" in reported:  # `_reported`'s first case, inline
+        input_tokens = int(reported.get("input_tokens") or 0)
+        output_tokens = int(reported.get("output_tokens") or 0)
+    else:
+        input_tokens, output_tokens = _reported(pending, output, reserve=reserve)
     if pending.explicit_max_tokens and pending.resolved.tokens_counted == "input+max_output":
         # OpenAI counts a request's max_tokens against TPM when it arrives and never gives
         # the unused part back; settling lower would let us send more than it admits.

@@ -150,8 +150,9 @@ class MemoryBackend(Backend):
                 output_tokens,
                 answered_at=answered_at,
             )
-        if freed:
-            self._notify(key)
+        if freed:  # `_notify`, inline: once per call
+            for callback in self._listeners.get(key, ()):
+                callback()
         return freed
 
     def release(self, key: str, rid: str, *, keep_request: bool = False) -> bool:
