@@ -107,7 +107,7 @@ def test_the_hold_uses_the_model_tier_read_once_unless_the_call_names_one():
 
 
 def test_slot_built_values_equal_the_dataclass_constructors():
-    from llm_routing.cost.pricing import Cost, _cost, _token_usage
+    from llm_routing.cost.amounts import Cost, _cost, _token_usage
 
     usage = _token_usage(1, 2, 3, 4, 5, 6, "flex")
     assert usage == TokenUsage(1, 2, 3, 4, 5, 6, "flex")
@@ -123,8 +123,8 @@ def test_slot_built_record_equals_the_constructor_and_reads_a_utc_datetime():
     import pickle
     from datetime import UTC, datetime
 
-    from llm_routing.cost.ledger import CostRecord, _Epoch, _record, raw_time
     from llm_routing.cost.pricing import Cost
+    from llm_routing.cost.record import CostRecord, _Epoch, _record, raw_time
 
     now = 1_750_000_000.123456
     cost = Cost(Decimal("0.1"), Decimal(0), Decimal(0), Decimal("0.2"), Decimal(0), Decimal("0.3"))

@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from llm_routing.cost.ledger import CostRecord, _Epoch, raw_time
-from llm_routing.cost.pricing import _ZERO, Cost, TokenUsage
+from llm_routing.cost.amounts import _ZERO, Cost, TokenUsage
+from llm_routing.cost.record import CostRecord, _Epoch, raw_time
 
 __all__ = ["EPOCH", "HOUR", "Interned", "Row", "pack", "unpack"]
 

@@ -31,7 +31,7 @@ from llm_routing.cost._usage import (
     usage_of,
 )
 from llm_routing.cost.budget import Bucket, Budget, buckets_for
-from llm_routing.cost.ledger import CostRecord, Ledger, Reservation, _Epoch, _record
+from llm_routing.cost.ledger import CostRecord, Ledger, Reservation
 from llm_routing.cost.pricing import (
     Cost,
     TokenUsage,
@@ -39,6 +39,7 @@ from llm_routing.cost.pricing import (
     requested_service_tier,
     service_tier_of,
 )
+from llm_routing.cost.record import _Epoch, _record
 
 __all__ = [
     "CallState",
@@ -183,7 +184,7 @@ def record_of(
     """The record a call leaves: its tokens, its cost, and what its config says about it.
 
     Its time is the call's start as the clock gave it, made a ``datetime`` only when read
-    (`cost.ledger._Time`), unless a budget needed the ``datetime`` already.
+    (`cost.record._Time`), unless a budget needed the ``datetime`` already.
     """
     info = state.model
     config = call.config

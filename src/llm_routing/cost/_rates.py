@@ -17,15 +17,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from llm_routing.catalog.spec import ModelSpec, Price
-from llm_routing.cost.pricing import (
-    _CONTEXT,
-    _MILLION_EXP,
-    _ZERO,
-    ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER,
-    Cost,
-    TokenUsage,
-    _cost,
-)
+from llm_routing.cost.amounts import _CONTEXT, _ZERO, Cost, TokenUsage, _cost
+from llm_routing.cost.pricing import _MILLION_EXP, ANTHROPIC_1H_CACHE_WRITE_MULTIPLIER
 
 __all__ = ["RateCard", "Rates"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from llm_routing.cost.ledger import _CONTEXT, _ZERO, CostRecord
 
-__all__ = ["Cells", "Group", "count_call"]
+__all__ = ["TOKEN_KEYS", "Cells", "Group", "count_call", "group_in"]
 
 _HOUR_US = 3_600_000_000
 _CELLS_KEPT = 1024  # distinct cells before they are folded (bounds memory, not correctness)
@@ -72,6 +72,24 @@ class Group:
             "cache_write_tokens": self.cache_write_tokens,
             "reasoning_tokens": self.reasoning_tokens,
         }
+
+
+TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+"""The token totals a summary shows (and each of its groups), in order."""
+
+
+def group_in(groups: dict[str, Group], key: str) -> Group:
+    """``groups[key]``, a new empty `Group` the first time."""
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = Group()
+    return group
 
 
 def count_call(groups: Iterable[Group], record: CostRecord) -> None:

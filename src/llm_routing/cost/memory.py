@@ -21,7 +21,7 @@ from typing import Any
 
 from llm_routing.cost._compact import EPOCH, HOUR, Interned, Row, pack, unpack
 from llm_routing.cost._holds import refusal_for
-from llm_routing.cost._totals import Cells, Group, count_call
+from llm_routing.cost._totals import TOKEN_KEYS, Cells, Group, count_call, group_in
 from llm_routing.cost._waiting import Waiters, Wake, check_lease, hold_key, lease_renewer
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
 from llm_routing.cost.ledger import (
@@ -319,10 +319,10 @@ class MemoryLedger(Ledger):
         calls: Group | list[CostRecord],
     ) -> None:
         """Count ``calls`` (one cell, or one record) in every group they belong to (lock held)."""
-        groups = [self._total, self._group(self._by_model, key)]
-        groups += [self._group(self._by_tag, tag) for tag in dict.fromkeys(tags)]
+        groups = [self._total, group_in(self._by_model, key)]
+        groups += [group_in(self._by_tag, tag) for tag in dict.fromkeys(tags)]
         groups += [
-            self._group(self._by_period[period], period_key)
+            group_in(self._by_period[period], period_key)
             for period, period_key in period_keys(when).items()
         ]
         if isinstance(calls, Group):
@@ -332,13 +332,6 @@ class MemoryLedger(Ledger):
         else:
             count_call(groups, calls[0])
             self._by_status[status] = self._by_status.get(status, 0) + 1
-
-    @staticmethod
-    def _group(groups: dict[str, Group], key: str) -> Group:
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = Group()
-        return group
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -376,11 +369,7 @@ class MemoryLedger(Ledger):
                 "cancelled_calls": self._by_status.get("cancelled", 0),
                 "in_flight_calls": len(self._open),
                 "reserved_cost": reserved,
-                "input_tokens": total["input_tokens"],
-                "output_tokens": total["output_tokens"],
-                "cached_input_tokens": total["cached_input_tokens"],
-                "cache_write_tokens": total["cache_write_tokens"],
-                "reasoning_tokens": total["reasoning_tokens"],
+                **{key: total[key] for key in TOKEN_KEYS},
                 "by_model": {k: g.as_dict() for k, g in sorted(self._by_model.items())},
                 "by_tag": {k: g.as_dict() for k, g in sorted(self._by_tag.items())},
                 "by_period": {
