@@ -100,7 +100,7 @@ class Chain:
     the outer request's, so the outer bound holds.
     """
 
-    __slots__ = ("_position", "_router", "attempts", "config", "stream", "waiting")
+    __slots__ = ("_next", "_position", "_router", "attempts", "config", "stream", "waiting")
 
     def __init__(self, router: Router, config: RunnableConfig | None, *, stream: bool) -> None:
         self._router = router
@@ -109,14 +109,21 @@ class Chain:
         # Marked, so the primary's decorated model does not ensure it again.
         self.config = cast("RunnableConfig", Ensured(ensured))
         self.attempts: list[Attempt] = []
-        self._position = 0
+        self._position = self._next = 0
         self.waiting: Waiting = current() or Waiting()
 
-    def __iter__(self) -> Iterator[ModelTurn]:
-        router = self._router
-        for position, (name, model) in enumerate(zip(router.names, router.models, strict=True)):
-            self._position = position
-            yield ModelTurn(self, name, model, attempt_config(self.config, position, self.attempts))
+    def __iter__(self) -> Chain:
+        return self
+
+    def __next__(self) -> ModelTurn:
+        # An iterator object, not a generator: a request served by its first model leaves the
+        # loop by ``return``, and closing a suspended generator costs a thrown GeneratorExit.
+        router, position = self._router, self._next
+        if position == len(router.models):
+            raise StopIteration
+        self._position, self._next = position, position + 1
+        config = attempt_config(self.config, position, self.attempts)
+        return ModelTurn(self, router.names[position], router.models[position], config)
 
     @property
     def name(self) -> str:
