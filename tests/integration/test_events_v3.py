@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,7 @@ from llm_routing.errors import ContextLengthExceededError
 from llm_routing.router import build_router
 from llm_routing.schedule import RateScheduler, ScaledClock
 from llm_routing.sim import FaultPlan, SimModel, SimulatedProvider
-from tests.support.sim import chat, fresh, serving
+from tests.support.sim import chat, fresh, made_up_words, serving
 
 SCALE = 60.0  # a minute window passes in one real second
 MODELS = [
@@ -116,14 +115,9 @@ async def test_six_concurrent_async_v3_calls_at_rpm_3_are_admitted_and_wait(sim,
 # --- 2. guard, tracker, retry, fallback, broken streams, close --------------------------------
 
 
-def _words(n: int) -> str:
-    rng = random.Random(0)
-    return " ".join("".join(rng.choice("abcdefghij") for _ in range(7)) for _ in range(n))
-
-
 def test_v3_oversize_input_is_refused_before_any_request(sim):
     model = ContextGuard() | client(sim, "gpt-4o-mini")
-    stream = model.stream_events(_words(50_000), version="v3")
+    stream = model.stream_events(made_up_words(50_000), version="v3")
     with pytest.raises(ContextLengthExceededError):
         _ = stream.output
     assert counters(sim, "gpt-4o-mini")["requests_received"] == 0
@@ -133,7 +127,7 @@ def test_router_v3_routes_an_oversize_input_to_the_large_context_model(sim):
     router = build_router(
         client(sim, "gpt-4o-mini"), [client(sim, "gpt-4o")], [client(sim, "gpt-4.1-mini")]
     )
-    stream = router.stream_events(_words(50_000), version="v3")
+    stream = router.stream_events(made_up_words(50_000), version="v3")
     assert stream.output.text
     assert counters(sim, "gpt-4o-mini")["requests_received"] == 0
     assert counters(sim, "gpt-4o")["requests_received"] == 0

@@ -7,7 +7,6 @@ oversize input the simulator would reject) show the router's rule applied to age
 
 from __future__ import annotations
 
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from pydantic import BaseModel
 from llm_routing import CostTracker, RoutingMiddleware
 from llm_routing.errors import AllModelsFailedError, ErrorKind
 from llm_routing.sim import FaultPlan, SimModel, SimulatedProvider
-from tests.support.sim import chat, fresh, received, served, serving
+from tests.support.sim import chat, fresh, made_up_words, received, served, serving
 
 # Windows as in the catalogue: the guard reads them from there, the simulator enforces them.
 MODELS = [
@@ -34,16 +33,8 @@ MODELS = [
 ]
 
 
-def _words(n: int, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    return " ".join(
-        "".join(rng.choice(letters) for _ in range(rng.randint(5, 9))) for _ in range(n)
-    )
-
-
 # 50,000 made-up words: about 190,000 tokens, over a 128k window, under 1M.
-FIFTY_THOUSAND_WORDS = _words(50_000)
+FIFTY_THOUSAND_WORDS = made_up_words(50_000)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ it keeps prove which models were (and were not) called.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +15,7 @@ from langchain_openai import ChatOpenAI
 from llm_routing.errors import AllModelsFailedError, ContextLengthExceededError, ErrorKind
 from llm_routing.router import build_router
 from llm_routing.sim import SimModel, SimulatedProvider
+from tests.support.sim import made_up_words, serving
 
 # Windows as in the catalogue: the guard reads them from there, the simulator enforces them.
 MODELS = [
@@ -26,22 +26,13 @@ MODELS = [
 ]
 
 
-def _words(n: int, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    return " ".join(
-        "".join(rng.choice(letters) for _ in range(rng.randint(5, 9))) for _ in range(n)
-    )
-
-
 # 50,000 made-up words: about 190,000 tokens, over any 128k window, under 400k.
-FIFTY_THOUSAND_WORDS = _words(50_000)
+FIFTY_THOUSAND_WORDS = made_up_words(50_000)
 
 
 @pytest.fixture(scope="module")
 def sim_module() -> Iterator[SimulatedProvider]:
-    with SimulatedProvider(MODELS, seed=0) as sim:
-        yield sim
+    yield from serving(MODELS)
 
 
 @pytest.fixture

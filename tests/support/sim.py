@@ -9,6 +9,7 @@ child-process simulator, re-exported so tests have one import home for both).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from llm_routing.sim.process import SimProcess
 if TYPE_CHECKING:
     from langchain_openai import ChatOpenAI
 
-__all__ = ["SimProcess", "chat", "fresh", "received", "served", "serving"]
+__all__ = ["SimProcess", "chat", "fresh", "made_up_words", "received", "served", "serving"]
 
 
 def serving(
@@ -59,3 +60,15 @@ def received(sim: SimulatedProvider, model: str) -> int:
 def served(sim: SimulatedProvider, model: str) -> int:
     """Requests ``model`` answered."""
     return int(sim.stats()["models"][model]["requests_served"])
+
+
+def made_up_words(n: int, seed: int = 0) -> str:
+    """``n`` random lowercase words of 5-9 letters: about 3.8 tokens a word, the same each run.
+
+    50,000 of them are about 190,000 tokens: over a 128k window, under 400k and 1M.
+    """
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return " ".join(
+        "".join(rng.choice(letters) for _ in range(rng.randint(5, 9))) for _ in range(n)
+    )
