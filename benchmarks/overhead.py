@@ -36,7 +36,6 @@ PROMPT = [("system", "You are terse."), ("user", "Say hello in one word.")]
 HUGE_PROMPT = "word " * 200_000  # ~1 MB, ~200,000 tokens: counting it takes tens of ms
 BIG_WINDOW = 1_000_000
 GOAL_STALL_MS = 5.0  # issue 18: a ~1 MB prompt stalls the event loop <= 5 ms during ainvoke
-HEARTBEAT_S = 0.001
 STALL_CALLS = 5
 
 
@@ -142,27 +141,14 @@ def bench_catalog() -> Catalog:
 
 async def _heartbeat_lateness(work: Callable[[], Any], calls: int) -> list[float]:
     """How late (seconds) a coroutine sleeping 1 ms wakes, tick by tick, while ``work()`` is
-    awaited ``calls`` times in another task: the event loop's stalls (benchmarks/huge_input)."""
-    import asyncio
+    awaited ``calls`` times: the event loop's stalls, measured as benchmarks/huge_input does."""
+    from benchmarks.huge_input import _with_heartbeat
 
-    done = asyncio.Event()
-    late: list[float] = []
-
-    async def heartbeat() -> None:
-        while not done.is_set():
-            before = time.perf_counter()
-            await asyncio.sleep(HEARTBEAT_S)
-            late.append(time.perf_counter() - before - HEARTBEAT_S)
-
-    beat = asyncio.create_task(heartbeat())
-    await asyncio.sleep(HEARTBEAT_S * 3)  # running before the work starts
-    late.clear()
-    try:
+    async def repeated() -> None:
         for _ in range(calls):
             await work()
-    finally:
-        done.set()
-        await beat
+
+    _, late = await _with_heartbeat(repeated())
     return late
 
 
