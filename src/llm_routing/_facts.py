@@ -278,6 +278,17 @@ def _has_surrogate(value: Any, depth: int) -> bool:
             if isinstance(item, str):
                 if not item.isascii() and _SURROGATE.search(item) is not None:
                     return True
+            elif (
+                type(item) is tuple
+                and len(item) == 2
+                and type(role := item[0]) is str
+                and type(text := item[1]) is str
+            ):
+                # A (role, text) message, the commonest item: its two texts without a call.
+                if (not role.isascii() and _SURROGATE.search(role) is not None) or (
+                    not text.isascii() and _SURROGATE.search(text) is not None
+                ):
+                    return True
             elif _has_surrogate(item, depth):
                 return True
         return False

@@ -299,3 +299,31 @@ def test_plain_fast_path_takes_the_common_shapes():
         assert token_messages._plain(shape, counter) is not None
     for odd in ([("tool", "x")], [{"role": "user", "content": [{"type": "text"}]}], [("u",)]):
         assert token_messages._plain(odd, counter) is None
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.sampled_from([*_ROLES, "developer"]), _short_text), max_size=6),
+    st.sampled_from(MODELS),
+    st.integers(-1, 200),
+    st.booleans(),
+)
+def test_role_text_pairs_path_counts_what_the_general_path_counts(pairs, model, limit, warm):
+    """`_fitting`'s walk of ``[(role, text), …]`` (no item list) equals the general path's."""
+    from unittest import mock
+
+    from llm_routing.tokens import counting
+
+    if warm:  # remembered counts (the memo path) as well as fresh ones
+        count_tokens(pairs, model)
+    fitting = counting.count_tokens_fitting(pairs, model, limit)
+    exact = count_tokens(pairs, model)
+    # Exact when it answers; no answer above the limit (an unremembered text's bound may
+    # also send one that fits to the general path).
+    assert fitting == exact <= limit if fitting is not None else True
+    if exact > limit:
+        assert fitting is None
+    # The same input as a tuple takes the general path: the same answer.
+    assert counting.count_tokens_fitting(tuple(pairs), model, limit) == fitting
+    with mock.patch.object(counting, "MAX_PLAIN_MESSAGES", -1):  # pairs path off
+        assert counting.count_tokens_fitting(pairs, model, limit) == fitting

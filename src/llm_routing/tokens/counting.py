@@ -40,6 +40,7 @@ from langchain_core.prompt_values import PromptValue
 
 from llm_routing.tokens import _fast
 from llm_routing.tokens._encodings import ENCODING_NAMES, get_encoding, max_token_bytes
+from llm_routing.tokens._plain import _ROLE_OF, MAX_PLAIN_MESSAGES
 from llm_routing.tokens.messages import _items, _lazy_items, _plain
 from llm_routing.tokens.tokenizer import MEMO_TEXT_CHARS, _Counter, _counter, tokenizer_for
 
@@ -160,19 +161,47 @@ def count_tokens_fitting(messages: Any, model: Any, limit_tokens: int) -> int | 
 
 
 def _fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | None:
-    plain = _plain(messages, counter)
-    if plain is None:
-        return None
-    total = counter.overheads[2]
+    per_message, _, total = counter.overheads
     memo = counter.memo
     unknown: list[str] = []
-    for item in plain:
-        if isinstance(item, int):
-            total += item
-        elif len(item) <= MEMO_TEXT_CHARS and (known := memo.get(item)) is not None:
-            total += known  # exact: remembered counts need no bound
-        else:
-            unknown.append(item)
+    # The commonest input, ``[("system", …), ("user", …)]``, counted as it is walked: the
+    # items `plain_items` would list for it (overhead, role, text per message) without the
+    # list and its second walk. Any other element starts over on the general path below.
+    # tests/property/test_tokens_props.py holds the two paths equal.
+    pairs = type(messages) is list and len(messages) <= MAX_PLAIN_MESSAGES
+    if pairs:
+        for element in messages:
+            if type(element) is not tuple or len(element) != 2:
+                pairs = False
+                break
+            role, text = element
+            role = _ROLE_OF.get(role) if type(role) is str else None
+            if role is None or type(text) is not str:
+                pairs = False
+                break
+            known = memo.get(role)
+            if known is None:
+                total += per_message
+                unknown.append(role)
+            else:
+                total += per_message + known
+            if len(text) <= MEMO_TEXT_CHARS and (known := memo.get(text)) is not None:
+                total += known  # exact: remembered counts need no bound
+            else:
+                unknown.append(text)
+    if not pairs:
+        plain = _plain(messages, counter)
+        if plain is None:
+            return None
+        total = counter.overheads[2]
+        unknown = []
+        for item in plain:
+            if isinstance(item, int):
+                total += item
+            elif len(item) <= MEMO_TEXT_CHARS and (known := memo.get(item)) is not None:
+                total += known  # exact: remembered counts need no bound
+            else:
+                unknown.append(item)
     if unknown:
         upper = counter.upper
         utf8_len = _fast.utf8_len
