@@ -32,7 +32,7 @@ from llm_routing.errors import (
 )
 from llm_routing.tokens import count_tokens, count_tokens_lower_bound, count_tokens_within
 from llm_routing.tokens._fast import PACING, paced
-from llm_routing.tokens.counting import count_tokens_fitting
+from llm_routing.tokens.counting import count_fitting, counter_for
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
@@ -49,7 +49,7 @@ class _Fit:
     were made for, so a guard whose ``safety`` or ``reserve_output`` is changed re-resolves.
     """
 
-    __slots__ = ("limit", "reserve_output", "reserved", "safety", "spec")
+    __slots__ = ("counter", "limit", "reserve_output", "reserved", "safety", "spec")
 
     def __init__(self, guard: ContextGuard, model: Any, spec: ModelSpec) -> None:
         self.spec = spec
@@ -57,6 +57,7 @@ class _Fit:
         self.reserve_output = guard.reserve_output
         self.limit = guard.limit_for(spec)
         self.reserved = output_ceiling(spec, {}, model, guard.reserve_output)
+        self.counter = counter_for(spec)
 
 
 class ContextGuard(Decorator):
@@ -193,7 +194,7 @@ class ContextGuard(Decorator):
         if not length_only and tools is None and room > 0 and PACING.get() is None:
             # The common case first: a short plain input whose sizes prove it fits is counted
             # in one pass. Refusals, tools, prompt values and anything else take the full path.
-            tokens = _fitting(call.input, spec, room)
+            tokens = _fitting(call.input, fit.counter, room)
             if tokens is not None:
                 check_sendable(call.input)  # as as_messages would: it fits, so no refusal first
                 self._admit(call, spec, tokens, reserved)
@@ -355,7 +356,7 @@ class ContextGuard(Decorator):
         )
 
 
-def _fitting(input: Any, spec: ModelSpec, room: int) -> int | None:
+def _fitting(input: Any, counter: Any, room: int) -> int | None:
     """The exact count of a short plain input that provably fits ``room``, else ``None``.
 
     What ``count_tokens_within(as_messages(input), ...)`` returns for such an input (a string
@@ -363,7 +364,7 @@ def _fitting(input: Any, spec: ModelSpec, room: int) -> int | None:
     ``as_messages`` refuses it on the full path.
     """
     if isinstance(input, str):
-        return count_tokens_fitting([("user", input)], spec, room)
+        return count_fitting([("user", input)], counter, room)
     if isinstance(input, list | tuple) and input:
-        return count_tokens_fitting(input, spec, room)
+        return count_fitting(input, counter, room)
     return None

@@ -67,7 +67,7 @@ def exact_counter(monkeypatch: pytest.MonkeyPatch) -> Spy:
     input that fits (when it answered) and its general count."""
     spy = Spy(count_tokens_within)
     monkeypatch.setattr(guard_module, "count_tokens_within", spy)
-    fitting = guard_module.count_tokens_fitting
+    fitting = guard_module.count_fitting
 
     def counted_fitting(*args: Any) -> Any:
         result = fitting(*args)
@@ -75,7 +75,7 @@ def exact_counter(monkeypatch: pytest.MonkeyPatch) -> Spy:
             spy.threads.append(threading.get_ident())
         return result
 
-    monkeypatch.setattr(guard_module, "count_tokens_fitting", counted_fitting)
+    monkeypatch.setattr(guard_module, "count_fitting", counted_fitting)
     return spy
 
 

@@ -133,7 +133,7 @@ def count_tokens_within(
     lower = _lower_bound(input, counter, limit_tokens)
     if lower > limit_tokens:
         return lower
-    if not tools and (fitting := _fitting(input, counter, limit_tokens)) is not None:
+    if not tools and (fitting := count_fitting(input, counter, limit_tokens)) is not None:
         return fitting
     total = 0
     pace = _fast.PACING.get()
@@ -157,10 +157,16 @@ def count_tokens_fitting(messages: Any, model: Any, limit_tokens: int) -> int | 
     bound first (an input that fits has none above the limit), no conversion, no per-item
     limit checks.
     """
-    return _fitting(messages, _counter(tokenizer_for(model)), limit_tokens)
+    return count_fitting(messages, _counter(tokenizer_for(model)), limit_tokens)
 
 
-def _fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | None:
+def counter_for(model: Any) -> _Counter:
+    """``model``'s counter, for a caller that keeps it per model and calls `count_fitting`."""
+    return _counter(tokenizer_for(model))
+
+
+def count_fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | None:
+    """`count_tokens_fitting` with the model's counter (`counter_for`) already looked up."""
     per_message, _, total = counter.overheads
     memo = counter.memo
     unknown: list[str] = []
