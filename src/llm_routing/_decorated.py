@@ -27,58 +27,21 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
 from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import TypeBaseModel
 
-from llm_routing._decorator import _T, Call, Decorator, DecoratorStack, Ensured, _defaults
+from llm_routing._decorator import Call, Decorator, DecoratorStack, Ensured, _defaults
+from llm_routing._levels import (
+    Invocation,
+    ascrubbed,
+    aunwind,
+    below,
+    scrubbed,
+    unwind,
+)
 from llm_routing._streams import DecoratedStreams
 from llm_routing._unwrap import _chosen, _innermost, _replace_model_part
-from llm_routing.errors import scrub_credentials
 
 __all__ = ["Decorated"]
 
-
-class _Level:
-    """What one level of the recursion hands the next.
-
-    The call's arguments, and what the outer decorators learned (``metadata``, read at each
-    ``proceed()``, so a retry's attempt number reaches its run).
-    """
-
-    __slots__ = ("config", "input", "kwargs", "metadata", "run_id")
-
-    def __init__(
-        self,
-        input: Any,
-        config: RunnableConfig,
-        kwargs: dict[str, Any],
-        metadata: Mapping[str, Any],
-        run_id: list[Any] | None,
-    ) -> None:
-        self.input = input
-        self.config = config
-        self.kwargs = kwargs
-        self.metadata = metadata
-        self.run_id = run_id
-
-    def under(self, call: Call) -> _Level:
-        metadata = {**self.metadata, **call.metadata} if call.metadata else self.metadata
-        return _Level(self.input, self.config, self.kwargs, metadata, self.run_id)
-
-
-def _scrubbed(step: Callable[[RunnableConfig], _T], config: RunnableConfig) -> _T:
-    """The model's own call: an API key in its error must not reach logs or traces."""
-    try:
-        return step(config)
-    except Exception as exc:
-        scrub_credentials(exc)
-        raise
-
-
-async def _ascrubbed(step: Callable[[RunnableConfig], Awaitable[_T]], config: RunnableConfig) -> _T:
-    """Async ``_scrubbed``."""
-    try:
-        return await step(config)
-    except Exception as exc:
-        scrub_credentials(exc)
-        raise
+_NO_METADATA: Mapping[str, Any] = {}  # read only: what the outermost decorator sees
 
 
 class Decorated(DecoratedStreams[Input, Output]):
@@ -91,7 +54,7 @@ class Decorated(DecoratedStreams[Input, Output]):
     reads through to ``bound``.
     """
 
-    __slots__ = ("_bound_kwargs", "_model", "bound", "config", "decorators")
+    __slots__ = ("_bound_kwargs", "_hooks", "_model", "bound", "config", "decorators")
 
     def __init__(
         self,
@@ -120,6 +83,8 @@ class Decorated(DecoratedStreams[Input, Output]):
         self.decorators: tuple[Decorator, ...] = decorators
         self.config: RunnableConfig = config or {}
         self._model, self._bound_kwargs = _innermost(bound)
+        # Whether each decorator's hooks are the defaults, looked up once, not per call.
+        self._hooks = tuple((d, _defaults(type(d))) for d in decorators)
 
     # --- reading through -------------------------------------------------------------------
 
@@ -246,117 +211,126 @@ class Decorated(DecoratedStreams[Input, Output]):
             return cast("RunnableConfig", config)
         return ensure_config(merge_configs(self.config, config) if self.config else config)
 
-    def _call(
-        self,
-        input: Any,
-        config: RunnableConfig,
-        kwargs: dict[str, Any],
-        streaming: bool,
-        upstream: Mapping[str, Any] | None = None,
-    ) -> Call:
-        model, bound_kwargs = self._model, self._bound_kwargs
-        if isinstance(model, DynamicRunnable):
-            model, bound_kwargs = _chosen(model, config, bound_kwargs)
-        return Call(input, config, kwargs, model, bound_kwargs, streaming, upstream)
-
-    @staticmethod
-    def _inner_config(
-        config: RunnableConfig, metadata: Mapping[str, Any], run_id: list[Any] | None
-    ) -> RunnableConfig:
-        if not metadata and run_id is None:
-            return config
-        patched = config.copy()
-        if metadata:
-            patched["metadata"] = {**config.get("metadata", {}), **metadata}
-        if run_id is not None:
-            # The caller's run_id names one run; a retried attempt must get a fresh one.
-            patched.pop("run_id", None)
-            if run_id:
-                patched["run_id"] = run_id.pop()
-        return patched
-
-    @staticmethod
-    def _run_id_box(config: RunnableConfig) -> list[Any] | None:
-        return [config["run_id"]] if config.get("run_id") is not None else None
-
     # --- the recursion: one per colour, the innermost step pluggable ------------------------
     #
-    # Level ``index`` runs decorator ``index``'s before → around(proceed) → after / on_error /
-    # on_cancel, where ``proceed`` runs level ``index + 1``; past the last decorator, ``step``
-    # calls the model. ``invoke`` settles each level as it returns; a stream returns an
-    # ``_Opened`` (the primed inner stream) and settles every level later, on the chunks' sum.
+    # Decorator ``index`` runs before → around(proceed) → after / on_error / on_cancel, where
+    # ``proceed`` runs decorators ``index + 1`` on; past the last decorator, ``step`` calls the
+    # model. A decorator whose ``around`` only proceeds (the guard's, the tracker's) needs no
+    # level of its own: a run of them is entered in a loop, and settled (or unwound) in reverse
+    # order, as nested levels would, without a frame, closure and handler each per call. A
+    # decorator with its own ``around`` (the scheduler's retries) is the loop's last entry; its
+    # ``proceed`` is the rest, a fresh `_run`. ``invoke`` settles each decorator as it returns;
+    # a stream returns an ``_Opened`` (the primed inner stream) and settles every decorator
+    # later, on the chunks' sum.
 
     def _run(
-        self, index: int, step: Callable[[RunnableConfig], Any], at: _Level, streaming: bool
+        self,
+        index: int,
+        step: Callable[[RunnableConfig], Any],
+        at: Invocation,
+        upstream: Mapping[str, Any],
     ) -> Any:
-        if index == len(self.decorators):
-            return _scrubbed(step, self._inner_config(at.config, at.metadata, at.run_id))
-        decorator = self.decorators[index]
-        call = self._call(at.input, at.config, at.kwargs, streaming, at.metadata)
-        decorator.before(call)
+        hooks = self._hooks
+        entered: list[tuple[Decorator, Call]] = []  # open: before ran, no outcome yet
         try:
-            if _defaults(type(decorator))[3]:  # around only proceeds: proceed here
-                result = self._run(index + 1, step, at.under(call), streaming)
+            while index < len(hooks):
+                decorator, defaults = hooks[index]
+                call = at.call(upstream)
+                decorator.before(call)
+                entered.append((decorator, call))
+                index += 1
+                if not defaults[3]:  # its own around: the rest runs at each proceed()
+                    result = decorator.around(call, self._proceed(index, step, at, upstream, call))
+                    break
+                upstream = below(upstream, call)
             else:
-                result = decorator.around(
-                    call, lambda: self._run(index + 1, step, at.under(call), streaming)
-                )
-        except Exception as exc:
-            replacement = decorator.on_error(call, exc)
-            if replacement is None or replacement is exc:
-                raise
-            raise replacement from exc
+                result = scrubbed(step, at.model_config(upstream))
+            while entered:  # innermost first; one whose after raised is no longer open
+                decorator, call = entered.pop()
+                if at.streaming:
+                    result.calls.insert(0, call)
+                else:
+                    decorator.after(call, result)
         except BaseException:
-            decorator.on_cancel(call, None)
+            if entered:
+                unwind(entered)
             raise
-        if streaming:
-            result.calls.insert(0, call)
-        else:
-            decorator.after(call, result)
         return result
+
+    def _proceed(
+        self,
+        index: int,
+        step: Callable[[RunnableConfig], Any],
+        at: Invocation,
+        upstream: Mapping[str, Any],
+        call: Call,
+    ) -> Callable[[], Any]:
+        # ``call.metadata`` is read at each proceed(): an attempt number set in around reaches
+        # that attempt's run.
+        return lambda: self._run(index, step, at, below(upstream, call))
 
     async def _arun(
         self,
         index: int,
         step: Callable[[RunnableConfig], Awaitable[Any]],
-        at: _Level,
-        streaming: bool,
+        at: Invocation,
+        upstream: Mapping[str, Any],
     ) -> Any:
-        if index == len(self.decorators):
-            return await _ascrubbed(step, self._inner_config(at.config, at.metadata, at.run_id))
-        decorator = self.decorators[index]
-        before, around, after, _ = _defaults(type(decorator))
-        call = self._call(at.input, at.config, at.kwargs, streaming, at.metadata)
-        if before:
-            decorator.before(call)
-        else:
-            await decorator.abefore(call)
+        hooks = self._hooks
+        entered: list[tuple[Decorator, Call]] = []
         try:
-            if around:
-                result = await self._arun(index + 1, step, at.under(call), streaming)
+            while index < len(hooks):
+                decorator, (before, around, _, _) = hooks[index]
+                call = at.call(upstream)
+                if before:
+                    decorator.before(call)
+                else:
+                    await decorator.abefore(call)
+                entered.append((decorator, call))
+                index += 1
+                if not around:
+                    proceed = self._aproceed(index, step, at, upstream, call)
+                    result = await decorator.aaround(call, proceed)
+                    break
+                upstream = below(upstream, call)
             else:
-                result = await decorator.aaround(
-                    call, lambda: self._arun(index + 1, step, at.under(call), streaming)
-                )
-        except Exception as exc:
-            replacement = await decorator.aon_error(call, exc)
-            if replacement is None or replacement is exc:
-                raise
-            raise replacement from exc
+                result = await ascrubbed(step, at.model_config(upstream))
+            while entered:
+                decorator, call = entered.pop()
+                if at.streaming:
+                    result.calls.insert(0, call)
+                elif _defaults(type(decorator))[2]:
+                    decorator.after(call, result)
+                else:
+                    await decorator.aafter(call, result)
         except BaseException:
-            await decorator.aon_cancel(call, None)
+            if entered:
+                await aunwind(entered)
             raise
-        if streaming:
-            result.calls.insert(0, call)
-        elif after:
-            decorator.after(call, result)
-        else:
-            await decorator.aafter(call, result)
         return result
 
-    def _level(self, input: Any, config: RunnableConfig | None, kwargs: dict[str, Any]) -> _Level:
+    def _aproceed(
+        self,
+        index: int,
+        step: Callable[[RunnableConfig], Awaitable[Any]],
+        at: Invocation,
+        upstream: Mapping[str, Any],
+        call: Call,
+    ) -> Callable[[], Awaitable[Any]]:
+        return lambda: self._arun(index, step, at, below(upstream, call))
+
+    def _level(
+        self,
+        input: Any,
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+        streaming: bool = False,
+    ) -> Invocation:
         config = self._ensure(config)
-        return _Level(input, config, kwargs, {}, self._run_id_box(config))
+        model, bound_kwargs = self._model, self._bound_kwargs
+        if isinstance(model, DynamicRunnable):  # the model this call's config selects
+            model, bound_kwargs = _chosen(model, config, bound_kwargs)
+        return Invocation(input, config, kwargs, model, bound_kwargs, streaming)
 
     # --- invoke ----------------------------------------------------------------------------
 
@@ -369,7 +343,7 @@ class Decorated(DecoratedStreams[Input, Output]):
                 0,
                 lambda cfg: bound.invoke(input, cfg, **kwargs),
                 self._level(input, config, kwargs),
-                False,
+                _NO_METADATA,
             ),
         )
 
@@ -384,7 +358,7 @@ class Decorated(DecoratedStreams[Input, Output]):
                 0,
                 lambda cfg: bound.ainvoke(input, cfg, **kwargs),
                 self._level(input, config, kwargs),
-                False,
+                _NO_METADATA,
             ),
         )
 

@@ -34,7 +34,7 @@ class DecoratedStreams(Runnable[Input, Output]):
         decorators: tuple[Decorator, ...]
 
         def _run(
-            self, index: int, step: Callable[[RunnableConfig], Any], at: Any, streaming: bool
+            self, index: int, step: Callable[[RunnableConfig], Any], at: Any, upstream: Any
         ) -> Any: ...
 
         async def _arun(
@@ -42,11 +42,15 @@ class DecoratedStreams(Runnable[Input, Output]):
             index: int,
             step: Callable[[RunnableConfig], Awaitable[Any]],
             at: Any,
-            streaming: bool,
+            upstream: Any,
         ) -> Any: ...
 
         def _level(
-            self, input: Any, config: RunnableConfig | None, kwargs: dict[str, Any]
+            self,
+            input: Any,
+            config: RunnableConfig | None,
+            kwargs: dict[str, Any],
+            streaming: bool = False,
         ) -> Any: ...
 
     # --- stream, and stream_events v3 (the same recursion, another innermost step) ---------
@@ -54,13 +58,13 @@ class DecoratedStreams(Runnable[Input, Output]):
     def _streamed(
         self, step: Callable[[RunnableConfig], Any], input: Any, config: Any, kwargs: Any
     ) -> Generator[Any, None, None]:
-        opened = self._run(0, step, self._level(input, config, kwargs), True)
+        opened = self._run(0, step, self._level(input, config, kwargs, True), {})
         yield from through(self.decorators, opened)
 
     async def _astreamed(
         self, step: Callable[[RunnableConfig], Awaitable[Any]], input: Any, config: Any, kwargs: Any
     ) -> AsyncGenerator[Any, None]:
-        opened = await self._arun(0, step, self._level(input, config, kwargs), True)
+        opened = await self._arun(0, step, self._level(input, config, kwargs, True), {})
         chunks = athrough(self.decorators, opened)
         try:
             async for chunk in chunks:

@@ -117,3 +117,12 @@ class Events(BaseCallbackHandler):
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, **kw: Any) -> None:
         self.chains.append(str(run_id))
+
+
+class PlainRecorder(Recorder):
+    """A `Recorder` whose ``around`` is the default (no retries): `Decorated` then runs it in
+    its loop of plain decorators, as it runs the guard and the tracker, not as a level of its
+    own."""
+
+    around = Decorator.around
+    aaround = Decorator.aaround

@@ -27,7 +27,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from llm_routing._decorator import Call, Decorated, Decorator, DecoratorStack
-from tests.support.recorders import Events, Recorder
+from tests.support.recorders import Events, PlainRecorder, Recorder
 
 
 class FailingModel(BaseChatModel):
@@ -335,9 +335,10 @@ def test_before_refusing_skips_the_model_and_its_own_on_error():
     assert log == [("g", "before", False)]
 
 
-def test_inner_refusal_reaches_outer_on_error():
+@pytest.mark.parametrize("kind", [Recorder, PlainRecorder])
+def test_inner_refusal_reaches_outer_on_error(kind):
     log = []
-    decorated = (Recorder("g", log) | Recorder("t", log, refuse=lambda _: True)) | parrot()
+    decorated = (kind("g", log) | kind("t", log, refuse=lambda _: True)) | parrot()
     with pytest.raises(RuntimeError, match="t refused"):
         decorated.invoke("hi")
     assert [entry[:2] for entry in log] == [("g", "before"), ("t", "before"), ("g", "on_error")]
@@ -369,16 +370,74 @@ def test_outer_on_error_sees_the_inner_mapping():
     assert isinstance(outer_error, MappedError)
 
 
-def test_after_raising_reaches_outer_on_error():
+@pytest.mark.parametrize("kind", [Recorder, PlainRecorder])
+def test_after_raising_reaches_outer_on_error(kind):
     log = []
 
-    class Strict(Recorder):
+    class Strict(kind):
         def after(self, call, output):
             raise MappedError("over budget")
 
     with pytest.raises(MappedError):
-        (Recorder("g", log) | Strict("t", log) | parrot()).invoke("hi")
-    assert ("g", "on_error") in [entry[:2] for entry in log]
+        (kind("g", log) | Strict("t", log) | kind("u", log) | parrot()).invoke("hi")
+    hooks = [entry[:2] for entry in log]
+    assert hooks[3:] == [("u", "after"), ("g", "on_error")]  # not t's own on_error
+
+
+class OtherError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", [Recorder, PlainRecorder])
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_replacements_chain_and_every_open_decorator_settles_once(colour, kind):
+    """Three decorators unwind as nested frames would: each on_error (innermost first) sees
+    what the inner ones mapped, replacements chain by __cause__ and __context__, the one
+    whose after raised is not asked again, and the outermost only sees the result."""
+    log = []
+    inner = kind("t", log, map_to=lambda e: MappedError("inner"))
+    middle = kind("s", log, map_to=lambda e: OtherError("middle"))
+    decorated = kind("g", log) | middle | inner | FailingModel(failures=5)
+    with pytest.raises(OtherError) as info:
+        if colour == "sync":
+            decorated.invoke("hi")
+        else:
+            asyncio.run(decorated.ainvoke("hi"))
+    mapped = info.value.__cause__
+    assert isinstance(mapped, MappedError) and info.value.__context__ is mapped
+    assert isinstance(mapped.__cause__, ValueError) and mapped.__context__ is mapped.__cause__
+    hooks = [entry[:2] for entry in log]
+    assert hooks == [
+        ("g", "before"),
+        ("s", "before"),
+        ("t", "before"),
+        ("t", "on_error"),
+        ("s", "on_error"),
+        ("g", "on_error"),
+    ]
+    assert isinstance(log[-1][2], OtherError)
+
+
+@pytest.mark.parametrize("kind", [Recorder, PlainRecorder])
+def test_interrupt_reaches_every_open_decorators_on_cancel_innermost_first(kind):
+    log = []
+
+    class Interrupting(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "interrupting"
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            raise KeyboardInterrupt
+
+    decorated = kind("g", log) | Recorder("s", log) | kind("t", log) | Interrupting()
+    with pytest.raises(KeyboardInterrupt):
+        decorated.invoke("hi")
+    assert [entry[:2] for entry in log][3:] == [
+        ("t", "on_cancel"),
+        ("s", "on_cancel"),
+        ("g", "on_cancel"),
+    ]
 
 
 def test_around_retry_reruns_inner_decorators_and_the_model():
