@@ -6,6 +6,7 @@ exponents, since records keep their text) as before the inlined sum.
 """
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,60 @@ def test_slot_built_record_equals_the_constructor_and_reads_a_utc_datetime():
     assert CostRecord(now, *values).time == now  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.time = expected.time  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- priced when read
+
+
+def _card(**prices: float | None) -> Any:
+    from llm_routing.cost._rates import RateCard
+
+    spec = ModelSpec(provider="openai", name="m", context_window=1000, price=Price(**prices))
+    return RateCard(spec)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [TokenUsage(input=21, output=2), TokenUsage(input=0, output=0), TokenUsage(1000, 0, 0, 0, 1)],
+)
+def test_a_record_priced_when_read_equals_one_priced_at_once(tokens):
+    """`RateCard.deferred`: a record holding its rates reads, compares, pickles, replaces and
+    packs exactly as the record priced at once, and prices itself only once."""
+    import dataclasses
+    import pickle
+
+    from llm_routing.cost._compact import Interned, pack, unpack
+    from llm_routing.cost.record import _Epoch, _record, raw_cost
+
+    card = _card(input=0.15, output=0.6)
+    rates = card.deferred(tokens)
+    assert rates is not None
+    values = ("openai", "m", tokens)
+    rest = (False, "ok", None, None, (), {}, 0.5)
+    eager = _record(_Epoch(1.0), *values, card.price(tokens), *rest)
+
+    def lazy():
+        return _record(_Epoch(1.0), *values, rates, *rest)
+
+    assert raw_cost(lazy()) is rates
+    assert lazy() == eager and repr(lazy()) == repr(eager)
+    record = lazy()
+    assert record.cost == card.price(tokens) and record.cost is record.cost  # kept once made
+    assert record.cost_usd == eager.cost_usd and record.as_row() == eager.as_row()
+    assert pickle.loads(pickle.dumps(lazy())) == eager
+    assert dataclasses.replace(lazy(), status="error") == dataclasses.replace(eager, status="error")
+    interned = Interned()
+    row = pack(lazy(), interned)
+    assert row[3] is rates  # the shared rates, not a text per record
+    assert unpack(row) == eager and repr(unpack(row)) == repr(eager)
+    assert unpack(pack(eager, interned)) == eager
+
+
+def test_a_price_not_known_for_sure_is_made_at_once():
+    """Cache reads without a cached-input price, or a tier: priced (and warned about) now."""
+    card = _card(input=0.15, output=0.6)
+    assert card.deferred(TokenUsage(input=10, cached_input=5, output=1)) is None
+    assert card.deferred(TokenUsage(input=10, output=1, service_tier="flex")) is None
+    full = _card(input=0.15, cached_input=0.075, cache_write=0.2, output=0.6, reasoning=0.6)
+    assert full.deferred(TokenUsage(10, 5, 3, 0, 1, 2)) is not None
+    assert _card(input=0.15, output=None).deferred(TokenUsage(input=10, output=1)) is None

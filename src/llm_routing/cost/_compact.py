@@ -9,7 +9,8 @@ packed row keeps the same facts, exactly, in about a third of that:
 - provider, model, ``estimated`` and ``status`` as one shared tuple per combination;
 - the ``TokenUsage`` as it is (already compact);
 - the cost as one string of its six parts (``Decimal`` round-trips through its text exactly:
-  value, exponent and ``repr``), ``""`` for an unknown part;
+  value, exponent and ``repr``), ``""`` for an unknown part; or, for a record nobody priced
+  yet (`RateCard.deferred`), the model's shared `Rates`, which price the tokens on unpacking;
 - run ids, tags and metadata only when a call has any, tags and hashable metadata shared
   between the calls that repeat them.
 
@@ -24,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
 
+from llm_routing.cost._rates import Rates
 from llm_routing.cost.amounts import _ZERO, Cost, TokenUsage
-from llm_routing.cost.record import CostRecord, _Epoch, raw_time
+from llm_routing.cost.record import CostRecord, _Epoch, raw_cost, raw_time
 
 __all__ = ["EPOCH", "HOUR", "Interned", "Row", "pack", "unpack"]
 
@@ -36,9 +38,9 @@ _INTERNED_MAX = 4096  # distinct shared values per ledger; past it values are ke
 
 _Extra: TypeAlias = tuple[str | None, str | None, tuple[str, ...], Any]
 Row: TypeAlias = tuple[
-    int | datetime, tuple[str, str, bool, str], TokenUsage, str, float | None, _Extra | None
+    int | datetime, tuple[str, str, bool, str], TokenUsage, str | Rates, float | None, _Extra | None
 ]
-"""(time, (provider, model, estimated, status), tokens, cost text, duration, extra)."""
+"""(time, (provider, model, estimated, status), tokens, cost text or rates, duration, extra)."""
 
 
 class Interned:
@@ -126,14 +128,20 @@ def pack(record: CostRecord, interned: Interned) -> Row:
             interned.get(tuple(record.tags)),
             _metadata(record.metadata, interned) if record.metadata else None,
         )
-    return (time, who, record.tokens, _cost_text(record.cost), record.duration_s, extra)
+    cost = raw_cost(record)
+    kept = cost if type(cost) is Rates else _cost_text(record.cost)
+    return (time, who, record.tokens, kept, record.duration_s, extra)
 
 
 def unpack(row: Row) -> CostRecord:
     """The `CostRecord` a row was packed from (equal to it, field by field)."""
     time, (provider, model, estimated, status), tokens, cost, duration, extra = row
     when = _EPOCH + time * _MICROSECOND if isinstance(time, int) else time
-    parts = [None if part == "" else Decimal(part) for part in cost.split("|")]
+    priced: Any  # Rates: still unpriced, the record prices itself when its cost is read
+    if isinstance(cost, str):
+        priced = Cost(*[None if part == "" else Decimal(part) for part in cost.split("|")])
+    else:
+        priced = cost
     run_id = parent = metadata = None
     tags: tuple[str, ...] = ()
     if extra is not None:
@@ -143,7 +151,7 @@ def unpack(row: Row) -> CostRecord:
         provider=provider,
         model=model,
         tokens=tokens,
-        cost=Cost(*parts),
+        cost=priced,
         estimated=estimated,
         status=status,
         run_id=run_id,

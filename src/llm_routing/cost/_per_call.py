@@ -19,7 +19,7 @@ from typing import Any
 
 from llm_routing._decorator import Call
 from llm_routing._waiting import Waiting, current
-from llm_routing.cost._rates import RateCard
+from llm_routing.cost._rates import RateCard, Rates
 from llm_routing.cost._usage import (
     ModelInfo,
     count_input,
@@ -179,12 +179,18 @@ def used_before_cancel(call: Call, state: CallState, partial: Any) -> tuple[Toke
 
 
 def record_of(
-    call: Call, state: CallState, tokens: TokenUsage, cost: Cost, estimated: bool, status: str
+    call: Call,
+    state: CallState,
+    tokens: TokenUsage,
+    cost: Cost | Rates,
+    estimated: bool,
+    status: str,
 ) -> CostRecord:
     """The record a call leaves: its tokens, its cost, and what its config says about it.
 
     Its time is the call's start as the clock gave it, made a ``datetime`` only when read
-    (`cost.record._Time`), unless a budget needed the ``datetime`` already.
+    (`cost.record._Time`), unless a budget needed the ``datetime`` already. ``cost`` may be
+    the `Rates` that price it when it is first read (`RateCard.deferred`).
     """
     info = state.model
     config = call.config

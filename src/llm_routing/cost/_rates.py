@@ -42,10 +42,12 @@ class Rates:
         "cache_write",
         "cache_write_1h",
         "cached_input",
+        "complete",
         "input",
         "most_input",
         "most_output",
         "output",
+        "plain",
         "reasoning",
     )
 
@@ -64,6 +66,15 @@ class Rates:
         # of output and reasoning; unknown (None) when input or output has no price.
         self.most_input = _per_token(_dearest(table.input, table.cache_write)) if known else None
         self.most_output = _per_token(_dearest(table.output, table.reasoning)) if known else None
+        # Whether any usage (``complete``), or usage without cache or reasoning tokens
+        # (``plain``), has a known price here: `RateCard.deferred`.
+        self.plain = self.input is not None and self.output is not None
+        self.complete = self.plain and None not in (
+            self.cached_input,
+            self.cache_write,
+            self.cache_write_1h,
+            self.reasoning,
+        )
 
     def cost(self, tokens: TokenUsage) -> Cost:
         """``price_tokens(tokens, table, provider=…)``, the same values and exponents."""
@@ -145,6 +156,24 @@ class RateCard:
         if rates is None:
             return Cost.unknown() if tokens.total_tokens else Cost.zero()
         return rates.cost(tokens)
+
+    def deferred(self, tokens: TokenUsage) -> Rates | None:
+        """The rates that will price ``tokens`` when the cost is first read, if known for sure.
+
+        A recorded call's cost is read rarely (totals, a report) and pricing it is the
+        tracker's dearest step per call (``Decimal`` products and a `Cost`), so a record may
+        hold these rates instead (`CostRecord.cost` prices on first read: the same value).
+        Only when the price is certain to be known, so an unknown price is still warned about
+        at the call; ``None``: price now.
+        """
+        rates = self._standard
+        if rates is None or tokens.service_tier is not None:
+            return None
+        if rates.complete:
+            return rates
+        t = tokens
+        plain = not (t.cached_input or t.cache_write or t.cache_write_1h or t.reasoning)
+        return rates if rates.plain and plain else None
 
     def estimate(self, prompt: int, completion: int, tier: str | None) -> Decimal | None:
         """``estimate_cost(spec, prompt, completion, tier)`` for counts already checked."""

@@ -267,9 +267,12 @@ class MemoryLedger(Ledger):
         self._waiters.discard(wake)
 
     def _charge(self, record: CostRecord, buckets: Iterable[Bucket]) -> list[BucketChange]:
-        amount = record.cost.total if record.cost.total is not None else _ZERO
         changes: list[BucketChange] = []
+        amount = None  # only a budget needs the cost now; a record prices itself when read
         for bucket in buckets:
+            if amount is None:
+                total = record.cost.total
+                amount = total if total is not None else _ZERO
             before = self._spent.get(bucket.key, _ZERO)
             after = _CONTEXT.add(before, amount)
             self._spent[bucket.key] = after

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from llm_routing.cost._rates import Rates
 from llm_routing.cost.pricing import Cost, TokenUsage
 
-__all__ = ["RECORD_COLUMNS", "CostRecord", "raw_time"]
+__all__ = ["RECORD_COLUMNS", "CostRecord", "raw_cost", "raw_time"]
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "time",
@@ -169,10 +170,45 @@ class _Time:
 
 setattr(CostRecord, "time", _Time())  # noqa: B010 (mypy keeps reading the field as datetime)
 
+_COST_SLOT: Any = CostRecord.__dict__["cost"]
+_TOKENS_SLOT: Any = CostRecord.__dict__["tokens"]
+
+
+class _Cost:
+    """`CostRecord.cost`: the ``cost`` slot, always read as a `Cost`.
+
+    The tracker may store the call's `Rates` instead (`RateCard.deferred`: only when every
+    part of its usage has a price): pricing is its dearest step per call and most records'
+    cost is only ever summed, a batch at a time. The `Cost` is computed from the record's
+    tokens the first time ``cost`` is read, then kept in the slot, so equality, ``repr``,
+    ``replace`` and pickling all see the same `Cost` the tracker would have built at once.
+    """
+
+    def __get__(self, record: CostRecord | None, owner: type | None = None) -> Any:
+        if record is None:
+            return self
+        value = _COST_SLOT.__get__(record, owner)
+        if type(value) is Rates:
+            value = value.cost(_TOKENS_SLOT.__get__(record, owner))
+            _COST_SLOT.__set__(record, value)
+        return value
+
+    def __set__(self, record: CostRecord, value: Any) -> None:
+        _COST_SLOT.__set__(record, value)
+
+
+setattr(CostRecord, "cost", _Cost())  # noqa: B010 (mypy keeps reading the field as Cost)
+
 
 def raw_time(record: CostRecord) -> datetime | float:
     """The time slot as stored: an `_Epoch` float while nobody has read ``record.time``."""
     value: datetime | float = _TIME_SLOT.__get__(record, CostRecord)
+    return value
+
+
+def raw_cost(record: CostRecord) -> Cost | Rates:
+    """The cost slot as stored: the `Rates` that will price it while nobody has read it."""
+    value: Cost | Rates = _COST_SLOT.__get__(record, CostRecord)
     return value
 
 
@@ -181,7 +217,7 @@ def _record(
     provider: str,
     model: str,
     tokens: TokenUsage,
-    cost: Cost,
+    cost: Cost | Rates,
     estimated: bool,
     status: str,
     run_id: str | None,

@@ -47,7 +47,7 @@ from llm_routing.cost._per_call import (
     waiting_since,
     worst_case,
 )
-from llm_routing.cost._rates import RateCard
+from llm_routing.cost._rates import RateCard, Rates
 from llm_routing.cost._usage import ModelInfo, unknown_cost
 from llm_routing.cost.budget import Bucket, BucketChange, Budget, crossings, parse_budgets
 from llm_routing.cost.ledger import (
@@ -58,7 +58,7 @@ from llm_routing.cost.ledger import (
     Refusal,
     Reservation,
 )
-from llm_routing.cost.pricing import TokenUsage
+from llm_routing.cost.pricing import Cost, TokenUsage
 from llm_routing.cost.report import Reporting, usd
 from llm_routing.errors import UnknownModelError
 
@@ -309,11 +309,7 @@ class CostTracker(Reporting, Decorator):
         if not isinstance(state, CallState):
             return None
         tokens, estimated = used_by_answer(call, state, output)
-        booking = self._settled(call, state, tokens, estimated, "ok")
-        total = booking[1].cost.total
-        if total is not None:
-            call.metadata["llm_routing.cost_usd"] = float(total)
-        return booking
+        return self._settled(call, state, tokens, estimated, "ok")
 
     def _failed(self, call: Call, error: Exception) -> _Booking | None:
         state = call.state
@@ -342,8 +338,13 @@ class CostTracker(Reporting, Decorator):
         self, call: Call, state: CallState, tokens: TokenUsage, estimated: bool, status: str
     ) -> tuple[Reservation | None, CostRecord]:
         info = state.model
-        cost = state.card.price(tokens) if state.card is not None else unknown_cost(tokens)
-        if cost.total is None and info.priced:
+        card = state.card
+        # Priced when first read, if its price is certainly known (most calls): see
+        # `RateCard.deferred`. Else now, so an unknown price is warned about at this call.
+        cost: Cost | Rates | None = card.deferred(tokens) if card is not None else None
+        if cost is None:
+            cost = card.price(tokens) if card is not None else unknown_cost(tokens)
+        if type(cost) is Cost and cost.total is None and info.priced:
             missing = ", ".join(name for name in _PARTS if getattr(cost, name) is None)
             self._warn_once(
                 f"{info.key}#{missing}",
