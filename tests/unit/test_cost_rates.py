@@ -84,3 +84,20 @@ def test_every_catalogued_price_prices_alike():
             assert _texts(card.price(used)) == _texts(price(used, spec)), spec.key
         got = card.estimate(5000, 4096, None)
         assert got == estimate_cost(spec, 5000, 4096) and isinstance(got, Decimal | None)
+
+
+def test_the_estimate_shown_without_a_budget_is_the_float_of_the_held_one():
+    """`RateCard.estimate_usd` (int arithmetic) gives the float of `estimate` exactly, for
+    every catalogued price and the test tables, over counts from 0 to a million tokens."""
+    rng = random.Random(7)
+    counts = [(0, 0), (20, 4096), (150, 0), (10**6, 1), (99, 101)]
+    counts += [(rng.randrange(10**6), rng.randrange(10**5)) for _ in range(200)]
+    specs = [s for s in default_catalog() if s.price is not None]
+    specs += [ModelSpec(provider="openai", name="m", context_window=10**6, price=t) for t in TABLES]
+    for spec in specs:
+        card = RateCard(spec)
+        for tier in (None, "flex", "priority"):
+            for prompt, completion in counts:
+                held = card.estimate(prompt, completion, tier)
+                shown = card.estimate_usd(prompt, completion, tier)
+                assert shown == (None if held is None else float(held)), (spec.key, prompt)

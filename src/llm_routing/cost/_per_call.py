@@ -131,6 +131,11 @@ def worst_case(
         if not kwargs or kwargs.get("service_tier") is None
         else requested_service_tier(call.model, kwargs)
     )
+    if not buckets:  # nothing to hold: only the float it shows, without Decimal arithmetic
+        shown = card.estimate_usd(state.input_tokens, state.output_reserve, tier)
+        if shown is not None:
+            call.metadata["llm_routing.estimated_cost_usd"] = shown
+        return state, buckets
     state.estimate = card.estimate(state.input_tokens, state.output_reserve, tier)
     if state.estimate is not None:
         call.metadata["llm_routing.estimated_cost_usd"] = float(state.estimate)

@@ -46,6 +46,7 @@ class Rates:
         "input",
         "most_input",
         "most_output",
+        "most_usd_terms",
         "output",
         "plain",
         "reasoning",
@@ -66,6 +67,12 @@ class Rates:
         # of output and reasoning; unknown (None) when input or output has no price.
         self.most_input = _per_token(_dearest(table.input, table.cache_write)) if known else None
         self.most_output = _per_token(_dearest(table.output, table.reasoning)) if known else None
+        # `most_usd`'s exact fractions: (a, b, d) with most = (a·prompt + b·completion) / d.
+        self.most_usd_terms: tuple[int, int, int] | None = None
+        if self.most_input is not None and self.most_output is not None:
+            n_in, d_in = self.most_input.as_integer_ratio()
+            n_out, d_out = self.most_output.as_integer_ratio()
+            self.most_usd_terms = (n_in * d_out, n_out * d_in, d_in * d_out)
         # Whether any usage (``complete``), or usage without cache or reasoning tokens
         # (``plain``), has a known price here: `RateCard.deferred`.
         self.plain = self.input is not None and self.output is not None
@@ -115,6 +122,21 @@ class Rates:
         inputs = _ZERO if prompt == 0 else _MULTIPLY(self.most_input, prompt)
         outputs = _ZERO if completion == 0 else _MULTIPLY(self.most_output, completion)
         return _ADD(inputs, outputs)
+
+
+    def most_usd(self, prompt: int, completion: int) -> float | None:
+        """``float(self.most(prompt, completion))``, without any ``Decimal`` arithmetic.
+
+        What a call without a budget shows as its estimate: the same float, because both are
+        the exact worst case rounded once (``most`` is exact in its 60-digit context, and
+        ``float`` of a ``Decimal`` and ``int / int`` both round correctly), at a fraction of
+        the cost: ints instead of two ``Decimal`` products, a sum and a conversion.
+        """
+        terms = self.most_usd_terms
+        if terms is None:
+            return None
+        per_prompt, per_completion, denominator = terms
+        return (per_prompt * prompt + per_completion * completion) / denominator
 
 
 class RateCard:
@@ -179,3 +201,8 @@ class RateCard:
         """``estimate_cost(spec, prompt, completion, tier)`` for counts already checked."""
         rates = self.rates(tier, prompt)
         return None if rates is None else rates.most(prompt, completion)
+
+    def estimate_usd(self, prompt: int, completion: int, tier: str | None) -> float | None:
+        """``float(self.estimate(...))``, for a call that holds nothing (`Rates.most_usd`)."""
+        rates = self.rates(tier, prompt)
+        return None if rates is None else rates.most_usd(prompt, completion)
