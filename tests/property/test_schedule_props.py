@@ -309,3 +309,84 @@ AdmissionMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None
 )
 TestAdmission = AdmissionMachine.TestCase
+
+
+def _facts(state: ModelState) -> dict:
+    """Everything a state holds, entries by value (the two states never share entries)."""
+
+    def entry(e):
+        return (e.t, e.req, e.inp, e.out, e.late, e.lease, e.in_day, e.day_end)
+
+    facts = {name: getattr(state, name) for name in ModelState.__slots__}
+    facts["log"] = [entry(e) for e in state.log]
+    facts["day_log"] = [entry(e) for e in state.day_log]
+    facts["inflight"] = {rid: entry(e) for rid, e in state.inflight.items()}
+    facts["projection"] = state.projection is not None
+    return facts
+
+
+# Limits the one-pass admission takes (no daily or concurrency limit), most often not binding.
+roomy_limits = st.builds(
+    RateLimits,
+    rpm=st.none() | st.integers(1, 60),
+    tpm=st.none() | st.integers(0, 30_000),
+    itpm=st.none() | st.integers(0, 20_000),
+    otpm=st.none() | st.integers(0, 15_000),
+    request_margin=st.integers(0, 2),
+    token_headroom=st.sampled_from([0.0, 0.02, 0.1]),
+    smoothing=st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limits=st.one_of(limits_strategy, roomy_limits),
+    ops=operations,
+    lease_s=st.none() | st.sampled_from([5.0, 30.0]),
+)
+def test_admit_now_admits_as_decide_and_admit_do_and_leaves_the_same_state(limits, ops, lease_s):
+    """The in-process backend's one-pass admission (`policy.admit_now`, None: ask `decide`)
+    answers every request as `decide` + `admit` do and leaves the state they leave, through
+    settles, releases, cooldowns and the provider's corrections."""
+    slow, fast = ModelState(), ModelState()
+    rids: list[str] = []
+    now = 0.0
+    for op in ops:
+        kind = op[0]
+        if kind == "advance":
+            now += op[1]
+        elif kind == "request":
+            request, rid = op[1], f"r{len(rids)}"
+            decision = policy.decide(slow, limits, now, request)
+            if decision.admit:
+                policy.admit(slow, limits, decision.at, request, rid, lease_s=lease_s)
+            at = policy.admit_now(fast, limits, now, request, rid, lease_s)
+            if at is None:
+                again = policy.decide(fast, limits, now, request)
+                assert (again.admit, again.at, again.binding) == (
+                    decision.admit,
+                    decision.at,
+                    decision.binding,
+                )
+                if again.admit:
+                    policy.admit(fast, limits, again.at, request, rid, lease_s=lease_s)
+            else:
+                assert decision.admit and at == decision.at
+            if decision.admit:
+                rids.append(rid)
+        elif kind == "settle" and rids:
+            for state in (slow, fast):
+                policy.settle(state, limits, now, rids[op[1] % len(rids)], op[2], op[3])
+        elif kind == "release" and rids:
+            for state in (slow, fast):
+                policy.release(state, rids[op[1] % len(rids)], keep_request=op[2])
+        elif kind == "cooldown":
+            for state in (slow, fast):
+                policy.cooldown(state, now + op[1])
+        elif kind == "correct":
+            headers = RateLimitHeaders(
+                remaining_requests=op[1], remaining_tokens=op[2], reset_requests_s=op[3]
+            )
+            for state in (slow, fast):
+                policy.correct(state, limits, now, headers)
+        assert _facts(fast) == _facts(slow)

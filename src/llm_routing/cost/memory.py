@@ -268,11 +268,9 @@ class MemoryLedger(Ledger):
 
     def _charge(self, record: CostRecord, buckets: Iterable[Bucket]) -> list[BucketChange]:
         changes: list[BucketChange] = []
-        amount = None  # only a budget needs the cost now; a record prices itself when read
-        for bucket in buckets:
-            if amount is None:
-                total = record.cost.total
-                amount = total if total is not None else _ZERO
+        for bucket in buckets:  # only a budget needs the cost now (a record prices when read)
+            amount = record.cost.total
+            amount = _ZERO if amount is None else amount
             before = self._spent.get(bucket.key, _ZERO)
             after = _CONTEXT.add(before, amount)
             self._spent[bucket.key] = after

@@ -88,6 +88,9 @@ class MemoryBackend(Backend):
             now = self._clock.now()
             if now >= state.lease_next:
                 self._expire(state, now)
+            at = policy.admit_now(state, limits, now, request, rid, self.lease_s)
+            if at is not None:  # nothing holds it back (most calls): admitted in one pass
+                return Decision(True, at, None, None, False)
             decision = policy._decide(state, limits, now, request, True)
             if decision.admit:
                 policy._admit(state, limits, decision.at, request, rid, self.lease_s, True)

@@ -181,6 +181,71 @@ def _decide(
     return Decision(True, now, None, None, False)
 
 
+def admit_now(
+    state: ModelState,
+    limits: RateLimits,
+    now: float,
+    request: Request,
+    rid: str,
+    lease_s: float | None,
+) -> float | None:
+    """`decide` + `admit` in one pass when nothing holds the request back: its time, else None.
+
+    The in-process backend's first ask (most calls); None is no refusal: ask `decide`. Not with
+    a daily or concurrency limit, cooldown, synthetic usage, full window or pace ahead of
+    ``now`` (a token pace's credit is `_decide`'s). test_schedule_props: the same states.
+    """
+    synthetic = state.synthetic
+    if (
+        limits.rpd is not None
+        or limits.max_concurrency is not None
+        or state.projection is not None
+        or state.day_log
+        or synthetic["req"]
+        or synthetic["tok"]
+        or synthetic["inp"]
+        or synthetic["out"]
+        or rid in state.inflight
+        or now != now  # NaN: `observe` says what is wrong
+    ):
+        return None
+    rpm, tpm, itpm, otpm = limits._effective
+    inp, out = request.input_tokens, request.output_tokens
+    if (
+        (tpm is not None and inp + out > tpm)
+        or (itpm is not None and inp > itpm)
+        or (otpm is not None and out > otpm)
+    ):
+        return None  # too large: refused before any pruning, as `_decide` does
+    if now < state.high:  # `observe`, inline: monotone per state, then prune
+        now = state.high
+    state.high = now
+    window = state.window_s = limits.window_s
+    log = state.log
+    while log and log[0].t + log[0].late + window <= now:
+        entry = log.popleft()
+        state.requests -= entry.req
+        state.input_tokens -= entry.inp
+        state.output_tokens -= entry.out
+        state.tokens -= entry.inp + entry.out
+        state.cut = entry.t
+    if (
+        state.cooldown_until > now
+        or (rpm is not None and state.requests >= rpm)
+        or (tpm is not None and state.tokens + inp + out > tpm)
+        or (itpm is not None and state.input_tokens + inp > itpm)
+        or (otpm is not None and state.output_tokens + out > otpm)
+        or (limits.smoothing and max(state.pace_req, state.pace_tok, state.pace_inp) > now)
+    ):
+        return None
+    entry = state.inflight[rid] = _record(state, limits, now, request, True)
+    if lease_s is not None:
+        lease = entry.lease = now + lease_s
+        if lease < state.lease_next:
+            state.lease_next = lease
+    return now
+
+
 def _token_credit(limit: int, cost: int, window_s: float) -> float:
     """How early a paced token admission of ``cost`` may go: a tolerance, in seconds.
 
