@@ -101,6 +101,9 @@ class RateLimits:
     _effective: tuple[int | None, int | None, int | None, int | None] = field(
         init=False, repr=False, compare=False
     )
+    # `policy._record`'s request pace at full speed with no one else's usage (its common case):
+    # (interval, catch_up), computed as it computes them, once.
+    _pace_req: tuple[float, float] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("rpm", "rpd", "max_concurrency"):
@@ -149,6 +152,10 @@ class RateLimits:
             _headroomed(self.otpm, fraction),
         )
         object.__setattr__(self, "_effective", effective)
+        pace = None
+        if rpm is not None and self.rpm is not None:
+            pace = request_pace(self.window_s * 1.0, rpm, self.window_s, self.rpm)
+        object.__setattr__(self, "_pace_req", pace)
 
     @property
     def effective_rpm(self) -> int | None:
@@ -207,6 +214,20 @@ class RateLimits:
             and self.rpd is None
             and self.max_concurrency is None
         )
+
+
+def request_pace(window: float, share: int, window_s: float, rpm: int) -> tuple[float, float]:
+    """The request pace's (interval, catch-up) for ``share`` requests per stretched ``window``.
+
+    An admission a little late (a wake-up after its time) is paced from when it was due, not
+    from when it ran, or every late wake-up would be lost for good: up to the slack our margin
+    leaves within one second of the provider's exact spacing (``window_s / rpm``).
+    """
+    interval = window / (share if share > 1 else 1)
+    exact = window_s / rpm
+    slack = interval - exact
+    per_second = 1.0 / exact
+    return interval, (slack if slack > 0.0 else 0.0) * (per_second if per_second > 1.0 else 1.0)
 
 
 @dataclass(frozen=True, slots=True)

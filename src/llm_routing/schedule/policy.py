@@ -22,6 +22,7 @@ from llm_routing.schedule.limits import (
     RateLimitHeaders,
     RateLimits,
     Request,
+    request_pace,
 )
 from llm_routing.schedule.settlement import (
     PACE_SLOW_MAX,
@@ -295,15 +296,11 @@ def _record(
         # Comparisons, not ``max()``: the same values (ints and finite floats), without a
         # call each; the Lua script keeps the ``math.max`` form.
         if rpm is not None and limits.rpm is not None:
-            share = rpm - synthetic["req"]
-            interval = window / (share if share > 1 else 1)
-            # An admission a little late (a wake-up after its time) is paced from when it was
-            # due, not from when it ran, or every late wake-up would be lost for good: up to
-            # the slack our margin leaves within one second of the provider's exact spacing.
-            exact = limits.window_s / limits.rpm
-            slack = interval - exact
-            per_second = 1.0 / exact
-            catch_up = (slack if slack > 0.0 else 0.0) * (per_second if per_second > 1.0 else 1.0)
+            if slow == 1.0 and not synthetic["req"]:  # full speed, ours alone: prepared once
+                interval, catch_up = limits._pace_req  # type: ignore[misc]
+            else:
+                share = rpm - synthetic["req"]
+                interval, catch_up = request_pace(window, share, limits.window_s, limits.rpm)
             pace_req = state.pace_req
             late = now - pace_req
             state.pace_req = (pace_req if 0.0 < late <= catch_up else now) + interval
@@ -319,8 +316,9 @@ def _record(
             state.pace_inp = (pace if pace > now else now) + inp * window / (
                 share if share > 1 else 1
             )
-        slow *= PACE_RECOVERY
-        state.pace_slow = slow if slow > 1.0 else 1.0
+        if slow != 1.0:
+            slow *= PACE_RECOVERY
+            state.pace_slow = slow if slow > 1.0 else 1.0
     return entry
 
 
