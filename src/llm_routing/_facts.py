@@ -273,7 +273,7 @@ def _has_surrogate(value: Any, depth: int) -> bool:
     if depth >= _MAX_DEPTH:
         return False
     depth += 1
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):  # not `list | tuple`: a union per call
         for item in value:
             if isinstance(item, str):
                 if not item.isascii() and _SURROGATE.search(item) is not None:

@@ -365,6 +365,6 @@ def _fitting(input: Any, counter: Any, room: int) -> int | None:
     """
     if isinstance(input, str):
         return count_fitting([("user", input)], counter, room)
-    if isinstance(input, list | tuple) and input:
+    if isinstance(input, (list, tuple)) and input:  # a tuple: `|` builds a union per call
         return count_fitting(input, counter, room)
     return None
