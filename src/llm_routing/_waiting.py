@@ -27,14 +27,15 @@ class Waiting:
     """Seconds one router call has waited so far, across all its attempts and decorators.
 
     Thread-safe: a call's attempts are sequential, but a decorator may add from a worker
-    thread while another reads.
+    thread while another reads. One lock for all of them: a router call opens one per
+    request and most never wait, so adding (rare) shares a lock instead of each request
+    allocating its own.
     """
 
-    __slots__ = ("_lock", "_waited")
+    __slots__ = ("_waited",)
 
     def __init__(self) -> None:
         self._waited = 0.0
-        self._lock = threading.Lock()
 
     @property
     def waited(self) -> float:
@@ -44,7 +45,7 @@ class Waiting:
     def add(self, seconds: float) -> None:
         """Count ``seconds`` more of waiting (ignores negative or zero amounts)."""
         if seconds > 0:
-            with self._lock:
+            with _ADDING:
                 self._waited += seconds
 
     def left(self, max_wait: float) -> float:
@@ -54,6 +55,8 @@ class Waiting:
     def __repr__(self) -> str:
         return f"Waiting(waited={self._waited:.3f}s)"
 
+
+_ADDING = threading.Lock()
 
 _CURRENT: ContextVar[Waiting | None] = ContextVar("llm_routing_waiting", default=None)
 

@@ -132,8 +132,9 @@ class Chain:
 
     def served(self, output: T) -> T:
         """``output`` answered the request: note on it who served, count it, hand it back."""
-        annotate(output, self.name, self.attempts)
-        self._router._stats.record(self.name, self._position, self.attempts)
+        name = self._router.names[self._position]  # `name`, once
+        annotate(output, name, self.attempts)
+        self._router._stats.record(name, self._position, self.attempts)
         return output
 
     def all_failed(self) -> AllModelsFailedError:
@@ -263,14 +264,18 @@ def annotate(output: Any, name: str, attempts: Sequence[Attempt]) -> None:
     """Record on a message which model served it and which failed before (no-op otherwise)."""
     if isinstance(output, BaseMessage):
         output.response_metadata["llm_routing.model"] = name
-        output.response_metadata["llm_routing.attempts"] = [
-            {
-                "model": a.model,
-                "kind": a.kind.value,
-                "error": f"{type(a.error).__name__}: {a.error}",
-            }
-            for a in attempts
-        ]
+        output.response_metadata["llm_routing.attempts"] = (
+            [
+                {
+                    "model": a.model,
+                    "kind": a.kind.value,
+                    "error": f"{type(a.error).__name__}: {a.error}",
+                }
+                for a in attempts
+            ]
+            if attempts  # most requests: served first time, no comprehension to run
+            else []
+        )
 
 
 def _with_handler(config: RunnableConfig, handler: Any) -> RunnableConfig:
