@@ -85,6 +85,14 @@ class Rates:
 
     def cost(self, tokens: TokenUsage) -> Cost:
         """``price_tokens(tokens, table, provider=…)``, the same values and exponents."""
+        return _cost(*self._parts(tokens))
+
+    def total(self, tokens: TokenUsage) -> Decimal | None:
+        """``self.cost(tokens).total``, without building the `Cost` (a ledger's totals)."""
+        return self._parts(tokens)[5]
+
+    def _parts(self, tokens: TokenUsage) -> tuple[Decimal | None, ...]:
+        """The parts of `cost` (input, cached, writes, output, reasoning) and their total."""
         n = tokens.input
         inputs = _ZERO if n == 0 else (None if self.input is None else _MULTIPLY(self.input, n))
         n = tokens.output
@@ -97,7 +105,7 @@ class Rates:
             plain = None
             if inputs is not None and output is not None:
                 plain = _ADD(_ADD(inputs, output), _ZERO)
-            return _cost(inputs, _ZERO, _ZERO, output, _ZERO, plain)
+            return (inputs, _ZERO, _ZERO, output, _ZERO, plain)
         cached = self._part(tokens.cached_input, self.cached_input)
         writes_5m = self._part(tokens.cache_write, self.cache_write)
         writes_1h = self._part(tokens.cache_write_1h, self.cache_write_1h)
@@ -107,7 +115,7 @@ class Rates:
         total: Decimal | None = _ZERO
         for value in parts:
             total = None if total is None or value is None else _ADD(total, value)
-        return _cost(inputs, cached, writes, output, reasoning, total)
+        return (inputs, cached, writes, output, reasoning, total)
 
     @staticmethod
     def _part(tokens: int, rate: Decimal | None) -> Decimal | None:
@@ -122,7 +130,6 @@ class Rates:
         inputs = _ZERO if prompt == 0 else _MULTIPLY(self.most_input, prompt)
         outputs = _ZERO if completion == 0 else _MULTIPLY(self.most_output, completion)
         return _ADD(inputs, outputs)
-
 
     def most_usd(self, prompt: int, completion: int) -> float | None:
         """``float(self.most(prompt, completion))``, without any ``Decimal`` arithmetic.

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from llm_routing.cost.ledger import _CONTEXT, _ZERO, CostRecord
+from llm_routing.cost.record import cost_total
 
 __all__ = ["TOKEN_KEYS", "Cells", "Group", "count_call", "group_in"]
 
@@ -94,7 +95,7 @@ def group_in(groups: dict[str, Group], key: str) -> Group:
 
 def count_call(groups: Iterable[Group], record: CostRecord) -> None:
     """Count one call in each of ``groups``, its token counts read once for all of them."""
-    cost, estimated, t = record.cost.total, record.estimated, record.tokens
+    cost, estimated, t = cost_total(record), record.estimated, record.tokens
     writes = t.cache_write + t.cache_write_1h
     prompt = t.input + t.cached_input + writes
     completion = t.output + t.reasoning

@@ -206,6 +206,15 @@ def raw_time(record: CostRecord) -> datetime | float:
     return value
 
 
+def cost_total(record: CostRecord) -> Decimal | None:
+    """``record.cost.total``; a record still unpriced is not priced (only its total is made)."""
+    value = _COST_SLOT.__get__(record, CostRecord)
+    if type(value) is Rates:
+        total: Decimal | None = value.total(_TOKENS_SLOT.__get__(record, CostRecord))
+        return total
+    return value.total  # type: ignore[no-any-return]
+
+
 def raw_cost(record: CostRecord) -> Cost | Rates:
     """The cost slot as stored: the `Rates` that will price it while nobody has read it."""
     value: Cost | Rates = _COST_SLOT.__get__(record, CostRecord)
