@@ -32,7 +32,7 @@ from llm_routing.errors import (
 )
 from llm_routing.tokens import count_tokens, count_tokens_lower_bound, count_tokens_within
 from llm_routing.tokens._fast import PACING, paced
-from llm_routing.tokens.counting import count_fitting, counter_for
+from llm_routing.tokens.counting import count_fitting_ascii, counter_for
 
 __all__ = ["DEFAULT_OUTPUT_RESERVE", "ContextGuard"]
 
@@ -194,9 +194,10 @@ class ContextGuard(Decorator):
         if not length_only and tools is None and room > 0 and PACING.get() is None:
             # The common case first: a short plain input whose sizes prove it fits is counted
             # in one pass. Refusals, tools, prompt values and anything else take the full path.
-            tokens = _fitting(call.input, fit.counter, room)
+            tokens, ascii = _fitting(call.input, fit.counter, room)
             if tokens is not None:
-                check_sendable(call.input)  # as as_messages would: it fits, so no refusal first
+                if not ascii:  # ASCII (role, text) pairs are UTF-8 already: no second walk
+                    check_sendable(call.input)  # as as_messages would: it fits, so no refusal
                 self._admit(call, spec, tokens, reserved)
                 return
         if isinstance(call.input, list | tuple | PromptValue) and call.input:
@@ -356,15 +357,16 @@ class ContextGuard(Decorator):
         )
 
 
-def _fitting(input: Any, counter: Any, room: int) -> int | None:
+def _fitting(input: Any, counter: Any, room: int) -> tuple[int | None, bool]:
     """The exact count of a short plain input that provably fits ``room``, else ``None``.
 
     What ``count_tokens_within(as_messages(input), ...)`` returns for such an input (a string
     is the one user message a chat model makes of it). An empty list is not plain here:
-    ``as_messages`` refuses it on the full path.
+    ``as_messages`` refuses it on the full path. With it, whether the input is ``(role,
+    text)`` pairs of ASCII texts (`count_fitting_ascii`), which need no surrogate check.
     """
     if isinstance(input, str):
-        return count_fitting([("user", input)], counter, room)
+        return count_fitting_ascii([("user", input)], counter, room)
     if isinstance(input, (list, tuple)) and input:  # a tuple: `|` builds a union per call
-        return count_fitting(input, counter, room)
-    return None
+        return count_fitting_ascii(input, counter, room)
+    return None, False

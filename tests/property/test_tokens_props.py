@@ -333,3 +333,26 @@ def test_role_text_pairs_path_counts_what_the_general_path_counts(pairs, model, 
             assert answer is None
     if warm and exact <= limit:
         assert answers[0] == exact
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([*_ROLES, "developer"]), st.one_of(_short_text, st.text())),
+        max_size=6,
+    ),
+    st.sampled_from(MODELS),
+    st.integers(0, 400),
+)
+def test_ascii_pairs_are_sendable_and_counted_as_count_fitting_counts(pairs, model, limit):
+    """The guard skips its surrogate walk when `count_fitting_ascii` says ASCII pairs: only
+    for input that has no surrogate, and with the count `count_fitting` gives."""
+    from llm_routing._facts import _has_surrogate
+    from llm_routing.tokens import counting
+
+    counter = counting.counter_for(model)
+    count, ascii = counting.count_fitting_ascii(pairs, counter, limit)
+    assert count == counting.count_fitting(pairs, counter, limit)
+    assert ascii == all(text.isascii() for _, text in pairs)
+    if ascii:
+        assert not _has_surrogate(pairs, 0)

@@ -67,15 +67,15 @@ def exact_counter(monkeypatch: pytest.MonkeyPatch) -> Spy:
     input that fits (when it answered) and its general count."""
     spy = Spy(count_tokens_within)
     monkeypatch.setattr(guard_module, "count_tokens_within", spy)
-    fitting = guard_module.count_fitting
+    fitting = guard_module.count_fitting_ascii
 
     def counted_fitting(*args: Any) -> Any:
         result = fitting(*args)
-        if result is not None:  # it counted; None hands the input to count_tokens_within
+        if result[0] is not None:  # it counted; None hands the input to count_tokens_within
             spy.threads.append(threading.get_ident())
         return result
 
-    monkeypatch.setattr(guard_module, "count_fitting", counted_fitting)
+    monkeypatch.setattr(guard_module, "count_fitting_ascii", counted_fitting)
     return spy
 
 

@@ -167,6 +167,17 @@ def counter_for(model: Any) -> _Counter:
 
 def count_fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | None:
     """`count_tokens_fitting` with the model's counter (`counter_for`) already looked up."""
+    return count_fitting_ascii(messages, counter, limit_tokens)[0]
+
+
+def count_fitting_ascii(
+    messages: Any, counter: _Counter, limit_tokens: int
+) -> tuple[int | None, bool]:
+    """`count_fitting`, and whether the input was ``(role, text)`` pairs of ASCII texts only.
+
+    Such an input is UTF-8 by construction (no lone surrogate to refuse), so a caller that
+    must check that (the guard) skips a second walk over it.
+    """
     per_message, _, total = counter.overheads
     memo = counter.memo
     unknown: list[str] = []
@@ -174,7 +185,7 @@ def count_fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | 
     # items `plain_items` would list for it (overhead, role, text per message) without the
     # list and its second walk. Any other element starts over on the general path below.
     # tests/property/test_tokens_props.py holds the two paths equal.
-    pairs = type(messages) is list and len(messages) <= MAX_PLAIN_MESSAGES
+    pairs = ascii = type(messages) is list and len(messages) <= MAX_PLAIN_MESSAGES
     if pairs:
         for element in messages:
             if type(element) is not tuple or len(element) != 2:
@@ -185,6 +196,8 @@ def count_fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | 
             if role is None or type(text) is not str:
                 pairs = False
                 break
+            if ascii and not text.isascii():  # a known role is ASCII: only texts may not be
+                ascii = False
             known = memo.get(role)
             if known is None:
                 total += per_message
@@ -196,9 +209,10 @@ def count_fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | 
             else:
                 unknown.append(text)
     if not pairs:
+        ascii = False
         plain = _plain(messages, counter)
         if plain is None:
-            return None
+            return None, False
         total = counter.overheads[2]
         unknown = []
         for item in plain:
@@ -212,11 +226,11 @@ def count_fitting(messages: Any, counter: _Counter, limit_tokens: int) -> int | 
         upper = counter.upper
         utf8_len = _fast.utf8_len
         if total + sum([upper(text, utf8_len(text)) for text in unknown]) > limit_tokens:
-            return None
+            return None, ascii
         # Each text's exact count is <= its bound, so the whole fits.
         total += sum(map(counter.text, unknown))
     # The exact count, the number count_tokens_within returns for an input that fits.
-    return total if total <= limit_tokens else None
+    return (total if total <= limit_tokens else None), ascii
 
 
 def count_tokens_lower_bound(
