@@ -54,7 +54,7 @@ class Decorated(DecoratedStreams[Input, Output]):
     reads through to ``bound``.
     """
 
-    __slots__ = ("_bound_kwargs", "_hooks", "_model", "bound", "config", "decorators")
+    __slots__ = ("_bound_kwargs", "_dynamic", "_hooks", "_model", "bound", "config", "decorators")
 
     def __init__(
         self,
@@ -83,6 +83,8 @@ class Decorated(DecoratedStreams[Input, Output]):
         self.decorators: tuple[Decorator, ...] = decorators
         self.config: RunnableConfig = config or {}
         self._model, self._bound_kwargs = _innermost(bound)
+        # A configurable model is chosen per call from its config; any other is fixed here.
+        self._dynamic = isinstance(self._model, DynamicRunnable)
         # Whether each decorator's hooks are the defaults, looked up once, not per call.
         self._hooks = tuple((d, _defaults(type(d))) for d in decorators)
 
@@ -328,7 +330,7 @@ class Decorated(DecoratedStreams[Input, Output]):
     ) -> Invocation:
         config = self._ensure(config)
         model, bound_kwargs = self._model, self._bound_kwargs
-        if isinstance(model, DynamicRunnable):  # the model this call's config selects
+        if self._dynamic:  # the model this call's config selects
             model, bound_kwargs = _chosen(model, config, bound_kwargs)
         return Invocation(input, config, kwargs, model, bound_kwargs, streaming)
 
