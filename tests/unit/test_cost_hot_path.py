@@ -205,3 +205,39 @@ def test_a_price_not_known_for_sure_is_made_at_once():
     full = _card(input=0.15, cached_input=0.075, cache_write=0.2, output=0.6, reasoning=0.6)
     assert full.deferred(TokenUsage(10, 5, 3, 0, 1, 2)) is not None
     assert _card(input=0.15, output=None).deferred(TokenUsage(input=10, output=1)) is None
+
+
+def test_a_call_kept_as_fields_reads_back_as_the_record_it_would_have_been():
+    """The memory ledger keeps a tracker's call as its record's fields (`add_fields`): records,
+    summary and bytes kept are those of adding the `CostRecord` itself."""
+    from llm_routing.cost.memory import MemoryLedger
+    from llm_routing.cost.record import _Epoch, _record, fields_of
+
+    card = _card(input=0.15, output=0.6)
+    calls = []
+    for i, tokens in enumerate([TokenUsage(input=21, output=2), TokenUsage(5, 3, 0, 0, 1)]):
+        cost = card.deferred(tokens) or card.price(tokens)
+        tags, metadata = (("feature",), {"user": "u1"}) if i else ((), {})
+        calls.append(
+            (
+                _Epoch(1e9 + i),
+                "openai",
+                "m",
+                tokens,
+                cost,
+                False,
+                "ok",
+                None,
+                None,
+                tags,
+                metadata,
+                0.25,
+            )
+        )
+    by_fields, by_records = MemoryLedger(), MemoryLedger()
+    for fields in calls * 40:  # past a flush (64 kept pending)
+        assert fields_of(_record(*fields)) == fields
+        by_fields.add_fields(fields)
+        by_records.add(_record(*fields))
+    assert by_fields.records() == by_records.records()
+    assert by_fields.summary() == by_records.summary()

@@ -27,9 +27,9 @@ from typing import Any, TypeAlias
 
 from llm_routing.cost._rates import Rates
 from llm_routing.cost.amounts import _ZERO, Cost, TokenUsage
-from llm_routing.cost.record import CostRecord, _Epoch, raw_cost, raw_time
+from llm_routing.cost.record import CostRecord, Fields, _Epoch, fields_of
 
-__all__ = ["EPOCH", "HOUR", "Interned", "Row", "pack", "unpack"]
+__all__ = ["EPOCH", "HOUR", "Interned", "Row", "pack", "pack_fields", "unpack"]
 
 EPOCH = _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -107,30 +107,31 @@ def epoch_micros(seconds: float) -> int:
 
 def pack(record: CostRecord, interned: Interned) -> Row:
     """``record`` as a compact row (see the module docstring)."""
-    when = raw_time(record)
+    return pack_fields(fields_of(record), interned)
+
+
+def pack_fields(fields: Fields, interned: Interned) -> Row:
+    """A record's `Fields` as the compact row of that record (what the ledger keeps)."""
+    when, provider, model, tokens, cost, estimated, status, run_id, parent, tags, metadata, took = (
+        fields
+    )
     time: int | datetime
     if type(when) is _Epoch:  # the tracker's records: never made into a datetime
         time = epoch_micros(when)
     else:
         assert isinstance(when, datetime)
         time = (when - _EPOCH) // _MICROSECOND if when.tzinfo is UTC else when
-    who = interned.get((record.provider, record.model, record.estimated, record.status))
+    who = interned.get((provider, model, estimated, status))
     extra = None
-    if (
-        record.run_id is not None
-        or record.parent_run_id is not None
-        or record.tags
-        or (record.metadata)
-    ):
+    if run_id is not None or parent is not None or tags or metadata:
         extra = (
-            record.run_id,
-            record.parent_run_id,
-            interned.get(tuple(record.tags)),
-            _metadata(record.metadata, interned) if record.metadata else None,
+            run_id,
+            parent,
+            interned.get(tuple(tags)),
+            _metadata(metadata, interned) if metadata else None,
         )
-    cost = raw_cost(record)
-    kept = cost if type(cost) is Rates else _cost_text(record.cost)
-    return (time, who, record.tokens, kept, record.duration_s, extra)
+    kept = cost if type(cost) is Rates else _cost_text(cost)  # type: ignore[arg-type]
+    return (time, who, tokens, kept, took, extra)
 
 
 def unpack(row: Row) -> CostRecord:

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from llm_routing.cost.budget import Bucket, first_exceeded
 
-__all__ = ["Refusal", "Reservation", "refusal_for"]
+__all__ = ["OpenHold", "Refusal", "Reservation", "refusal_for"]
 
 _CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
 
@@ -72,3 +72,14 @@ def refusal_for(
     if soft is not None:
         return Refusal(soft, spent(soft.key), reserved(soft.key), amount, held_only=True)
     return None
+
+
+class OpenHold:
+    """An open hold of the in-memory ledger: what it holds, where, and until when."""
+
+    __slots__ = ("amount", "buckets", "expires")
+
+    def __init__(self, amount: Decimal, buckets: tuple[Bucket, ...], expires: float) -> None:
+        self.amount = amount
+        self.buckets = buckets
+        self.expires = expires

@@ -31,7 +31,7 @@ from llm_routing.cost._usage import (
     usage_of,
 )
 from llm_routing.cost.budget import Bucket, Budget, buckets_for
-from llm_routing.cost.ledger import CostRecord, Ledger, Reservation
+from llm_routing.cost.ledger import Ledger, Reservation
 from llm_routing.cost.pricing import (
     Cost,
     TokenUsage,
@@ -39,7 +39,7 @@ from llm_routing.cost.pricing import (
     requested_service_tier,
     service_tier_of,
 )
-from llm_routing.cost.record import _Epoch, _record
+from llm_routing.cost.record import Fields, _Epoch
 
 __all__ = [
     "CallState",
@@ -190,12 +190,14 @@ def record_of(
     cost: Cost | Rates,
     estimated: bool,
     status: str,
-) -> CostRecord:
-    """The record a call leaves: its tokens, its cost, and what its config says about it.
+) -> Fields:
+    """The record a call leaves, as its `Fields`: its tokens, its cost, what its config says.
 
-    Its time is the call's start as the clock gave it, made a ``datetime`` only when read
-    (`cost.record._Time`), unless a budget needed the ``datetime`` already. ``cost`` may be
-    the `Rates` that price it when it is first read (`RateCard.deferred`).
+    Fields, because the memory ledger keeps them as they are (``add_fields``) and builds the
+    `CostRecord` only when read; other ledgers get ``_record(*fields)``. Its time is the
+    call's start as the clock gave it, made a ``datetime`` only when read (`cost.record._Time`),
+    unless a budget needed the ``datetime`` already. ``cost`` may be the `Rates` that price it
+    when it is first read (`RateCard.deferred`).
     """
     info = state.model
     config = call.config
@@ -208,7 +210,7 @@ def record_of(
     tags = config.get("tags")
     metadata = config.get("metadata")
     started = state._started
-    return _record(
+    return (
         _Epoch(state.now) if started is None else started,
         info.provider,
         info.name,

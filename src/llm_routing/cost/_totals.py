@@ -10,10 +10,11 @@ and folds the cells into the groups when a summary is read (`Group.merge`). Sums
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
-from llm_routing.cost.ledger import _CONTEXT, _ZERO, CostRecord
-from llm_routing.cost.record import cost_total
+from llm_routing.cost.amounts import TokenUsage
+from llm_routing.cost.ledger import _CONTEXT, _ZERO
 
 __all__ = ["TOKEN_KEYS", "Cells", "Group", "count_call", "group_in"]
 
@@ -93,9 +94,10 @@ def group_in(groups: dict[str, Group], key: str) -> Group:
     return group
 
 
-def count_call(groups: Iterable[Group], record: CostRecord) -> None:
-    """Count one call in each of ``groups``, its token counts read once for all of them."""
-    cost, estimated, t = cost_total(record), record.estimated, record.tokens
+def count_call(
+    groups: Iterable[Group], cost: Decimal | None, estimated: bool, t: TokenUsage
+) -> None:
+    """Count one call (its total cost, whether estimated, its tokens) in each of ``groups``."""
     writes = t.cache_write + t.cache_write_1h
     prompt = t.input + t.cached_input + writes
     completion = t.output + t.reasoning
@@ -131,14 +133,16 @@ class Cells:
         who: tuple[str, str, bool, str],
         micros: int,
         tags: tuple[str, ...],
-        record: CostRecord,
+        cost: Decimal | None,
+        estimated: bool,
+        tokens: TokenUsage,
     ) -> bool:
-        """Count ``record`` in its cell; True when the cells should be folded (too many)."""
+        """Count a call in its cell; True when the cells should be folded (too many)."""
         key = (who, micros // _HOUR_US, tags)
         cell = self._cells.get(key)
         if cell is None:
             cell = self._cells[key] = Group()
-        count_call((cell,), record)
+        count_call((cell,), cost, estimated, tokens)
         return len(self._cells) > _CELLS_KEPT
 
     def take(self) -> list[tuple[Cell, Group]]:

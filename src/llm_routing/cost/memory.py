@@ -19,8 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from llm_routing.cost._compact import EPOCH, HOUR, Interned, Row, pack, unpack
-from llm_routing.cost._holds import refusal_for
+from llm_routing.cost._compact import EPOCH, HOUR, Interned, Row, pack_fields, unpack
+from llm_routing.cost._holds import OpenHold, refusal_for
 from llm_routing.cost._totals import TOKEN_KEYS, Cells, Group, count_call, group_in
 from llm_routing.cost._waiting import Waiters, Wake, check_lease, hold_key, lease_renewer
 from llm_routing.cost.budget import Bucket, BucketChange, period_keys
@@ -35,23 +35,13 @@ from llm_routing.cost.ledger import (
     Refusal,
     Reservation,
 )
+from llm_routing.cost.record import Fields, _record, fields_of, fields_total
 from llm_routing.schedule.clock import Clock
 
 __all__ = ["MemoryLedger"]
 
 _PENDING_KEPT = 64
 """Records charged but not yet packed (`MemoryLedger._flush`): at most this many."""
-
-
-class _Hold:
-    """An open hold in memory: what it holds, where, and until when unless renewed."""
-
-    __slots__ = ("amount", "buckets", "expires")
-
-    def __init__(self, amount: Decimal, buckets: tuple[Bucket, ...], expires: float) -> None:
-        self.amount = amount
-        self.buckets = buckets
-        self.expires = expires
 
 
 class MemoryLedger(Ledger):
@@ -102,7 +92,7 @@ class MemoryLedger(Ledger):
     def _clear(self) -> None:
         self._spent: dict[str, Decimal] = {}
         self._reserved: dict[str, Decimal] = {}
-        self._open: dict[int, _Hold] = {}
+        self._open: dict[int, OpenHold] = {}
         self._expiry: list[tuple[float, int]] = []  # (expires, id); stale entries skipped
         self._expired: set[int] = set()
         self._records: deque[Row] = deque(maxlen=self.max_records)
@@ -114,7 +104,7 @@ class MemoryLedger(Ledger):
         self._by_status: dict[str, int] = {}
         self._cells = Cells()
         self._refused = 0
-        self._pending: list[CostRecord] = []  # charged, not yet packed nor counted
+        self._pending: list[Fields] = []  # charged, not yet packed nor counted
 
     def __repr__(self) -> str:
         with self._lock:
@@ -181,7 +171,7 @@ class MemoryLedger(Ledger):
                     )
                 ident = next(self._ids)
                 expires = self._clock.now() + self.hold_lease
-                self._open[ident] = _Hold(amount, tuple(buckets), expires)
+                self._open[ident] = OpenHold(amount, tuple(buckets), expires)
                 heapq.heappush(self._expiry, (expires, ident))
                 outcome: Reservation | Refusal = Reservation(
                     ident, amount, tuple(buckets), self._generation
@@ -243,7 +233,7 @@ class MemoryLedger(Ledger):
         self._renewer.discard(hold_key(reservation))
         with self._lock:
             self._unhold(reservation, "settle")
-            changes = self._charge(record, reservation.buckets)
+            changes = self._charge(fields_of(record), reservation.buckets)
         self._waiters.wake_all()
         return changes
 
@@ -257,7 +247,15 @@ class MemoryLedger(Ledger):
     def add(self, record: CostRecord, buckets: Sequence[Bucket] = ()) -> list[BucketChange]:
         """Record a call without a reservation."""
         with self._lock:
-            return self._charge(record, buckets)
+            return self._charge(fields_of(record), buckets)
+
+    def add_fields(self, fields: Fields) -> list[BucketChange]:
+        """`add` of a tracker's call without a budget, as its record's `Fields`.
+
+        The `CostRecord` itself is built only if someone reads it (`records`).
+        """
+        with self._lock:
+            return self._charge(fields, ())
 
     def _listen(self, wake: Wake) -> bool:
         self._waiters.add(wake)
@@ -266,17 +264,17 @@ class MemoryLedger(Ledger):
     def _unlisten(self, wake: Wake) -> None:
         self._waiters.discard(wake)
 
-    def _charge(self, record: CostRecord, buckets: Iterable[Bucket]) -> list[BucketChange]:
+    def _charge(self, fields: Fields, buckets: Iterable[Bucket]) -> list[BucketChange]:
         changes: list[BucketChange] = []
         for bucket in buckets:  # only a budget needs the cost now (a record prices when read)
-            amount = record.cost.total
+            amount = fields_total(fields)
             amount = _ZERO if amount is None else amount
             before = self._spent.get(bucket.key, _ZERO)
             after = _CONTEXT.add(before, amount)
             self._spent[bucket.key] = after
             changes.append(BucketChange(bucket, before, after))
         pending = self._pending
-        pending.append(record)
+        pending.append(fields)
         if len(pending) >= _PENDING_KEPT:
             self._flush()
         return changes
@@ -295,16 +293,19 @@ class MemoryLedger(Ledger):
         self._pending = []
         interned, keep, cells = self._interned, self.max_records != 0, self._cells
         append = self._records.append
-        for record in pending:
-            row = pack(record, interned)
+        for fields in pending:
+            row = pack_fields(fields, interned)
             if keep:
                 append(row)
-            micros, who, extra = row[0], row[1], row[5]
+            micros, who, tokens, extra = row[0], row[1], row[2], row[5]
+            total = fields_total(fields)
             if type(micros) is int:  # a UTC time: counted in its cell, folded when read
-                if cells.count(who, micros, extra[2] if extra is not None else (), record):
+                tags = extra[2] if extra is not None else ()
+                if cells.count(who, micros, tags, total, fields[5], tokens):
                     self._fold()
             else:
-                self._count(record.key, record.tags, record.time, record.status, [record])
+                record = _record(*fields)
+                self._count(record.key, record.tags, record.time, record.status, fields)
 
     def _fold(self) -> None:
         """Add the cells' calls to the summary's groups (lock held)."""
@@ -317,7 +318,7 @@ class MemoryLedger(Ledger):
         tags: Iterable[str],
         when: datetime,
         status: str,
-        calls: Group | list[CostRecord],
+        calls: Group | Fields,
     ) -> None:
         """Count ``calls`` (one cell, or one record) in every group they belong to (lock held)."""
         groups = [self._total, group_in(self._by_model, key)]
@@ -331,7 +332,7 @@ class MemoryLedger(Ledger):
                 group.merge(calls)
             self._by_status[status] = self._by_status.get(status, 0) + calls.calls
         else:
-            count_call(groups, calls[0])
+            count_call(groups, fields_total(calls), calls[5], calls[3])
             self._by_status[status] = self._by_status.get(status, 0) + 1
 
     # --- reading ---------------------------------------------------------------------------

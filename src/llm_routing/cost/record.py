@@ -12,12 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from llm_routing.cost._rates import Rates
 from llm_routing.cost.pricing import Cost, TokenUsage
 
-__all__ = ["RECORD_COLUMNS", "CostRecord", "raw_cost", "raw_time"]
+__all__ = [
+    "RECORD_COLUMNS",
+    "CostRecord",
+    "Fields",
+    "fields_of",
+    "fields_total",
+    "raw_cost",
+    "raw_time",
+]
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "time",
@@ -200,10 +208,55 @@ class _Cost:
 setattr(CostRecord, "cost", _Cost())  # noqa: B010 (mypy keeps reading the field as Cost)
 
 
-def raw_time(record: CostRecord) -> datetime | float:
+def raw_time(record: CostRecord) -> datetime | _Epoch:
     """The time slot as stored: an `_Epoch` float while nobody has read ``record.time``."""
-    value: datetime | float = _TIME_SLOT.__get__(record, CostRecord)
+    value: datetime | _Epoch = _TIME_SLOT.__get__(record, CostRecord)
     return value
+
+
+Fields: TypeAlias = tuple[
+    "datetime | _Epoch",
+    str,
+    str,
+    TokenUsage,
+    "Cost | Rates",
+    bool,
+    str,
+    "str | None",
+    "str | None",
+    "tuple[str, ...]",
+    "Mapping[str, Any]",
+    "float | None",
+]
+"""A record's fields, in `_record`'s order, its time and cost as stored (see `raw_time`,
+`raw_cost`): what the memory ledger keeps of a call until it packs it, so the tracker's calls
+(most of them) never build a `CostRecord` that nobody reads."""
+
+
+def fields_of(record: CostRecord) -> Fields:
+    """``record``'s `Fields` (``_record(*fields_of(record)) == record``)."""
+    return (
+        raw_time(record),
+        record.provider,
+        record.model,
+        record.tokens,
+        raw_cost(record),
+        record.estimated,
+        record.status,
+        record.run_id,
+        record.parent_run_id,
+        record.tags,
+        record.metadata,
+        record.duration_s,
+    )
+
+
+def fields_total(fields: Fields) -> Decimal | None:
+    """The total cost of a record's `Fields` (`cost_total`): an unpriced one is not priced."""
+    cost = fields[4]
+    if isinstance(cost, Rates):
+        return cost.total(fields[3])
+    return cost.total
 
 
 def cost_total(record: CostRecord) -> Decimal | None:

@@ -53,12 +53,12 @@ from llm_routing.cost.budget import Bucket, BucketChange, Budget, crossings, par
 from llm_routing.cost.ledger import (
     DEFAULT_HOLD_LEASE,
     DEFAULT_MAX_RECORDS,
-    CostRecord,
     Ledger,
     Refusal,
     Reservation,
 )
 from llm_routing.cost.pricing import Cost, TokenUsage
+from llm_routing.cost.record import Fields, _record
 from llm_routing.cost.report import Reporting, usd
 from llm_routing.errors import UnknownModelError
 
@@ -77,7 +77,7 @@ _SPEC_CACHE_SIZE = 256
 _ZERO = Decimal(0)
 _PARTS = ("input", "cached_input", "cache_write", "output", "reasoning")
 
-_Booking = tuple[Reservation | None, CostRecord | None]
+_Booking = tuple[Reservation | None, Fields | None]
 """What a finished call leaves for the ledger: its hold (if any), its record (``None``: release)."""
 
 
@@ -336,7 +336,7 @@ class CostTracker(Reporting, Decorator):
 
     def _settled(
         self, call: Call, state: CallState, tokens: TokenUsage, estimated: bool, status: str
-    ) -> tuple[Reservation | None, CostRecord]:
+    ) -> tuple[Reservation | None, Fields]:
         info = state.model
         card = state.card
         # Priced when first read, if its price is certainly known (most calls): see
@@ -358,16 +358,15 @@ class CostTracker(Reporting, Decorator):
 
     # --- the ledger: inline, or off the event loop when it does I/O -------------------------
 
-    def _commit(
-        self, reservation: Reservation | None, record: CostRecord | None
-    ) -> list[BucketChange]:
-        if record is None:
+    def _commit(self, reservation: Reservation | None, fields: Fields | None) -> list[BucketChange]:
+        if fields is None:
             if reservation is not None:
                 self.ledger.release(reservation)
             return []
         if reservation is not None:
-            return self.ledger.settle(reservation, record)
-        return self.ledger.add(record)
+            return self.ledger.settle(reservation, _record(*fields))
+        add_fields = getattr(self.ledger, "add_fields", None)  # the memory ledger: no record
+        return add_fields(fields) if add_fields is not None else self.ledger.add(_record(*fields))
 
     def _book(self, booking: _Booking) -> None:
         self._warn_crossings(self._commit(*booking))
