@@ -62,6 +62,6 @@ def test_one_pass_path_decides_as_the_full_path(value, tokenizer, window, max_to
     guard._models.put(model, guard_module._Fit(guard, model, spec))
     kwargs = {} if max_tokens is None else {"max_tokens": max_tokens}
     fast = _run(guard, model, value, kwargs)
-    with mock.patch.object(guard_module, "_fitting", lambda *args: None):
+    with mock.patch.object(guard_module, "_fitting", lambda *args: (None, False)):
         full = _run(guard, model, value, kwargs)
     assert fast == full
