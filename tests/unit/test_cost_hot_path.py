@@ -167,7 +167,7 @@ def test_a_record_priced_when_read_equals_one_priced_at_once(tokens):
     import pickle
 
     from llm_routing.cost._compact import Interned, pack, unpack
-    from llm_routing.cost.record import _Epoch, _record, cost_total, raw_cost
+    from llm_routing.cost.record import _Epoch, _record, fields_of, fields_total, raw_cost
 
     card = _card(input=0.15, output=0.6)
     rates = card.deferred(tokens)
@@ -181,9 +181,9 @@ def test_a_record_priced_when_read_equals_one_priced_at_once(tokens):
 
     assert raw_cost(lazy()) is rates
     unread = lazy()
-    total = cost_total(unread)  # a ledger's totals: the total alone, the record left unpriced
+    total = fields_total(fields_of(unread))  # a ledger's totals: the total alone, unpriced
     assert total == eager.cost.total and str(total) == str(eager.cost.total)
-    assert raw_cost(unread) is rates and cost_total(eager) is eager.cost.total
+    assert raw_cost(unread) is rates and fields_total(fields_of(eager)) is eager.cost.total
     assert lazy() == eager and repr(lazy()) == repr(eager)
     record = lazy()
     assert record.cost == card.price(tokens) and record.cost is record.cost  # kept once made

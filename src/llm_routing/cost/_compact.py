@@ -130,7 +130,7 @@ def pack_fields(fields: Fields, interned: Interned) -> Row:
             interned.get(tuple(tags)),
             _metadata(metadata, interned) if metadata else None,
         )
-    kept = cost if type(cost) is Rates else _cost_text(cost)  # type: ignore[arg-type]
+    kept = cost if isinstance(cost, Rates) else _cost_text(cost)
     return (time, who, tokens, kept, took, extra)
 
 

@@ -252,20 +252,11 @@ def fields_of(record: CostRecord) -> Fields:
 
 
 def fields_total(fields: Fields) -> Decimal | None:
-    """The total cost of a record's `Fields` (`cost_total`): an unpriced one is not priced."""
+    """``cost.total`` of a record's `Fields`; an unpriced one is not priced (its total alone)."""
     cost = fields[4]
     if isinstance(cost, Rates):
         return cost.total(fields[3])
     return cost.total
-
-
-def cost_total(record: CostRecord) -> Decimal | None:
-    """``record.cost.total``; a record still unpriced is not priced (only its total is made)."""
-    value = _COST_SLOT.__get__(record, CostRecord)
-    if type(value) is Rates:
-        total: Decimal | None = value.total(_TOKENS_SLOT.__get__(record, CostRecord))
-        return total
-    return value.total  # type: ignore[no-any-return]
 
 
 def raw_cost(record: CostRecord) -> Cost | Rates:
